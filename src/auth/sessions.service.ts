@@ -1,0 +1,71 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { EntityManager, IsNull } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { Database } from '../database/database.service';
+import { Clock } from '../protocol/clock';
+import { ErrorCode } from '../protocol/error-code';
+import { PaiError } from '../protocol/pai.error';
+import { Session } from './session.entity';
+
+export interface IssuedSession {
+  token: string;
+  expiresAt: Date;
+}
+
+/** Only the hash of a token is stored: a token is 256 random bits, so a fast hash is enough. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+@Injectable()
+export class SessionsService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly database: Database,
+    private readonly clock: Clock,
+  ) {}
+
+  async issue(manager: EntityManager, userId: string): Promise<IssuedSession> {
+    const token = randomBytes(32).toString('base64url');
+    const now = this.clock.now();
+    const expiresAt = new Date(now + this.config.sessionTtlMs);
+    await manager.insert(Session, {
+      userId,
+      tokenHash: tokenHash(token),
+      createdAt: new Date(now),
+      expiresAt,
+      revokedAt: null,
+    });
+    return { token, expiresAt };
+  }
+
+  /** The user a live session belongs to; UNAUTHENTICATED if the token is unknown, expired or revoked. */
+  async authenticate(token: string): Promise<string> {
+    const session = await this.database.run((manager) =>
+      manager.findOneBy(Session, { tokenHash: tokenHash(token) }),
+    );
+    if (
+      !session ||
+      session.revokedAt !== null ||
+      session.expiresAt.getTime() <= this.clock.now()
+    ) {
+      throw new PaiError(ErrorCode.UNAUTHENTICATED);
+    }
+    return String(session.userId);
+  }
+
+  async revoke(token: string): Promise<void> {
+    const now = this.clock.now();
+    const result = await this.database.run((manager) =>
+      manager
+        .createQueryBuilder()
+        .update(Session)
+        .set({ revokedAt: new Date(now) })
+        .where({ tokenHash: tokenHash(token), revokedAt: IsNull() })
+        .andWhere('expira_en > :now', { now: new Date(now) })
+        .execute(),
+    );
+    if (!result.affected) throw new PaiError(ErrorCode.UNAUTHENTICATED);
+  }
+}

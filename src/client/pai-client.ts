@@ -1,0 +1,161 @@
+import type { ClientProxy } from '@nestjs/microservices';
+import { randomBytes } from 'node:crypto';
+import { firstValueFrom, timeout as rxTimeout, TimeoutError } from 'rxjs';
+import { isJsonObject } from '../protocol/envelope';
+import { ErrorCode } from '../protocol/error-code';
+import {
+  hmacHex,
+  macMatches,
+  replyMacInput,
+  requestMacInput,
+} from '../protocol/mac';
+import { ClientErrorCode, PaiClientError } from './pai-client.error';
+import type { PaiPattern, PaiPatterns } from './pai-patterns';
+
+export interface PaiClientOptions {
+  host: string;
+  port: number;
+  /** Key id the service knows this client's secret under. */
+  kid: string;
+  /** The shared MAC secret: raw bytes, or base64 as in PAI_MAC_KEYS. */
+  secret: Buffer | string;
+  /** TLS connection options (e.g. `{ ca }`); plain TCP when absent. */
+  tls?: import('node:tls').ConnectionOptions;
+  /** Milliseconds to wait for each reply. Default 10 000. */
+  timeoutMs?: number;
+  /** Source of time, for tests; defaults to Date.now. */
+  now?: () => number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Calls the PAI service over a Nest ClientProxy: signs every request, verifies every reply's MAC,
+ * and turns error replies into PaiClientError. On STALE it learns the clock offset from the
+ * signed serverTime and retries once, with a new nonce; the machine's clock is never changed.
+ */
+export class PaiClient {
+  private readonly key: Buffer;
+  private readonly now: () => number;
+  private offsetMs = 0;
+
+  constructor(
+    private readonly proxy: ClientProxy,
+    private readonly options: PaiClientOptions,
+  ) {
+    this.key =
+      typeof options.secret === 'string'
+        ? Buffer.from(options.secret, 'base64')
+        : options.secret;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The offset (server minus local clock, ms) learned from a STALE reply; 0 until then. */
+  get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  async send<P extends PaiPattern>(
+    pattern: P,
+    payload: PaiPatterns[P]['request'],
+  ): Promise<PaiPatterns[P]['reply']> {
+    try {
+      return await this.sendOnce(pattern, payload);
+    } catch (error) {
+      if (!(error instanceof PaiClientError) || error.code !== ErrorCode.STALE)
+        throw error;
+      const serverTime = error.details.serverTime;
+      if (typeof serverTime !== 'number') throw error;
+      this.offsetMs = serverTime - this.now();
+      return this.sendOnce(pattern, payload);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.proxy.close();
+  }
+
+  private async sendOnce<P extends PaiPattern>(
+    pattern: P,
+    payload: PaiPatterns[P]['request'],
+  ): Promise<PaiPatterns[P]['reply']> {
+    const signed = {
+      kid: this.options.kid,
+      ts: Math.round(this.now() + this.offsetMs),
+      nonce: randomBytes(16).toString('base64url'),
+      payload: payload as Record<string, unknown>,
+    };
+    const envelope = {
+      v: 1,
+      ...signed,
+      mac: hmacHex(this.key, requestMacInput(pattern, signed)),
+    };
+    let reply: unknown;
+    let failed = false;
+    try {
+      reply = await firstValueFrom(
+        this.proxy
+          .send<unknown>(pattern, envelope)
+          .pipe(rxTimeout(this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS)),
+      );
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        throw new PaiClientError(
+          ClientErrorCode.TIMEOUT,
+          `no reply to ${pattern} in time`,
+        );
+      }
+      if (!isJsonObject(error) || !('ok' in error)) {
+        throw new PaiClientError(
+          ClientErrorCode.CONNECTION,
+          `${pattern} failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      reply = error;
+      failed = true;
+    }
+    const verified = this.verify(pattern, signed.nonce, reply);
+    if (verified.ok === true && !failed) {
+      return verified.payload as PaiPatterns[P]['reply'];
+    }
+    const { code, message, ...details } = (verified.error ?? {}) as {
+      code?: ErrorCode;
+      message?: string;
+    };
+    throw new PaiClientError(
+      code ?? ErrorCode.INTERNAL,
+      message ?? 'error reply',
+      details,
+    );
+  }
+
+  private verify(
+    pattern: string,
+    nonce: string,
+    reply: unknown,
+  ): Record<string, unknown> {
+    if (!isJsonObject(reply)) {
+      throw new PaiClientError(
+        ClientErrorCode.REPLY_UNVERIFIED,
+        'reply is not an object',
+      );
+    }
+    const { mac, ...body } = reply;
+    const expected = hmacHex(
+      this.key,
+      replyMacInput(pattern, this.options.kid, nonce, body),
+    );
+    if (!macMatches(expected, mac)) {
+      const claimed = isJsonObject(body.error) ? body.error.code : undefined;
+      throw new PaiClientError(
+        ClientErrorCode.REPLY_UNVERIFIED,
+        'reply MAC missing or wrong' +
+          (typeof claimed === 'string'
+            ? ` (it claims ${claimed}, not trusted)`
+            : ''),
+        { claimedCode: claimed },
+      );
+    }
+    return body;
+  }
+}

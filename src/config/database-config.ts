@@ -1,0 +1,59 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConfigError } from './config.error';
+
+export type DatabaseConfig =
+  | { type: 'mysql'; url: string; database: string }
+  | { type: 'sqlite'; file: string };
+
+const DEFAULT_DATA_DIR = 'data';
+export const SQLITE_FILE_NAME = 'pai.sqlite';
+
+type Env = Record<string, string | undefined>;
+
+export function parseDataDir(env: Env): string {
+  const raw = env.PAI_DATA_DIR ?? DEFAULT_DATA_DIR;
+  if (raw.trim() === '' || raw.includes('\0')) {
+    throw new ConfigError('PAI_DATA_DIR', 'must be a directory path');
+  }
+  return isAbsolute(raw) ? raw : resolve(raw);
+}
+
+/**
+ * Parsed on its own (not only inside loadConfig) because the TypeORM CLI's DataSource needs the
+ * database and nothing else: running a migration must not require the MAC keys.
+ */
+export function parseDatabaseConfig(env: Env): DatabaseConfig {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') {
+    return { type: 'sqlite', file: join(parseDataDir(env), SQLITE_FILE_NAME) };
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // The value may hold a password: never echo it.
+    throw new ConfigError(
+      'DATABASE_URL',
+      'is not a URL (expected mysql://user:pass@host:port/db)',
+    );
+  }
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `scheme must be mysql:// or mariadb://, not ${url.protocol}//`,
+    );
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      'must name a database (mysql://user:pass@host:port/db)',
+    );
+  }
+  if (url.hostname === '') {
+    throw new ConfigError('DATABASE_URL', 'must name a host');
+  }
+  // mysql2 only understands mysql://
+  url.protocol = 'mysql:';
+  return { type: 'mysql', url: url.toString(), database };
+}

@@ -1,0 +1,58 @@
+import { QueryFailedError } from 'typeorm';
+
+interface DriverError {
+  code?: string;
+  errno?: number;
+  fatal?: boolean;
+}
+
+function driverErrorOf(error: unknown): DriverError | undefined {
+  if (error instanceof QueryFailedError) {
+    return error.driverError as DriverError;
+  }
+  if (typeof error === 'object' && error !== null) {
+    return error;
+  }
+  return undefined;
+}
+
+/** A unique or primary key was violated: on MySQL/MariaDB ER_DUP_ENTRY, on SQLite the constraint codes. */
+export function isUniqueViolation(error: unknown): boolean {
+  const driverError = driverErrorOf(error);
+  return (
+    driverError?.code === 'ER_DUP_ENTRY' ||
+    driverError?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    driverError?.code === 'SQLITE_CONSTRAINT_UNIQUE'
+  );
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+  'SQLITE_CANTOPEN',
+]);
+
+/**
+ * The database could not serve the request, and a retry may succeed: the client gets UNAVAILABLE
+ * rather than INTERNAL. Decided on driver codes only, never on message text.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const driverError = driverErrorOf(error);
+  if (!driverError) return false;
+  if (driverError.code && UNAVAILABLE_CODES.has(driverError.code)) return true;
+  return driverError.fatal === true;
+}

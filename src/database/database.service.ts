@@ -1,0 +1,39 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+
+/**
+ * The only way the service touches its database.
+ *
+ * better-sqlite3 is one synchronous connection, and TypeORM runs every concurrent transaction on it:
+ * a second request's statements land inside the first one's BEGIN, and one ROLLBACK undoes both
+ * (measured: one failing save lost 200 good ones). On SQLite every unit of work therefore runs
+ * alone, in arrival order; nothing is lost to that, as the driver could only run one at a time
+ * anyway. MySQL gives each transaction its own pooled connection and needs no queue.
+ */
+@Injectable()
+export class Database {
+  readonly dialect: 'mysql' | 'sqlite';
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dataSource.options.type === 'mysql' ? 'mysql' : 'sqlite';
+  }
+
+  /** Runs `work` in one database transaction: all of it commits, or none of it. */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.exclusive(() => this.dataSource.transaction(work));
+  }
+
+  /** Runs read-only `work` (or a single statement, atomic by itself) outside an explicit transaction. */
+  run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.exclusive(() => work(this.dataSource.manager));
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.dialect === 'mysql') return work();
+    const result = this.tail.then(work);
+    // The queue goes on after a failure; the caller still sees it through `result`.
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}

@@ -1,0 +1,4 @@
+import { InitialSchema1764288000000 } from './1764288000000-InitialSchema';
+
+/** In order. Listed as classes, not a glob, so ts-jest, the build and the CLI all find them. */
+export const migrations = [InitialSchema1764288000000];

@@ -1,0 +1,14 @@
+/** What another Nest service imports from this package. */
+export { PaiClient, type PaiClientOptions } from './client/pai-client';
+export { PaiClientModule, createPaiClient } from './client/pai-client.module';
+export {
+  PaiClientError,
+  ClientErrorCode,
+  type PaiErrorCode,
+} from './client/pai-client.error';
+export type {
+  PaiPatterns,
+  PaiPattern,
+  TransactionReply,
+} from './client/pai-patterns';
+export { ErrorCode } from './protocol/error-code';

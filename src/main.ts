@@ -1,0 +1,37 @@
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+import { ConfigError } from './config/config.error';
+import { AppConfig, loadConfig } from './config/config';
+import { createPaiServer } from './protocol/pai-tcp.server';
+
+async function bootstrap(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // The message names the variable and never its value's secret part.
+      console.error(`PAI cannot start: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const server = createPaiServer(config);
+  const app = await NestFactory.createMicroservice(AppModule.forRoot(config), {
+    strategy: server,
+  });
+  app.enableShutdownHooks();
+  await app.listen();
+
+  const where =
+    config.database.type === 'mysql'
+      ? `MySQL database ${config.database.database}`
+      : `SQLite ${config.database.file}`;
+  new Logger('PAI').log(
+    `listening on ${config.host}:${server.boundPort()}${config.tls ? ' (TLS)' : ''}, ${where}, keys: ${[...config.macKeys.keys()].join(', ')}`,
+  );
+}
+
+void bootstrap();

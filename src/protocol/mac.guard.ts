@@ -1,0 +1,53 @@
+import {
+  CanActivate,
+  ExecutionContext,
+  Inject,
+  Injectable,
+} from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { Clock } from './clock';
+import { Envelope, envelopeProblems } from './envelope';
+import { ErrorCode } from './error-code';
+import { hmacHex, macMatches, requestMacInput } from './mac';
+import { NonceStore } from './nonce-store';
+import { PaiError } from './pai.error';
+import { patternOf } from './rpc-pattern';
+
+/**
+ * Global: no handler runs for a message that is not well-formed, signed by a known key, fresh and
+ * new, checked in that order (PROTOCOL.md 3). The nonce is recorded last, so traffic that fails
+ * an earlier check can neither fill nor poison the record.
+ */
+@Injectable()
+export class MacGuard implements CanActivate {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly nonces: NonceStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const data: unknown = context.switchToRpc().getData();
+    const problems = envelopeProblems(data);
+    if (problems.length > 0) throw PaiError.badRequest(problems);
+    const envelope = data as Envelope;
+
+    const key = this.config.macKeys.get(envelope.kid);
+    if (!key) throw new PaiError(ErrorCode.UNKNOWN_KEY);
+
+    const expected = hmacHex(
+      key,
+      requestMacInput(patternOf(context), envelope),
+    );
+    if (!macMatches(expected, envelope.mac))
+      throw new PaiError(ErrorCode.MAC_INVALID);
+
+    const now = this.clock.now();
+    if (Math.abs(envelope.ts - now) > this.config.macWindowMs) {
+      throw new PaiError(ErrorCode.STALE, { serverTime: now });
+    }
+
+    await this.nonces.consume(envelope.kid, envelope.nonce, envelope.ts);
+    return true;
+  }
+}

@@ -1,0 +1,58 @@
+import { Logger } from '@nestjs/common';
+import { ServerTCP, TcpOptions } from '@nestjs/microservices';
+import type { Server } from 'node:net';
+import { AppConfig } from '../config/config';
+import { framedSocketClass } from './framed-socket';
+
+/** Messages to a pattern with no handler are routed here, through the guard, filter and signer. */
+export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
+
+/**
+ * Nest's TCP server with two protocol rules of its own: a request to an unknown pattern gets a
+ * signed BAD_REQUEST (Nest would send an unsigned string), and events, which the protocol does
+ * not define, are dropped without running any handler.
+ */
+export class PaiTcpServer extends ServerTCP {
+  private readonly protocolLogger = new Logger(PaiTcpServer.name);
+  private droppedEvents = 0;
+
+  constructor(options: Required<TcpOptions>['options']) {
+    super(options);
+  }
+
+  override getHandlerByPattern(pattern: string) {
+    return (
+      super.getHandlerByPattern(pattern) ??
+      super.getHandlerByPattern(UNKNOWN_PATTERN_ROUTE)
+    );
+  }
+
+  override handleEvent(): Promise<void> {
+    // Logged at powers of two so a peer flooding events cannot flood the log.
+    this.droppedEvents += 1;
+    if ((this.droppedEvents & (this.droppedEvents - 1)) === 0) {
+      this.protocolLogger.warn(
+        `dropped ${this.droppedEvents} event message(s): events are not part of the protocol`,
+      );
+    }
+    return Promise.resolve();
+  }
+
+  /** The port actually bound (differs from the configured one when that was 0). */
+  boundPort(): number {
+    const address = this.unwrap<Server>().address();
+    return typeof address === 'object' && address ? address.port : 0;
+  }
+}
+
+/** The service's TCP server as configured: one place for main.ts and the end-to-end tests. */
+export function createPaiServer(config: AppConfig): PaiTcpServer {
+  return new PaiTcpServer({
+    host: config.host,
+    port: config.port,
+    tlsOptions: config.tls
+      ? { cert: config.tls.cert, key: config.tls.key }
+      : undefined,
+    socketClass: framedSocketClass(config.maxMessageBytes),
+  });
+}

@@ -1,0 +1,84 @@
+import {
+  ArgumentMetadata,
+  Injectable,
+  PipeTransform,
+  Type,
+} from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { ValidationError, validate } from 'class-validator';
+import { isJsonObject } from './envelope';
+import { FieldProblem } from './error-code';
+import { PaiError } from './pai.error';
+
+function problemsOf(errors: ValidationError[], parent = ''): FieldProblem[] {
+  return errors.flatMap((error) => {
+    const field = parent ? `${parent}.${error.property}` : error.property;
+    const own = error.constraints
+      ? [
+          {
+            field,
+            problem: error.constraints.whitelistValidation
+              ? 'unknown field'
+              : Object.values(error.constraints)[0],
+          },
+        ]
+      : [];
+    return [...own, ...problemsOf(error.children ?? [], field)];
+  });
+}
+
+/**
+ * Checks a payload against its DTO class with class-validator. Every field the DTO does not declare
+ * is a BAD_REQUEST, and nothing is converted: a number where a string is required is refused, not
+ * coerced. Properties are defined, not assigned, so a "__proto__" key is an unknown field and
+ * never a prototype.
+ */
+@Injectable()
+export class PayloadPipe implements PipeTransform {
+  async transform(
+    value: unknown,
+    metadata: ArgumentMetadata,
+  ): Promise<unknown> {
+    const dto = metadata.metatype as Type<object> | undefined;
+    if (!dto || dto === Object) {
+      throw new Error('a payload parameter must be typed with a DTO class');
+    }
+    if (!isJsonObject(value)) {
+      throw PaiError.badRequest([
+        { field: 'payload', problem: 'must be a JSON object' },
+      ]);
+    }
+    const instance = Object.create(dto.prototype as object) as Record<
+      string,
+      unknown
+    >;
+    for (const key of Object.keys(value)) {
+      Object.defineProperty(instance, key, {
+        value: value[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    const errors = await validate(instance, {
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      // Payloads are always DTO instances here; an empty DTO (system.ping) must not count as unknown.
+      forbidUnknownValues: false,
+      validationError: { target: false, value: false },
+    });
+    if (errors.length > 0) {
+      throw PaiError.badRequest(
+        problemsOf(errors).map(({ field, problem }) => ({
+          field: `payload.${field}`,
+          problem,
+        })),
+      );
+    }
+    return instance;
+  }
+}
+
+/** The verified envelope's `payload`, validated against the parameter's DTO class. */
+export const SignedPayload = (): ParameterDecorator =>
+  Payload('payload', PayloadPipe);

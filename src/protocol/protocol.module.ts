@@ -1,0 +1,27 @@
+import { Global, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { Clock, SystemClock } from './clock';
+import { MacGuard } from './mac.guard';
+import { NonceStore } from './nonce-store';
+import { PayloadPipe } from './payload.pipe';
+import { ProtocolExceptionFilter } from './protocol-exception.filter';
+import { ReplyInterceptor } from './reply.interceptor';
+import { ReplySigner } from './reply-signer';
+import { UnknownPatternController } from './unknown-pattern.controller';
+
+/** The signed protocol around every handler: guard in, signed reply or signed error out. */
+@Global()
+@Module({
+  controllers: [UnknownPatternController],
+  providers: [
+    { provide: Clock, useClass: SystemClock },
+    ReplySigner,
+    NonceStore,
+    PayloadPipe,
+    { provide: APP_GUARD, useClass: MacGuard },
+    { provide: APP_FILTER, useClass: ProtocolExceptionFilter },
+    { provide: APP_INTERCEPTOR, useClass: ReplyInterceptor },
+  ],
+  exports: [Clock, NonceStore, ReplySigner, PayloadPipe],
+})
+export class ProtocolModule {}

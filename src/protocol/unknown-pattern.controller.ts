@@ -1,0 +1,15 @@
+import { Controller } from '@nestjs/common';
+import { MessagePattern } from '@nestjs/microservices';
+import { PaiError } from './pai.error';
+import { UNKNOWN_PATTERN_ROUTE } from './pai-tcp.server';
+
+@Controller()
+export class UnknownPatternController {
+  /** Reached only after the guard accepted the message, so the refusal is signed. */
+  @MessagePattern(UNKNOWN_PATTERN_ROUTE)
+  refuse(): never {
+    throw PaiError.badRequest([
+      { field: 'pattern', problem: 'unknown pattern' },
+    ]);
+  }
+}

@@ -1,0 +1,2 @@
+/** system.ping takes an empty payload: any field is unknown. */
+export class PingDto {}

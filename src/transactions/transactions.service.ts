@@ -1,0 +1,140 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { isUniqueViolation } from '../database/database-errors';
+import { Database } from '../database/database.service';
+import { Clock } from '../protocol/clock';
+import { ErrorCode } from '../protocol/error-code';
+import { PaiError } from '../protocol/pai.error';
+import {
+  centsFromDatabaseTotal,
+  formatCents,
+  normalizeAmount,
+  parseAmount,
+} from './amount';
+import { CreateTransactionDto } from './dto/create-transaction.dto';
+import {
+  DEFAULT_PAGE_SIZE,
+  ListTransactionsDto,
+} from './dto/list-transactions.dto';
+import { Transaction } from './transaction.entity';
+
+/** A transaction as it goes on the wire (PROTOCOL.md 5). */
+export interface TransactionView {
+  id: string;
+  userId: string;
+  amount: string;
+  reference: string | null;
+  description: string | null;
+  createdAt: string;
+}
+
+function toView(row: Transaction): TransactionView {
+  return {
+    id: String(row.id),
+    userId: String(row.userId),
+    amount: row.amount,
+    reference: row.reference,
+    description: row.description,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class TransactionsService {
+  constructor(
+    private readonly database: Database,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(
+    userId: string,
+    input: Omit<CreateTransactionDto, 'token'>,
+  ): Promise<{ transaction: TransactionView; created: boolean }> {
+    const values = {
+      userId,
+      amount: normalizeAmount(input.amount),
+      reference: input.reference ?? null,
+      description: input.description ?? null,
+    };
+    const attempt = () =>
+      this.database.transaction((manager) => this.insertOnce(manager, values));
+    try {
+      return await attempt();
+    } catch (error) {
+      // A concurrent request with the same reference committed first: answer as its replay.
+      if (!isUniqueViolation(error) || values.reference === null) throw error;
+      return attempt();
+    }
+  }
+
+  private async insertOnce(
+    manager: EntityManager,
+    values: Pick<
+      Transaction,
+      'userId' | 'amount' | 'reference' | 'description'
+    >,
+  ) {
+    if (values.reference !== null) {
+      const existing = await manager.findOneBy(Transaction, {
+        userId: values.userId,
+        reference: values.reference,
+      });
+      if (existing) {
+        const same =
+          parseAmount(existing.amount) === parseAmount(values.amount) &&
+          existing.description === values.description;
+        if (!same) throw new PaiError(ErrorCode.IDEMPOTENCY_CONFLICT);
+        return { transaction: toView(existing), created: false };
+      }
+    }
+    const row = { ...values, createdAt: new Date(this.clock.now()) };
+    const result = await manager.insert(Transaction, row);
+    const id = String(result.identifiers[0].id);
+    return {
+      transaction: toView(Object.assign(new Transaction(), row, { id })),
+      created: true,
+    };
+  }
+
+  async list(
+    userId: string,
+    { limit = DEFAULT_PAGE_SIZE, before }: Omit<ListTransactionsDto, 'token'>,
+  ): Promise<{ items: TransactionView[]; nextBefore: string | null }> {
+    const rows = await this.database.run((manager) => {
+      const query = manager
+        .createQueryBuilder(Transaction, 't')
+        .where('t.userId = :userId', { userId })
+        .orderBy('t.id', 'DESC')
+        // One more than asked tells whether an older page exists without a second query.
+        .limit(limit + 1);
+      if (before !== undefined) query.andWhere('t.id < :before', { before });
+      return query.getMany();
+    });
+    const items = rows.slice(0, limit).map(toView);
+    const nextBefore = rows.length > limit ? items[items.length - 1].id : null;
+    return { items, nextBefore };
+  }
+
+  /** Count and exact sum of a user's transactions, added up by the database. */
+  async summary(userId: string): Promise<{ count: number; total: string }> {
+    const sqlite = this.database.dialect === 'sqlite';
+    // SQLite would sum the TEXT amounts as floats; "12.50" without its dot is 1250 cents, an
+    // exact 64-bit integer sum, read back as text so it never becomes a JS number.
+    const totalExpression = sqlite
+      ? "CAST(SUM(CAST(REPLACE(t.cantidad, '.', '') AS INTEGER)) AS TEXT)"
+      : 'SUM(t.cantidad)';
+    const row = await this.database.run((manager) =>
+      manager
+        .createQueryBuilder(Transaction, 't')
+        .select('COUNT(*)', 'count')
+        .addSelect(totalExpression, 'total')
+        .where('t.userId = :userId', { userId })
+        .getRawOne<{ count: number | string; total: string | null }>(),
+    );
+    const cents = centsFromDatabaseTotal(
+      row?.total ?? null,
+      sqlite ? 'cents' : 'decimal',
+    );
+    return { count: Number(row?.count ?? 0), total: formatCents(cents) };
+  }
+}
