@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { ServerTCP, TcpOptions } from '@nestjs/microservices';
+import { InvalidTcpDataReceptionException } from '@nestjs/microservices/errors/invalid-tcp-data-reception.exception.js';
 import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
 import { framedSocketClass } from './framed-socket';
@@ -15,6 +16,7 @@ export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
 export class PaiTcpServer extends ServerTCP {
   private readonly protocolLogger = new Logger(PaiTcpServer.name);
   private droppedEvents = 0;
+  private closedForFraming = 0;
 
   constructor(options: Required<TcpOptions>['options']) {
     super(options);
@@ -36,6 +38,23 @@ export class PaiTcpServer extends ServerTCP {
       );
     }
     return Promise.resolve();
+  }
+
+  /**
+   * A peer that breaks the framing has its connection closed by the socket class; Nest would then
+   * log a stack trace for each one, which a hostile peer could turn into a disk-filling flood.
+   */
+  override handleError(error: unknown): void {
+    if (error instanceof InvalidTcpDataReceptionException) {
+      this.closedForFraming += 1;
+      if ((this.closedForFraming & (this.closedForFraming - 1)) === 0) {
+        this.protocolLogger.warn(
+          `closed ${this.closedForFraming} connection(s) for invalid framing (latest: ${String(error.message)})`,
+        );
+      }
+      return;
+    }
+    super.handleError(error as string);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

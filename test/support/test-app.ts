@@ -1,0 +1,96 @@
+import { INestMicroservice } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { AppModule } from '../../src/app.module';
+import { createPaiClient } from '../../src/client/pai-client.module';
+import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
+import type { AppConfig } from '../../src/config/config';
+import { Clock } from '../../src/protocol/clock';
+import { createPaiServer } from '../../src/protocol/pai-tcp.server';
+import type { TestDatabase } from './test-database';
+
+/** MAC keys the test apps know; fixed per run so a restarted app accepts the same clients. */
+export const TEST_KEYS: Record<string, Buffer> = {
+  default: randomBytes(32),
+  '2026-11': randomBytes(32),
+};
+const TEST_PEPPER = randomBytes(32);
+
+/** A clock the tests move forward instead of sleeping. */
+export class TestClock extends Clock {
+  offsetMs = 0;
+  now(): number {
+    return Date.now() + this.offsetMs;
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export interface TestApp {
+  app: INestMicroservice;
+  port: number;
+  config: AppConfig;
+  clock: TestClock;
+  dataSource: DataSource;
+  /** A client-module client for this app, closed with the app. */
+  client(options?: Partial<PaiClientOptions>): PaiClient;
+  close(): Promise<void>;
+}
+
+/** The real AppModule behind the real TCP server on a free loopback port. */
+export async function startTestApp(
+  database: TestDatabase,
+  overrides: Partial<AppConfig> = {},
+): Promise<TestApp> {
+  const config: AppConfig = {
+    production: false,
+    host: '127.0.0.1',
+    port: 0,
+    database: database.config,
+    dataDir: database.dataDir,
+    macKeys: new Map(Object.entries(TEST_KEYS)),
+    macWindowMs: 300_000,
+    sessionTtlMs: 3_600_000,
+    // The minimum the service accepts: keeps the suites fast without special-casing tests.
+    bcryptCost: 10,
+    passwordPepper: TEST_PEPPER,
+    maxMessageBytes: 65_536,
+    ...overrides,
+  };
+  const clock = new TestClock();
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+    .overrideProvider(Clock)
+    .useValue(clock)
+    .compile();
+  const server = createPaiServer(config);
+  const app = moduleRef.createNestMicroservice({ strategy: server, logger: ['error'] });
+  await app.listen();
+  const port = server.boundPort();
+  const clients: PaiClient[] = [];
+  return {
+    app,
+    port,
+    config,
+    clock,
+    dataSource: app.get(DataSource),
+    client(options = {}) {
+      const client = createPaiClient({
+        host: '127.0.0.1',
+        port,
+        kid: 'default',
+        secret: TEST_KEYS.default,
+        timeoutMs: 15_000,
+        now: () => clock.now(),
+        ...options,
+      });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((client) => client.close()));
+      await app.close();
+    },
+  };
+}
