@@ -1,6 +1,16 @@
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
-import { createTestDatabase, databaseKind, type TestDatabase } from './support/test-database';
-import { RawClient, newNonce, replyVerifies, signEnvelope, type WireReply } from './support/raw-client';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+import {
+  RawClient,
+  newNonce,
+  replyVerifies,
+  signEnvelope,
+  type WireReply,
+} from './support/raw-client';
 
 const key = TEST_KEYS.default;
 
@@ -21,13 +31,28 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     await database.drop();
   });
 
-  async function send(pattern: string, envelope: ReturnType<typeof signEnvelope>) {
+  async function send(
+    pattern: string,
+    envelope: ReturnType<typeof signEnvelope>,
+  ) {
     const reply = await raw.request(pattern, envelope);
     return reply;
   }
 
-  function expectSigned(reply: WireReply, pattern: string, envelope: { kid: string; nonce: string }) {
-    expect(replyVerifies(reply, pattern, envelope.kid, envelope.nonce, TEST_KEYS[envelope.kid])).toBe(true);
+  function expectSigned(
+    reply: WireReply,
+    pattern: string,
+    envelope: { kid: string; nonce: string },
+  ) {
+    expect(
+      replyVerifies(
+        reply,
+        pattern,
+        envelope.kid,
+        envelope.nonce,
+        TEST_KEYS[envelope.kid],
+      ),
+    ).toBe(true);
   }
 
   it('should answer a signed ping with a signed reply', async () => {
@@ -39,31 +64,50 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
   });
 
   it('should accept every configured key, so keys can be rotated', async () => {
-    const envelope = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], { kid: '2026-11' });
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
+      kid: '2026-11',
+    });
     const reply = await send('system.ping', envelope);
     expect(reply.ok).toBe(true);
     expectSigned(reply, 'system.ping', envelope);
     // A reply signed with the other key must not verify: the reply is bound to the request's key.
-    expect(replyVerifies(reply, 'system.ping', '2026-11', envelope.nonce, key)).toBe(false);
+    expect(
+      replyVerifies(reply, 'system.ping', '2026-11', envelope.nonce, key),
+    ).toBe(false);
   });
 
   it('should refuse a tampered payload with MAC_INVALID', async () => {
-    const envelope = signEnvelope('auth.login', { username: 'alice', password: 'correct horse' }, key);
-    const tampered = { ...envelope, payload: { username: 'mallory', password: 'correct horse' } };
+    const envelope = signEnvelope(
+      'auth.login',
+      { username: 'alice', password: 'correct horse' },
+      key,
+    );
+    const tampered = {
+      ...envelope,
+      payload: { username: 'mallory', password: 'correct horse' },
+    };
     const reply = await send('auth.login', tampered);
     expect(reply.error?.code).toBe('MAC_INVALID');
     expectSigned(reply, 'auth.login', envelope);
   });
 
   it('should refuse a signed message re-sent under another pattern', async () => {
-    const envelope = signEnvelope('auth.logout', { token: 'A'.repeat(43) }, key);
+    const envelope = signEnvelope(
+      'auth.logout',
+      { token: 'A'.repeat(43) },
+      key,
+    );
     const reply = await send('users.me', envelope);
     expect(reply.error?.code).toBe('MAC_INVALID');
   });
 
   it('should refuse a MAC made with another key under a known kid', async () => {
-    const envelope = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], { kid: 'default' });
-    expect((await send('system.ping', envelope)).error?.code).toBe('MAC_INVALID');
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
+      kid: 'default',
+    });
+    expect((await send('system.ping', envelope)).error?.code).toBe(
+      'MAC_INVALID',
+    );
   });
 
   it('should refuse an unknown kid with UNKNOWN_KEY and an unsigned reply', async () => {
@@ -74,7 +118,9 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
   });
 
   it('should refuse a stale message with STALE and the server time', async () => {
-    const envelope = signEnvelope('system.ping', {}, key, { ts: Date.now() - 301_000 });
+    const envelope = signEnvelope('system.ping', {}, key, {
+      ts: Date.now() - 301_000,
+    });
     const reply = await send('system.ping', envelope);
     expect(reply.error?.code).toBe('STALE');
     expect(Math.abs(reply.error?.serverTime - Date.now())).toBeLessThan(60_000);
@@ -82,12 +128,16 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
   });
 
   it('should refuse a message dated too far in the future with STALE', async () => {
-    const envelope = signEnvelope('system.ping', {}, key, { ts: Date.now() + 301_000 });
+    const envelope = signEnvelope('system.ping', {}, key, {
+      ts: Date.now() + 301_000,
+    });
     expect((await send('system.ping', envelope)).error?.code).toBe('STALE');
   });
 
   it('should accept a message dated inside the window in the future', async () => {
-    const envelope = signEnvelope('system.ping', {}, key, { ts: Date.now() + 240_000 });
+    const envelope = signEnvelope('system.ping', {}, key, {
+      ts: Date.now() + 240_000,
+    });
     expect((await send('system.ping', envelope)).ok).toBe(true);
   });
 
@@ -101,14 +151,22 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
 
   it('should accept exactly one of many copies sent at once on parallel connections', async () => {
     const envelope = signEnvelope('system.ping', {}, key);
-    const clients = await Promise.all(Array.from({ length: 8 }, () => RawClient.connect(service.port)));
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, () => RawClient.connect(service.port)),
+    );
     try {
       const replies = await Promise.all(
-        clients.flatMap((client) => [0, 1, 2].map(() => client.request('system.ping', envelope))),
+        clients.flatMap((client) =>
+          [0, 1, 2].map(() => client.request('system.ping', envelope)),
+        ),
       );
-      const codes = replies.map((reply) => (reply.ok ? 'OK' : reply.error?.code));
+      const codes = replies.map((reply) =>
+        reply.ok ? 'OK' : reply.error?.code,
+      );
       expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
-      expect(codes.filter((code) => code === 'REPLAY')).toHaveLength(replies.length - 1);
+      expect(codes.filter((code) => code === 'REPLAY')).toHaveLength(
+        replies.length - 1,
+      );
     } finally {
       clients.forEach((client) => client.close());
     }
@@ -130,7 +188,9 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     try {
       const envelope = signEnvelope('system.ping', {}, key);
       expect((await send('system.ping', envelope)).ok).toBe(true);
-      expect((await otherRaw.request('system.ping', envelope)).error?.code).toBe('REPLAY');
+      expect(
+        (await otherRaw.request('system.ping', envelope)).error?.code,
+      ).toBe('REPLAY');
     } finally {
       otherRaw.close();
       await other.close();
@@ -139,28 +199,52 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
 
   it('should not record the nonce of a message that failed a check', async () => {
     const nonce = newNonce();
-    const forged = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], { kid: 'default', nonce });
+    const forged = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
+      kid: 'default',
+      nonce,
+    });
     expect((await send('system.ping', forged)).error?.code).toBe('MAC_INVALID');
-    const stale = signEnvelope('system.ping', {}, key, { nonce, ts: Date.now() - 400_000 });
+    const stale = signEnvelope('system.ping', {}, key, {
+      nonce,
+      ts: Date.now() - 400_000,
+    });
     expect((await send('system.ping', stale)).error?.code).toBe('STALE');
     const genuine = signEnvelope('system.ping', {}, key, { nonce });
     expect((await send('system.ping', genuine)).ok).toBe(true);
-    const rows: unknown[] = await service.dataSource.query('SELECT nonce FROM nonces_usados');
+    const rows: unknown[] = await service.dataSource.query(
+      'SELECT nonce FROM nonces_usados',
+    );
     expect(rows).toHaveLength(1);
   });
 
   it('should treat nonces that differ only in case as different nonces', async () => {
     const lower = 'abcdefghijklmnopqrstuv';
-    expect((await send('system.ping', signEnvelope('system.ping', {}, key, { nonce: lower }))).ok).toBe(true);
-    const upper = signEnvelope('system.ping', {}, key, { nonce: lower.toUpperCase() });
+    expect(
+      (
+        await send(
+          'system.ping',
+          signEnvelope('system.ping', {}, key, { nonce: lower }),
+        )
+      ).ok,
+    ).toBe(true);
+    const upper = signEnvelope('system.ping', {}, key, {
+      nonce: lower.toUpperCase(),
+    });
     expect((await send('system.ping', upper)).ok).toBe(true);
   });
 
   it('should answer a malformed envelope with BAD_REQUEST naming the fields', async () => {
     const envelope = signEnvelope('system.ping', {}, key);
-    const reply = await send('system.ping', { ...envelope, v: 2, ts: '1', extra: true } as never);
+    const reply = await send('system.ping', {
+      ...envelope,
+      v: 2,
+      ts: '1',
+      extra: true,
+    } as never);
     expect(reply.error?.code).toBe('BAD_REQUEST');
-    const fields = (reply.error?.fields as { field: string }[]).map((problem) => problem.field);
+    const fields = (reply.error?.fields as { field: string }[]).map(
+      (problem) => problem.field,
+    );
     expect(fields).toEqual(expect.arrayContaining(['v', 'ts', 'extra']));
     // kid and nonce are well-formed, so even this refusal is signed.
     expectSigned(reply, 'system.ping', envelope);
@@ -176,7 +260,9 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     const envelope = signEnvelope('system.ping', { debug: true }, key);
     const reply = await send('system.ping', envelope);
     expect(reply.error?.code).toBe('BAD_REQUEST');
-    expect(reply.error?.fields).toEqual([{ field: 'payload.debug', problem: 'unknown field' }]);
+    expect(reply.error?.fields).toEqual([
+      { field: 'payload.debug', problem: 'unknown field' },
+    ]);
     expectSigned(reply, 'system.ping', envelope);
   });
 
@@ -185,16 +271,26 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     const reply = await send('accounts.drain', envelope);
     expect(reply.error?.code).toBe('BAD_REQUEST');
     expectSigned(reply, 'accounts.drain', envelope);
-    const unsigned = signEnvelope('accounts.drain', {}, TEST_KEYS['2026-11'], { kid: 'default' });
-    expect((await send('accounts.drain', unsigned)).error?.code).toBe('MAC_INVALID');
+    const unsigned = signEnvelope('accounts.drain', {}, TEST_KEYS['2026-11'], {
+      kid: 'default',
+    });
+    expect((await send('accounts.drain', unsigned)).error?.code).toBe(
+      'MAC_INVALID',
+    );
   });
 
   it('should run no handler for an event and keep serving the connection', async () => {
-    const envelope = signEnvelope('auth.register', { username: 'evented', password: 'password123' }, key);
+    const envelope = signEnvelope(
+      'auth.register',
+      { username: 'evented', password: 'password123' },
+      key,
+    );
     raw.writeFrame({ pattern: 'auth.register', data: envelope });
     const ping = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', ping)).ok).toBe(true);
-    const rows: unknown[] = await service.dataSource.query('SELECT id FROM usuarios');
+    const rows: unknown[] = await service.dataSource.query(
+      'SELECT id FROM usuarios',
+    );
     expect(rows).toHaveLength(0);
   });
 
@@ -203,7 +299,10 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     try {
       raw.writeRaw(`${service.config.maxMessageBytes + 1}#{`);
       await raw.closed;
-      const reply = await other.request('system.ping', signEnvelope('system.ping', {}, key));
+      const reply = await other.request(
+        'system.ping',
+        signEnvelope('system.ping', {}, key),
+      );
       expect(reply.ok).toBe(true);
     } finally {
       other.close();
@@ -215,15 +314,28 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     try {
       raw.writeRaw('5#{oops');
       await raw.closed;
-      expect((await other.request('system.ping', signEnvelope('system.ping', {}, key))).ok).toBe(true);
+      expect(
+        (
+          await other.request(
+            'system.ping',
+            signEnvelope('system.ping', {}, key),
+          )
+        ).ok,
+      ).toBe(true);
     } finally {
       other.close();
     }
   });
 
   it('should serve requests pipelined on one connection, each matched to its own reply', async () => {
-    const envelopes = Array.from({ length: 20 }, () => signEnvelope('system.ping', {}, key));
-    const replies = await Promise.all(envelopes.map((envelope) => send('system.ping', envelope)));
-    replies.forEach((reply, index) => expectSigned(reply, 'system.ping', envelopes[index]));
+    const envelopes = Array.from({ length: 20 }, () =>
+      signEnvelope('system.ping', {}, key),
+    );
+    const replies = await Promise.all(
+      envelopes.map((envelope) => send('system.ping', envelope)),
+    );
+    replies.forEach((reply, index) =>
+      expectSigned(reply, 'system.ping', envelopes[index]),
+    );
   });
 });

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
 import { Clock } from '../protocol/clock';
 import { ErrorCode } from '../protocol/error-code';
@@ -34,17 +33,26 @@ export class LoginThrottleService {
 
   /** Records an attempt, or throws RATE_LIMITED (with retryAfterMs) while the username is locked. */
   async reserveAttempt(usernameKey: string): Promise<void> {
-    try {
-      await this.database.transaction((manager) =>
-        this.reserve(manager, usernameKey),
-      );
-    } catch (error) {
-      // Two first attempts raced to insert the row: the loser counts against the row it lost to.
-      if (!isUniqueViolation(error)) throw error;
-      await this.database.transaction((manager) =>
-        this.reserve(manager, usernameKey),
-      );
-    }
+    // The row exists before the counting transaction runs, so that transaction only ever locks
+    // one existing row: concurrent first attempts neither race to insert it nor deadlock on
+    // MySQL's gap locks.
+    await this.database.run((manager) =>
+      manager
+        .createQueryBuilder()
+        .insert()
+        .into(LoginThrottle)
+        .values({
+          usernameKey,
+          failures: 0,
+          lockedUntil: null,
+          updatedAt: String(this.clock.now()),
+        })
+        .orIgnore()
+        .execute(),
+    );
+    await this.database.transaction((manager) =>
+      this.count(manager, usernameKey),
+    );
   }
 
   /** A successful login: the count starts again from zero. */
@@ -52,7 +60,7 @@ export class LoginThrottleService {
     await manager.delete(LoginThrottle, { usernameKey });
   }
 
-  private async reserve(
+  private async count(
     manager: EntityManager,
     usernameKey: string,
   ): Promise<void> {
@@ -66,22 +74,13 @@ export class LoginThrottleService {
       .execute();
 
     if (!counted.affected) {
-      const row = await manager.findOneBy(LoginThrottle, { usernameKey });
-      if (row) {
-        throw new PaiError(ErrorCode.RATE_LIMITED, {
-          retryAfterMs: Math.max(Number(row.lockedUntil) - now, 1),
-        });
-      }
-      await manager.insert(LoginThrottle, {
-        usernameKey,
-        failures: 1,
-        lockedUntil: null,
-        updatedAt: String(now),
+      const row = await manager.findOneByOrFail(LoginThrottle, { usernameKey });
+      throw new PaiError(ErrorCode.RATE_LIMITED, {
+        retryAfterMs: Math.max(Number(row.lockedUntil) - now, 1),
       });
-      return;
     }
 
-    // The row is locked by our UPDATE until commit, so this read is the count we just made.
+    // Our UPDATE holds the row's lock until commit, so this read is the count we just made.
     const row = await manager.findOneByOrFail(LoginThrottle, { usernameKey });
     const lockMs = lockDurationMs(row.failures);
     if (lockMs > 0) {

@@ -38,10 +38,14 @@ export class PasswordHasher {
   }
 
   private dummy(): Promise<string> {
-    this.dummyHash ??= bcrypt.hash(
-      randomBytes(32).toString('base64'),
-      this.config.bcryptCost,
-    );
+    if (!this.dummyHash) {
+      this.dummyHash = bcrypt.hash(
+        randomBytes(32).toString('base64'),
+        this.config.bcryptCost,
+      );
+      // A failure is not remembered: the next unknown-user login tries again.
+      this.dummyHash.catch(() => (this.dummyHash = undefined));
+    }
     return this.dummyHash;
   }
 }

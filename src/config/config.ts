@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from './config.error';
 import {
@@ -72,7 +79,7 @@ function decodeSecret(name: string, value: string, what: string): Buffer {
 /** `kid:base64secret,kid2:base64secret2` */
 export function parseMacKeys(name: string, raw: string): Map<string, Buffer> {
   const keys = new Map<string, Buffer>();
-  for (const entry of raw.split(',')) {
+  for (const [index, entry] of raw.split(',').entries()) {
     const item = entry.trim();
     const colon = item.indexOf(':');
     if (colon <= 0) {
@@ -82,7 +89,8 @@ export function parseMacKeys(name: string, raw: string): Map<string, Buffer> {
     if (!KID_PATTERN.test(kid)) {
       throw new ConfigError(
         name,
-        `key id "${kid}" must be 1-64 characters of [A-Za-z0-9._-]`,
+        // Not echoed: a pair written the wrong way round would put the secret in the log.
+        `the key id of entry ${index + 1} must be 1-64 characters of [A-Za-z0-9._-]`,
       );
     }
     if (keys.has(kid)) {
@@ -113,15 +121,21 @@ export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
     PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
     PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
   };
+  // Written whole to a private temporary file, then linked into place: link() fails if the file
+  // exists, so two processes starting at once agree on one set of secrets, and neither can read
+  // a half-written file.
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temporary, JSON.stringify(fresh, null, 2) + '\n', {
+    mode: 0o600,
+    flag: 'wx',
+  });
   try {
-    // 'wx' so two processes starting at once cannot overwrite each other's secrets.
-    writeFileSync(file, JSON.stringify(fresh, null, 2) + '\n', {
-      mode: 0o600,
-      flag: 'wx',
-    });
+    linkSync(temporary, file);
     return fresh;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    unlinkSync(temporary);
   }
   if ((statSync(file).mode & 0o077) !== 0) {
     throw new ConfigError(

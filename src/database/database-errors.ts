@@ -26,6 +26,11 @@ export function isUniqueViolation(error: unknown): boolean {
   );
 }
 
+/** InnoDB rolled the transaction back to break a deadlock; running it again is safe. */
+export function isDeadlock(error: unknown): boolean {
+  return driverErrorOf(error)?.code === 'ER_LOCK_DEADLOCK';
+}
+
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

@@ -1,5 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { isDeadlock } from './database-errors';
+
+const DEADLOCK_ATTEMPTS = 3;
 
 /**
  * The only way the service touches its database.
@@ -19,9 +22,20 @@ export class Database {
     this.dialect = dataSource.options.type === 'mysql' ? 'mysql' : 'sqlite';
   }
 
-  /** Runs `work` in one database transaction: all of it commits, or none of it. */
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.exclusive(() => this.dataSource.transaction(work));
+  /**
+   * Runs `work` in one database transaction: all of it commits, or none of it. A transaction
+   * that InnoDB chose as a deadlock victim was rolled back whole, so it is run again.
+   */
+  async transaction<T>(
+    work: (manager: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.exclusive(() => this.dataSource.transaction(work));
+      } catch (error) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+      }
+    }
   }
 
   /** Runs read-only `work` (or a single statement, atomic by itself) outside an explicit transaction. */

@@ -44,7 +44,7 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
         this.scan(text);
       } catch (error) {
         // Do not wait for a FIN from a peer that is already misbehaving.
-        this.handleDataError(error, { destroy: true });
+        this.handleDataError(error);
         return;
       }
       super.handleData(text);
@@ -82,6 +82,11 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
         }
         i += 1;
       }
+    }
+
+    /** Nest only half-closes on a bad frame; a peer keeping its half open could go on sending. */
+    protected override handleDataError(error: unknown): void {
+      super.handleDataError(error, { destroy: true });
     }
 
     protected override emitMessage(data: string): void {

@@ -5,7 +5,7 @@ import {
   Type,
 } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { ValidationError, validate } from 'class-validator';
+import { ValidationError, getMetadataStorage, validate } from 'class-validator';
 import { isJsonObject } from './envelope';
 import { FieldProblem } from './error-code';
 import { PaiError } from './pai.error';
@@ -25,6 +25,24 @@ function problemsOf(errors: ValidationError[], parent = ''): FieldProblem[] {
       : [];
     return [...own, ...problemsOf(error.children ?? [], field)];
   });
+}
+
+const declaredByDto = new WeakMap<Type<object>, ReadonlySet<string>>();
+
+/** The fields a DTO class declares through its class-validator decorators. */
+function declaredFields(dto: Type<object>): ReadonlySet<string> {
+  let fields = declaredByDto.get(dto);
+  if (!fields) {
+    const metadata = getMetadataStorage().getTargetValidationMetadatas(
+      dto,
+      '',
+      true,
+      false,
+    );
+    fields = new Set(metadata.map((entry) => entry.propertyName));
+    declaredByDto.set(dto, fields);
+  }
+  return fields;
 }
 
 /**
@@ -47,6 +65,19 @@ export class PayloadPipe implements PipeTransform {
       throw PaiError.badRequest([
         { field: 'payload', problem: 'must be a JSON object' },
       ]);
+    }
+    // Checked here on own keys, before class-validator sees the object: it looks fields up in a
+    // plain object, so inherited names ("constructor", "__proto__", "hasOwnProperty") would pass
+    // as known, and an own "constructor" would even hide the DTO class and skip every rule.
+    const declared = declaredFields(dto);
+    const unknown = Object.keys(value).filter((key) => !declared.has(key));
+    if (unknown.length > 0) {
+      throw PaiError.badRequest(
+        unknown.map((key) => ({
+          field: `payload.${key}`,
+          problem: 'unknown field',
+        })),
+      );
     }
     const instance = Object.create(dto.prototype as object) as Record<
       string,

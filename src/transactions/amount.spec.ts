@@ -1,4 +1,10 @@
-import { centsFromDatabaseTotal, formatCents, fromDatabaseAmount, normalizeAmount, parseAmount } from './amount';
+import {
+  centsFromDatabaseTotal,
+  formatCents,
+  fromDatabaseAmount,
+  normalizeAmount,
+  parseAmount,
+} from './amount';
 
 describe('amount', () => {
   it('should parse wire amounts into exact cents', () => {
@@ -8,7 +14,17 @@ describe('amount', () => {
   });
 
   it('should refuse what the wire pattern refuses', () => {
-    for (const bad of ['', '01', '1.234', '-1', '1e3', ' 1', '1.', '.5', '12345678901234']) {
+    for (const bad of [
+      '',
+      '01',
+      '1.234',
+      '-1',
+      '1e3',
+      ' 1',
+      '1.',
+      '.5',
+      '12345678901234',
+    ]) {
       expect(() => parseAmount(bad)).toThrow(RangeError);
     }
   });
@@ -30,8 +46,12 @@ describe('amount', () => {
   });
 
   it('should read totals beyond 2^53 cents exactly', () => {
-    expect(formatCents(centsFromDatabaseTotal('9007199254740993', 'cents'))).toBe('90071992547409.93');
-    expect(formatCents(centsFromDatabaseTotal('90071992547409.93', 'decimal'))).toBe('90071992547409.93');
+    expect(
+      formatCents(centsFromDatabaseTotal('9007199254740993', 'cents')),
+    ).toBe('90071992547409.93');
+    expect(
+      formatCents(centsFromDatabaseTotal('90071992547409.93', 'decimal')),
+    ).toBe('90071992547409.93');
     expect(centsFromDatabaseTotal(null, 'cents')).toBe(0n);
   });
 });

@@ -51,7 +51,12 @@ export function replyVerifies(
 ): boolean {
   const { mac, ...body } = reply;
   if (typeof mac !== 'string') return false;
-  return hmac(key, `PAI-MAC-V1-REPLY\n${pattern}\n${kid}\n${nonce}\n${canonicalize(body)}`) === mac;
+  return (
+    hmac(
+      key,
+      `PAI-MAC-V1-REPLY\n${pattern}\n${kid}\n${nonce}\n${canonicalize(body)}`,
+    ) === mac
+  );
 }
 
 export class RawClient {
@@ -78,7 +83,9 @@ export class RawClient {
   /** Sends a Nest request and resolves with its reply: the `response`, or the `err`. */
   request(pattern: string, data: unknown): Promise<WireReply> {
     const id = randomUUID();
-    const reply = new Promise<WireReply>((resolve) => this.pending.set(id, { resolve, packet: {} }));
+    const reply = new Promise<WireReply>((resolve) =>
+      this.pending.set(id, { resolve, packet: {} }),
+    );
     this.writeFrame({ pattern, data, id });
     return reply;
   }

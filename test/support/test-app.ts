@@ -60,12 +60,17 @@ export async function startTestApp(
     ...overrides,
   };
   const clock = new TestClock();
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.forRoot(config)],
+  })
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
   const server = createPaiServer(config);
-  const app = moduleRef.createNestMicroservice({ strategy: server, logger: ['error'] });
+  const app = moduleRef.createNestMicroservice({
+    strategy: server,
+    logger: ['error'],
+  });
   await app.listen();
   const port = server.boundPort();
   const clients: PaiClient[] = [];

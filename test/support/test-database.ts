@@ -3,7 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { parseDatabaseConfig, type DatabaseConfig } from '../../src/config/database-config';
+import {
+  parseDatabaseConfig,
+  type DatabaseConfig,
+} from '../../src/config/database-config';
 
 export interface TestDatabase {
   config: DatabaseConfig;
@@ -43,7 +46,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await connection.end();
     }
   };
-  await admin(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+  await admin(
+    `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+  );
   url.pathname = `/${name}`;
   return {
     config: parseDatabaseConfig({ DATABASE_URL: url.toString() }),

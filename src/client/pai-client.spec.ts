@@ -1,0 +1,389 @@
+import type { ClientProxy } from '@nestjs/microservices';
+import { randomBytes } from 'node:crypto';
+import { NEVER, Observable, of, throwError } from 'rxjs';
+import { ErrorCode } from '../protocol/error-code';
+import {
+  hmacHex,
+  macMatches,
+  replyMacInput,
+  requestMacInput,
+} from '../protocol/mac';
+import { PaiClient, type PaiClientOptions } from './pai-client';
+import {
+  ClientErrorCode,
+  PaiClientError,
+  type PaiErrorCode,
+} from './pai-client.error';
+
+interface SentEnvelope {
+  v: number;
+  kid: string;
+  ts: number;
+  nonce: string;
+  payload: Record<string, unknown>;
+  mac: string;
+}
+
+type Responder = (
+  pattern: string,
+  envelope: SentEnvelope,
+) => Observable<unknown>;
+
+const KEY = randomBytes(32);
+const KID = 'client-1';
+const NOW = 1_764_288_000_000;
+const TEN_MINUTES = 10 * 60_000;
+
+/** What the service does: signs a reply with the request's kid, nonce and pattern. */
+function signReply(
+  pattern: string,
+  envelope: Pick<SentEnvelope, 'kid' | 'nonce'>,
+  body: Record<string, unknown>,
+  key: Buffer = KEY,
+): Record<string, unknown> {
+  return {
+    ...body,
+    mac: hmacHex(
+      key,
+      replyMacInput(pattern, envelope.kid, envelope.nonce, body),
+    ),
+  };
+}
+
+function okBody(payload: Record<string, unknown>, ts = NOW) {
+  return { ok: true, ts, payload };
+}
+
+function errorBody(
+  code: string,
+  extra: Record<string, unknown> = {},
+  ts = NOW,
+) {
+  return { ok: false, ts, error: { code, message: 'refused', ...extra } };
+}
+
+function fakeProxy(respond: Responder) {
+  const send = jest.fn(respond);
+  const close = jest.fn();
+  return { proxy: { send, close } as unknown as ClientProxy, send, close };
+}
+
+function clientFor(
+  respond: Responder,
+  options: Partial<PaiClientOptions> = {},
+) {
+  const fake = fakeProxy(respond);
+  const client = new PaiClient(fake.proxy, {
+    host: '127.0.0.1',
+    port: 8080,
+    kid: KID,
+    secret: KEY,
+    now: () => NOW,
+    ...options,
+  });
+  return { client, ...fake };
+}
+
+function sentEnvelopes(send: jest.Mock): SentEnvelope[] {
+  return send.mock.calls.map((call: unknown[]) => call[1] as SentEnvelope);
+}
+
+async function expectPaiError(
+  promise: Promise<unknown>,
+  code: PaiErrorCode,
+): Promise<void> {
+  await expect(promise).rejects.toBeInstanceOf(PaiClientError);
+  await expect(promise).rejects.toMatchObject({ code });
+}
+
+describe(PaiClient.name, () => {
+  describe('requests', () => {
+    it('should send a signed version-1 envelope', async () => {
+      const { client, send } = clientFor((pattern, envelope) =>
+        of(signReply(pattern, envelope, okBody({ serverTime: NOW }))),
+      );
+
+      await client.send('auth.login', { username: 'alice', password: 'pw' });
+
+      expect(send).toHaveBeenCalledTimes(1);
+      const [pattern, envelope] = send.mock.calls[0];
+      expect(pattern).toBe('auth.login');
+      expect(Object.keys(envelope).sort()).toEqual(
+        ['kid', 'mac', 'nonce', 'payload', 'ts', 'v'].sort(),
+      );
+      expect(envelope.v).toBe(1);
+      expect(envelope.kid).toBe(KID);
+      expect(envelope.ts).toBe(NOW);
+      expect(envelope.nonce).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
+      expect(envelope.payload).toEqual({ username: 'alice', password: 'pw' });
+      const expected = hmacHex(KEY, requestMacInput('auth.login', envelope));
+      expect(macMatches(expected, envelope.mac)).toBe(true);
+    });
+
+    it('should sign with a secret given in base64', async () => {
+      const { client, send } = clientFor(
+        (pattern, envelope) =>
+          of(signReply(pattern, envelope, okBody({ serverTime: NOW }))),
+        { secret: KEY.toString('base64') },
+      );
+
+      await client.send('system.ping', {});
+
+      const [envelope] = sentEnvelopes(send);
+      const expected = hmacHex(KEY, requestMacInput('system.ping', envelope));
+      expect(envelope.mac).toBe(expected);
+    });
+
+    it('should use a new nonce for every request', async () => {
+      const { client, send } = clientFor((pattern, envelope) =>
+        of(signReply(pattern, envelope, okBody({ serverTime: NOW }))),
+      );
+
+      await client.send('system.ping', {});
+      await client.send('system.ping', {});
+
+      const [first, second] = sentEnvelopes(send);
+      expect(first.nonce).not.toBe(second.nonce);
+    });
+  });
+
+  describe('replies', () => {
+    it('should return the payload of a signed success reply', async () => {
+      const { client } = clientFor((pattern, envelope) =>
+        of(signReply(pattern, envelope, okBody({ serverTime: 1234 }))),
+      );
+
+      await expect(client.send('system.ping', {})).resolves.toEqual({
+        serverTime: 1234,
+      });
+    });
+
+    it('should reject a signed error reply with its code and details', async () => {
+      const fields = [{ field: 'username', problem: 'too short' }];
+      const { client } = clientFor((pattern, envelope) =>
+        throwError(() =>
+          signReply(pattern, envelope, errorBody('BAD_REQUEST', { fields })),
+        ),
+      );
+
+      const result = client.send('auth.register', {
+        username: 'a',
+        password: 'long enough',
+      });
+
+      await expectPaiError(result, ErrorCode.BAD_REQUEST);
+      await expect(result).rejects.toMatchObject({ details: { fields } });
+    });
+
+    it.each<[string, Responder]>([
+      ['a null mac', () => of({ ...okBody({ serverTime: 1 }), mac: null })],
+      ['no mac', () => of(okBody({ serverTime: 1 }))],
+      [
+        'a mac made with another key',
+        (pattern, envelope) =>
+          of(
+            signReply(
+              pattern,
+              envelope,
+              okBody({ serverTime: 1 }),
+              randomBytes(32),
+            ),
+          ),
+      ],
+      [
+        'a mac for another nonce',
+        (pattern, envelope) =>
+          of(
+            signReply(
+              pattern,
+              { ...envelope, nonce: randomBytes(16).toString('base64url') },
+              okBody({ serverTime: 1 }),
+            ),
+          ),
+      ],
+      [
+        'a mac for another pattern',
+        (_pattern, envelope) =>
+          of(signReply('users.me', envelope, okBody({ serverTime: 1 }))),
+      ],
+      [
+        'a mac for another kid',
+        (pattern, envelope) =>
+          of(
+            signReply(
+              pattern,
+              { ...envelope, kid: 'other' },
+              okBody({ serverTime: 1 }),
+            ),
+          ),
+      ],
+      [
+        'a payload changed after signing',
+        (pattern, envelope) =>
+          of({
+            ...signReply(pattern, envelope, okBody({ serverTime: 1 })),
+            payload: { serverTime: 2 },
+          }),
+      ],
+    ])(
+      'should reject a reply claiming ok:true with %s as REPLY_UNVERIFIED',
+      async (_case, respond) => {
+        const { client } = clientFor(respond);
+
+        await expectPaiError(
+          client.send('system.ping', {}),
+          ClientErrorCode.REPLY_UNVERIFIED,
+        );
+      },
+    );
+
+    it('should reject an unsigned error reply as REPLY_UNVERIFIED, not as the code it claims', async () => {
+      const { client } = clientFor(() =>
+        throwError(() => ({
+          ...errorBody('INVALID_CREDENTIALS'),
+          mac: null,
+        })),
+      );
+
+      await expectPaiError(
+        client.send('auth.login', { username: 'alice', password: 'pw' }),
+        ClientErrorCode.REPLY_UNVERIFIED,
+      );
+    });
+
+    it('should reject an error reply signed for another pattern as REPLY_UNVERIFIED', async () => {
+      const { client } = clientFor((_pattern, envelope) =>
+        throwError(() =>
+          signReply('auth.register', envelope, errorBody('USERNAME_TAKEN')),
+        ),
+      );
+
+      await expectPaiError(
+        client.send('auth.login', { username: 'alice', password: 'pw' }),
+        ClientErrorCode.REPLY_UNVERIFIED,
+      );
+    });
+  });
+
+  describe('clock skew', () => {
+    const serverTime = NOW + TEN_MINUTES;
+
+    function staleReply(pattern: string, envelope: SentEnvelope) {
+      return throwError(() =>
+        signReply(
+          pattern,
+          envelope,
+          errorBody('STALE', { serverTime }, serverTime),
+        ),
+      );
+    }
+
+    it('should retry a STALE request once with a new nonce and the server clock', async () => {
+      const { client, send } = clientFor((pattern, envelope) =>
+        send.mock.calls.length === 1
+          ? staleReply(pattern, envelope)
+          : of(
+              signReply(pattern, envelope, okBody({ serverTime }, serverTime)),
+            ),
+      );
+
+      await expect(client.send('system.ping', {})).resolves.toEqual({
+        serverTime,
+      });
+
+      expect(send).toHaveBeenCalledTimes(2);
+      const [first, retry] = sentEnvelopes(send);
+      expect(first.ts).toBe(NOW);
+      expect(retry.ts).toBe(NOW + TEN_MINUTES);
+      expect(retry.nonce).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
+      expect(retry.nonce).not.toBe(first.nonce);
+      const expected = hmacHex(KEY, requestMacInput('system.ping', retry));
+      expect(macMatches(expected, retry.mac)).toBe(true);
+      expect(client.clockOffsetMs).toBe(TEN_MINUTES);
+    });
+
+    it('should keep the learned offset for later requests', async () => {
+      const { client, send } = clientFor((pattern, envelope) =>
+        send.mock.calls.length === 1
+          ? staleReply(pattern, envelope)
+          : of(
+              signReply(pattern, envelope, okBody({ serverTime }, serverTime)),
+            ),
+      );
+
+      await client.send('system.ping', {});
+      await client.send('system.ping', {});
+
+      expect(send).toHaveBeenCalledTimes(3);
+      expect(sentEnvelopes(send)[2].ts).toBe(NOW + TEN_MINUTES);
+    });
+
+    it('should not retry a second STALE', async () => {
+      // A third request would succeed: only a client that stops after one retry sees STALE.
+      const { client, send } = clientFor((pattern, envelope) =>
+        send.mock.calls.length <= 2
+          ? staleReply(pattern, envelope)
+          : of(
+              signReply(pattern, envelope, okBody({ serverTime }, serverTime)),
+            ),
+      );
+
+      await expectPaiError(client.send('system.ping', {}), ErrorCode.STALE);
+
+      expect(send).toHaveBeenCalledTimes(2);
+    });
+
+    it('should not retry an unsigned STALE nor learn its serverTime', async () => {
+      const { client, send } = clientFor(() =>
+        throwError(() => ({
+          ...errorBody('STALE', { serverTime }),
+          mac: null,
+        })),
+      );
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.REPLY_UNVERIFIED,
+      );
+
+      expect(send).toHaveBeenCalledTimes(1);
+      expect(client.clockOffsetMs).toBe(0);
+    });
+
+    it('should start with no clock offset', () => {
+      const { client } = clientFor(() => NEVER);
+
+      expect(client.clockOffsetMs).toBe(0);
+    });
+  });
+
+  describe('transport failures', () => {
+    it('should reject TIMEOUT when no reply comes in time', async () => {
+      const { client } = clientFor(() => NEVER, { timeoutMs: 50 });
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.TIMEOUT,
+      );
+    });
+
+    it('should reject CONNECTION when the transport fails', async () => {
+      const { client } = clientFor(() =>
+        throwError(() => new Error('ECONNREFUSED')),
+      );
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.CONNECTION,
+      );
+    });
+
+    it('should close the proxy', async () => {
+      const { client, close } = clientFor(() => NEVER);
+
+      await client.close();
+
+      expect(close).toHaveBeenCalledTimes(1);
+    });
+  });
+});

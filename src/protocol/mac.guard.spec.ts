@@ -1,0 +1,328 @@
+import { ExecutionContext } from '@nestjs/common';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { Test } from '@nestjs/testing';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { Clock } from './clock';
+import { ErrorCode } from './error-code';
+import { MacGuard } from './mac.guard';
+import { hmacHex, requestMacInput } from './mac';
+import { NonceStore } from './nonce-store';
+import { PaiError } from './pai.error';
+
+const NOW = 1764288000000;
+const WINDOW_MS = 300_000;
+const PATTERN = 'auth.login';
+const DEFAULT_KEY = Buffer.alloc(32, 1);
+const ROTATED_KEY = Buffer.alloc(32, 2);
+
+const config: AppConfig = {
+  production: false,
+  host: '127.0.0.1',
+  port: 0,
+  database: { type: 'sqlite', file: ':memory:' },
+  dataDir: '/nonexistent',
+  macKeys: new Map([
+    ['default', DEFAULT_KEY],
+    ['2026-11', ROTATED_KEY],
+  ]),
+  macWindowMs: WINDOW_MS,
+  sessionTtlMs: 3_600_000,
+  bcryptCost: 10,
+  passwordPepper: Buffer.alloc(32, 3),
+  maxMessageBytes: 65_536,
+};
+
+/** Records every consume() and refuses a (kid, nonce) pair it has seen, as the real store does. */
+class FakeNonceStore {
+  readonly calls: Array<[string, string, number]> = [];
+  private readonly seen = new Set<string>();
+
+  consume(kid: string, nonce: string, ts: number): Promise<void> {
+    this.calls.push([kid, nonce, ts]);
+    const entry = `${kid}\n${nonce}`;
+    if (this.seen.has(entry)) {
+      return Promise.reject(new PaiError(ErrorCode.REPLAY));
+    }
+    this.seen.add(entry);
+    return Promise.resolve();
+  }
+}
+
+interface EnvelopeOptions {
+  pattern?: string;
+  kid?: string;
+  key?: Buffer;
+  ts?: number;
+  nonce?: string;
+  payload?: Record<string, unknown>;
+}
+
+function signedEnvelope(options: EnvelopeOptions = {}) {
+  const kid = options.kid ?? 'default';
+  const fields = {
+    kid,
+    ts: options.ts ?? NOW,
+    nonce: options.nonce ?? 'AAAAAAAAAAAAAAAAAAAAAA',
+    payload: options.payload ?? { username: 'alice', password: 'pw123456' },
+  };
+  const key = options.key ?? config.macKeys.get(kid) ?? DEFAULT_KEY;
+  const mac = hmacHex(key, requestMacInput(options.pattern ?? PATTERN, fields));
+  return { v: 1, ...fields, mac };
+}
+
+function rpcContext(data: unknown, pattern = PATTERN): ExecutionContext {
+  const host = new ExecutionContextHost([data, { getPattern: () => pattern }]);
+  host.setType('rpc');
+  return host;
+}
+
+describe(MacGuard.name, () => {
+  let guard: MacGuard;
+  let nonces: FakeNonceStore;
+
+  beforeEach(async () => {
+    nonces = new FakeNonceStore();
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        MacGuard,
+        { provide: APP_CONFIG, useValue: config },
+        { provide: Clock, useValue: { now: () => NOW } },
+        { provide: NonceStore, useValue: nonces },
+      ],
+    }).compile();
+    guard = moduleRef.get(MacGuard);
+  });
+
+  describe('accepted messages', () => {
+    it('should accept a well-formed, signed, fresh and new message', async () => {
+      await expect(
+        guard.canActivate(rpcContext(signedEnvelope())),
+      ).resolves.toBe(true);
+    });
+
+    it('should record the nonce with (kid, nonce, ts) once every check passed', async () => {
+      const envelope = signedEnvelope({
+        ts: NOW - 1234,
+        nonce: 'nonce_with-dash_and_underscore',
+      });
+
+      await expect(guard.canActivate(rpcContext(envelope))).resolves.toBe(true);
+      expect(nonces.calls).toEqual([
+        ['default', 'nonce_with-dash_and_underscore', NOW - 1234],
+      ]);
+    });
+
+    it('should accept a message signed with any configured key', async () => {
+      const envelope = signedEnvelope({ kid: '2026-11' });
+
+      await expect(guard.canActivate(rpcContext(envelope))).resolves.toBe(true);
+      expect(nonces.calls).toEqual([['2026-11', envelope.nonce, NOW]]);
+    });
+
+    it.each([
+      ['in the past', NOW - WINDOW_MS],
+      ['in the future', NOW + WINDOW_MS],
+    ])(
+      'should accept a timestamp exactly at the window edge %s',
+      async (_when, ts) => {
+        await expect(
+          guard.canActivate(rpcContext(signedEnvelope({ ts }))),
+        ).resolves.toBe(true);
+      },
+    );
+  });
+
+  describe('step 1: envelope form', () => {
+    it('should refuse a malformed envelope with BAD_REQUEST naming the fields', async () => {
+      const envelope = { ...signedEnvelope(), v: 2, extra: true };
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({
+        code: ErrorCode.BAD_REQUEST,
+        details: {
+          fields: expect.arrayContaining([
+            expect.objectContaining({ field: 'v' }),
+            expect.objectContaining({ field: 'extra' }),
+          ]),
+        },
+      });
+      expect(nonces.calls).toEqual([]);
+    });
+
+    it.each([
+      ['null', null],
+      ['an array', []],
+      ['a string', 'envelope'],
+    ])(
+      'should refuse %s as the envelope with BAD_REQUEST',
+      async (_what, data) => {
+        await expect(guard.canActivate(rpcContext(data))).rejects.toMatchObject(
+          {
+            code: ErrorCode.BAD_REQUEST,
+            details: { fields: [expect.objectContaining({ field: 'data' })] },
+          },
+        );
+        expect(nonces.calls).toEqual([]);
+      },
+    );
+
+    it('should refuse a payload that is not an object even when correctly signed', async () => {
+      const envelope = { ...signedEnvelope(), payload: [] };
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({
+        code: ErrorCode.BAD_REQUEST,
+        details: { fields: [expect.objectContaining({ field: 'payload' })] },
+      });
+    });
+  });
+
+  describe('step 2: key id', () => {
+    it('should refuse a kid that names no configured key with UNKNOWN_KEY', async () => {
+      const envelope = signedEnvelope({ kid: 'retired', key: DEFAULT_KEY });
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.UNKNOWN_KEY });
+      expect(nonces.calls).toEqual([]);
+    });
+
+    it('should not mistake an inherited property name for a key', async () => {
+      const envelope = signedEnvelope({ kid: 'constructor', key: DEFAULT_KEY });
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.UNKNOWN_KEY });
+    });
+  });
+
+  describe('step 3: MAC', () => {
+    it('should refuse a tampered payload with MAC_INVALID', async () => {
+      const envelope = signedEnvelope();
+      const tampered = {
+        ...envelope,
+        payload: { ...envelope.payload, username: 'mallory' },
+      };
+
+      await expect(
+        guard.canActivate(rpcContext(tampered)),
+      ).rejects.toMatchObject({ code: ErrorCode.MAC_INVALID });
+      expect(nonces.calls).toEqual([]);
+    });
+
+    it.each([
+      ['ts', { ts: NOW + 1 }],
+      ['nonce', { nonce: 'BBBBBBBBBBBBBBBBBBBBBB' }],
+      ['kid', { kid: '2026-11' }],
+    ])(
+      'should refuse a message whose %s was changed after signing with MAC_INVALID',
+      async (_field, changes) => {
+        const envelope = { ...signedEnvelope(), ...changes };
+
+        await expect(
+          guard.canActivate(rpcContext(envelope)),
+        ).rejects.toMatchObject({ code: ErrorCode.MAC_INVALID });
+        expect(nonces.calls).toEqual([]);
+      },
+    );
+
+    it('should refuse the same envelope sent under another pattern with MAC_INVALID', async () => {
+      const envelope = signedEnvelope({ pattern: 'auth.login' });
+
+      await expect(
+        guard.canActivate(rpcContext(envelope, 'auth.register')),
+      ).rejects.toMatchObject({ code: ErrorCode.MAC_INVALID });
+      expect(nonces.calls).toEqual([]);
+    });
+
+    it('should refuse a MAC made with another configured key with MAC_INVALID', async () => {
+      const envelope = signedEnvelope({ kid: 'default', key: ROTATED_KEY });
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.MAC_INVALID });
+    });
+  });
+
+  describe('step 4: freshness', () => {
+    it.each([
+      ['in the past', NOW - WINDOW_MS - 1],
+      ['in the future', NOW + WINDOW_MS + 1],
+    ])(
+      'should refuse a timestamp one millisecond outside the window %s with STALE and serverTime',
+      async (_when, ts) => {
+        await expect(
+          guard.canActivate(rpcContext(signedEnvelope({ ts }))),
+        ).rejects.toMatchObject({
+          code: ErrorCode.STALE,
+          details: { serverTime: NOW },
+        });
+        expect(nonces.calls).toEqual([]);
+      },
+    );
+  });
+
+  describe('step 5: replay', () => {
+    it('should refuse a second copy of an accepted message with REPLAY', async () => {
+      const envelope = signedEnvelope();
+
+      await expect(guard.canActivate(rpcContext(envelope))).resolves.toBe(true);
+      await expect(
+        guard.canActivate(rpcContext(structuredClone(envelope))),
+      ).rejects.toMatchObject({ code: ErrorCode.REPLAY });
+      expect(nonces.calls).toHaveLength(2);
+    });
+  });
+
+  describe('check order', () => {
+    it('should report BAD_REQUEST before UNKNOWN_KEY', async () => {
+      const envelope = {
+        ...signedEnvelope({ kid: 'retired', key: DEFAULT_KEY }),
+        v: 2,
+      };
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.BAD_REQUEST });
+    });
+
+    it('should report UNKNOWN_KEY before MAC_INVALID', async () => {
+      const envelope = {
+        ...signedEnvelope(),
+        kid: 'retired',
+        mac: '0'.repeat(64),
+      };
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.UNKNOWN_KEY });
+    });
+
+    it('should report MAC_INVALID before STALE', async () => {
+      const envelope = {
+        ...signedEnvelope({ ts: NOW - WINDOW_MS - 1 }),
+        mac: '0'.repeat(64),
+      };
+
+      await expect(
+        guard.canActivate(rpcContext(envelope)),
+      ).rejects.toMatchObject({ code: ErrorCode.MAC_INVALID });
+    });
+
+    it('should report STALE before REPLAY and leave the nonce store alone', async () => {
+      const nonce = 'ReplayedNonce-0000000';
+      await expect(
+        guard.canActivate(rpcContext(signedEnvelope({ nonce }))),
+      ).resolves.toBe(true);
+
+      const stale = signedEnvelope({ nonce, ts: NOW - WINDOW_MS - 1 });
+
+      await expect(guard.canActivate(rpcContext(stale))).rejects.toMatchObject({
+        code: ErrorCode.STALE,
+      });
+      expect(nonces.calls).toEqual([['default', nonce, NOW]]);
+    });
+  });
+});

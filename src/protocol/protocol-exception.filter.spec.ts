@@ -1,0 +1,359 @@
+import { ArgumentsHost, Logger } from '@nestjs/common';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { Test } from '@nestjs/testing';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { firstValueFrom } from 'rxjs';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { Clock } from './clock';
+import { ErrorCode } from './error-code';
+import { hmacHex, replyMacInput } from './mac';
+import { PaiError } from './pai.error';
+import {
+  ProtocolExceptionFilter,
+  wireMessage,
+} from './protocol-exception.filter';
+import { ErrorReply, ReplySigner } from './reply-signer';
+
+interface ReplyVector {
+  pattern: string;
+  kid: string;
+  requestNonce: string;
+  reply: { ts: number; mac: string } & Record<string, unknown>;
+}
+
+// Kept identical to the shared vectors by mac.spec.ts.
+const vectors = JSON.parse(
+  readFileSync(
+    resolve(__dirname, '../../test/fixtures/protocol-vectors.json'),
+    'utf8',
+  ),
+) as { keys: Record<string, string>; replies: ReplyVector[] };
+
+const DEFAULT_KEY = Buffer.from(vectors.keys.default, 'base64');
+const OTHER_KEY = Buffer.alloc(32, 7);
+const PATTERN = 'transactions.create';
+const NONCE = '8rT3kY2mQ0vX9aLp4sHc1w';
+const NOW = 1764288000200;
+
+const config: AppConfig = {
+  production: false,
+  host: '127.0.0.1',
+  port: 0,
+  database: { type: 'sqlite', file: ':memory:' },
+  dataDir: '/nonexistent',
+  macKeys: new Map([
+    ['default', DEFAULT_KEY],
+    ['other', OTHER_KEY],
+  ]),
+  macWindowMs: 300_000,
+  sessionTtlMs: 3_600_000,
+  bcryptCost: 10,
+  passwordPepper: Buffer.alloc(32, 3),
+  maxMessageBytes: 65_536,
+};
+
+function request(changes: Record<string, unknown> = {}) {
+  return {
+    v: 1,
+    kid: 'default',
+    ts: NOW,
+    nonce: NONCE,
+    payload: {},
+    mac: '0'.repeat(64),
+    ...changes,
+  };
+}
+
+function rpcHost(data: unknown, pattern = PATTERN): ArgumentsHost {
+  const host = new ExecutionContextHost([data, { getPattern: () => pattern }]);
+  host.setType('rpc');
+  return host;
+}
+
+function expectedMac(
+  key: Buffer,
+  reply: ErrorReply,
+  pattern = PATTERN,
+  kid = 'default',
+  nonce = NONCE,
+): string {
+  const withoutMac = Object.fromEntries(
+    Object.entries(reply).filter(([field]) => field !== 'mac'),
+  );
+  return hmacHex(key, replyMacInput(pattern, kid, nonce, withoutMac));
+}
+
+describe(ProtocolExceptionFilter.name, () => {
+  let filter: ProtocolExceptionFilter;
+  let now: number;
+  let loggedErrors: jest.SpyInstance;
+  let loggedWarnings: jest.SpyInstance;
+
+  /** What the filter's Observable errors with (the Nest `err` sent to the client). */
+  async function replyTo(
+    exception: unknown,
+    data: unknown = request(),
+    pattern = PATTERN,
+  ): Promise<ErrorReply> {
+    const outcome = await firstValueFrom(
+      filter.catch(exception, rpcHost(data, pattern)),
+    ).then(
+      () => ({ emitted: true as const }),
+      (error: unknown) => ({ emitted: false as const, error }),
+    );
+    if (outcome.emitted)
+      throw new Error('the filter emitted instead of erroring');
+    return outcome.error as ErrorReply;
+  }
+
+  beforeEach(async () => {
+    now = NOW;
+    loggedErrors = jest
+      .spyOn(Logger.prototype, 'error')
+      .mockImplementation(() => undefined);
+    loggedWarnings = jest
+      .spyOn(Logger.prototype, 'warn')
+      .mockImplementation(() => undefined);
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        ProtocolExceptionFilter,
+        ReplySigner,
+        { provide: APP_CONFIG, useValue: config },
+        { provide: Clock, useValue: { now: () => now } },
+      ],
+    }).compile();
+    filter = moduleRef.get(ProtocolExceptionFilter);
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  describe('domain errors', () => {
+    it('should turn a PaiError into a signed error reply', async () => {
+      const reply = await replyTo(
+        new PaiError(ErrorCode.STALE, { serverTime: NOW }),
+      );
+
+      expect(reply).toEqual({
+        ok: false,
+        ts: NOW,
+        error: {
+          code: ErrorCode.STALE,
+          message: wireMessage(ErrorCode.STALE),
+          serverTime: NOW,
+        },
+        mac: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
+      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+    });
+
+    it('should bind the reply MAC to the request pattern, kid and nonce', async () => {
+      const reply = await replyTo(new PaiError(ErrorCode.REPLAY));
+
+      expect(reply.mac).not.toBe(
+        expectedMac(DEFAULT_KEY, reply, 'transactions.list'),
+      );
+      expect(reply.mac).not.toBe(
+        expectedMac(DEFAULT_KEY, reply, PATTERN, 'default', 'A'.repeat(22)),
+      );
+      expect(reply.mac).not.toBe(expectedMac(OTHER_KEY, reply));
+    });
+
+    it('should sign with the key the request named', async () => {
+      const reply = await replyTo(
+        new PaiError(ErrorCode.MAC_INVALID),
+        request({ kid: 'other' }),
+      );
+
+      expect(reply.mac).toBe(
+        expectedMac(OTHER_KEY, reply, PATTERN, 'other', NONCE),
+      );
+    });
+
+    it('should reproduce the error reply vector exactly', async () => {
+      const vector = vectors.replies.find((r) => r.reply.ok === false)!;
+      now = vector.reply.ts;
+
+      const reply = await replyTo(
+        new PaiError(ErrorCode.INVALID_CREDENTIALS),
+        request({ kid: vector.kid, nonce: vector.requestNonce }),
+        vector.pattern,
+      );
+
+      expect(reply).toEqual(vector.reply);
+    });
+
+    it('should carry BAD_REQUEST fields into the reply', async () => {
+      const fields = [{ field: 'payload.amount', problem: 'must be a string' }];
+
+      const reply = await replyTo(PaiError.badRequest(fields));
+
+      expect(reply.error).toEqual({
+        code: ErrorCode.BAD_REQUEST,
+        message: wireMessage(ErrorCode.BAD_REQUEST),
+        fields,
+      });
+    });
+
+    it('should not let details override the code or message', async () => {
+      const reply = await replyTo(
+        new PaiError(ErrorCode.RATE_LIMITED, {
+          code: ErrorCode.INTERNAL,
+          message: 'overridden',
+          retryAfterMs: 1000,
+        }),
+      );
+
+      expect(reply.error).toEqual({
+        code: ErrorCode.RATE_LIMITED,
+        message: wireMessage(ErrorCode.RATE_LIMITED),
+        retryAfterMs: 1000,
+      });
+    });
+
+    it('should sign the reply to a request whose other fields are malformed', async () => {
+      const data = request({ v: 2, ts: 'yesterday', payload: [], mac: 'x' });
+
+      const reply = await replyTo(PaiError.badRequest([]), data);
+
+      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+    });
+  });
+
+  describe('unsigned replies', () => {
+    it.each([
+      ['an unknown kid', request({ kid: 'retired' })],
+      ['a malformed kid', request({ kid: 'bad kid' })],
+      ['a missing kid', request({ kid: undefined })],
+      ['a malformed nonce', request({ nonce: 'short' })],
+      ['a missing nonce', request({ nonce: undefined })],
+      ['data that is not an object', 'not an envelope'],
+      ['null data', null],
+    ])('should leave mac null for %s', async (_what, data) => {
+      const reply = await replyTo(new PaiError(ErrorCode.UNKNOWN_KEY), data);
+
+      expect(reply).toMatchObject({
+        ok: false,
+        ts: NOW,
+        error: { code: ErrorCode.UNKNOWN_KEY },
+        mac: null,
+      });
+    });
+  });
+
+  describe('unexpected errors', () => {
+    it('should turn a plain Error into INTERNAL with an errorId and nothing else', async () => {
+      const secret = 'connect to db.internal:5432 as admin failed';
+      const error = new Error(secret);
+
+      const reply = await replyTo(error);
+
+      expect(reply.error).toEqual({
+        code: ErrorCode.INTERNAL,
+        message: wireMessage(ErrorCode.INTERNAL),
+        errorId: expect.stringMatching(
+          /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+        ),
+      });
+      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+      const wire = JSON.stringify(reply);
+      expect(wire).not.toContain(secret);
+      expect(wire).not.toContain('db.internal');
+      expect(wire).not.toContain(error.stack!.split('\n')[1].trim());
+    });
+
+    it('should log the errorId with the detail the client does not get', async () => {
+      const reply = await replyTo(new TypeError('x is undefined'));
+
+      expect(loggedErrors).toHaveBeenCalledWith(
+        expect.stringContaining(reply.error.errorId as string),
+        expect.any(String),
+      );
+      expect(loggedErrors).toHaveBeenCalledWith(
+        expect.stringContaining('x is undefined'),
+        expect.any(String),
+      );
+    });
+
+    it('should give each unexpected error its own errorId', async () => {
+      const first = await replyTo(new Error('one'));
+      const second = await replyTo(new Error('two'));
+
+      expect(first.error.errorId).not.toBe(second.error.errorId);
+    });
+
+    it('should turn a thrown non-Error into INTERNAL without echoing it', async () => {
+      const reply = await replyTo('secret string thrown');
+
+      expect(reply.error.code).toBe(ErrorCode.INTERNAL);
+      expect(JSON.stringify(reply)).not.toContain('secret string thrown');
+    });
+
+    it('should turn a connection refusal into UNAVAILABLE', async () => {
+      const reply = await replyTo({
+        code: 'ECONNREFUSED',
+        message: 'connect ECONNREFUSED 10.0.0.5:3306',
+      });
+
+      expect(reply.error).toEqual({
+        code: ErrorCode.UNAVAILABLE,
+        message: wireMessage(ErrorCode.UNAVAILABLE),
+      });
+      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+      expect(loggedWarnings).toHaveBeenCalled();
+      expect(JSON.stringify(reply)).not.toContain('10.0.0.5');
+    });
+  });
+});
+
+describe(wireMessage.name, () => {
+  it.each(Object.values(ErrorCode))(
+    'should give %s a non-empty message',
+    (code) => {
+      const message = wireMessage(code);
+
+      expect(typeof message).toBe('string');
+      expect(message.trim()).not.toBe('');
+    },
+  );
+
+  it('should give every code its own message', () => {
+    const messages = Object.values(ErrorCode).map(wireMessage);
+
+    expect(new Set(messages).size).toBe(messages.length);
+  });
+});
+
+describe(ReplySigner.name, () => {
+  it('should reproduce the success reply vectors exactly', async () => {
+    let now = 0;
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        ReplySigner,
+        {
+          provide: APP_CONFIG,
+          useValue: {
+            ...config,
+            macKeys: new Map([['default', DEFAULT_KEY]]),
+          },
+        },
+        { provide: Clock, useValue: { now: () => now } },
+      ],
+    }).compile();
+    const signer = moduleRef.get(ReplySigner);
+
+    for (const vector of vectors.replies.filter((r) => r.reply.ok === true)) {
+      now = vector.reply.ts;
+      const host = rpcHost(
+        request({ kid: vector.kid, nonce: vector.requestNonce }),
+        vector.pattern,
+      );
+
+      expect(signer.success(host, vector.reply.payload as object)).toEqual(
+        vector.reply,
+      );
+    }
+  });
+});

@@ -1,0 +1,342 @@
+import { PaiClientError } from '../src/client/pai-client.error';
+import type { PaiClient } from '../src/client/pai-client';
+import { startTestApp, type TestApp } from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+
+async function failure(call: Promise<unknown>): Promise<PaiClientError> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof PaiClientError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe(`transactions over TCP (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: TestApp;
+  let client: PaiClient;
+  let token: string;
+  let userId: string;
+
+  async function signUp(
+    username: string,
+  ): Promise<{ token: string; userId: string }> {
+    await client.send('auth.register', { username, password: 'correct horse' });
+    return client.send('auth.login', { username, password: 'correct horse' });
+  }
+
+  async function rowCount(): Promise<number> {
+    const [row] = await service.dataSource.query(
+      'SELECT COUNT(*) AS n FROM transacciones',
+    );
+    return Number(row.n);
+  }
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+    service = await startTestApp(database);
+    client = service.client();
+    ({ token, userId } = await signUp('alice'));
+  });
+
+  afterEach(async () => {
+    await service.close();
+    await database.drop();
+  });
+
+  it('should record a transaction and return it with exact two-decimal amounts', async () => {
+    const reply = await client.send('transactions.create', {
+      token,
+      amount: '12.5',
+      reference: 'order:42',
+      description: 'café €😀',
+    });
+    expect(reply.created).toBe(true);
+    expect(reply.transaction).toEqual({
+      id: expect.stringMatching(/^[1-9][0-9]*$/),
+      userId,
+      amount: '12.50',
+      reference: 'order:42',
+      description: 'café €😀',
+      createdAt: expect.any(String),
+    });
+    const [listed] = (await client.send('transactions.list', { token })).items;
+    expect(listed).toEqual(reply.transaction);
+  });
+
+  it('should sum amounts exactly, with no binary floating point anywhere', async () => {
+    for (const amount of ['0.10', '0.20', '9999999999999.99', '0.01']) {
+      await client.send('transactions.create', { token, amount });
+    }
+    const me = await client.send('users.me', { token });
+    expect(me.transactionCount).toBe(4);
+    // 0.1 + 0.2 + 9999999999999.99 + 0.01 in doubles is 10000000000000.3 at best.
+    expect(me.total).toBe('10000000000000.30');
+    const amounts = (
+      await client.send('transactions.list', { token })
+    ).items.map((item) => item.amount);
+    expect(amounts).toEqual(['0.01', '9999999999999.99', '0.20', '0.10']);
+  });
+
+  it('should store the amount column as an exact decimal, not a float', async () => {
+    await client.send('transactions.create', { token, amount: '150.25' });
+    const [row] = await service.dataSource.query(
+      'SELECT cantidad FROM transacciones',
+    );
+    expect(row.cantidad).toBe('150.25');
+  });
+
+  it('should refuse a JSON number, zero, and malformed amounts with BAD_REQUEST and store nothing', async () => {
+    for (const amount of [
+      12.5,
+      '0',
+      '0.00',
+      '-5',
+      '1.999',
+      '1e3',
+      '12345678901234',
+      '',
+    ] as never[]) {
+      const error = await failure(
+        client.send('transactions.create', { token, amount }),
+      );
+      expect(error.code).toBe('BAD_REQUEST');
+      expect(error.details.fields).toEqual([
+        expect.objectContaining({ field: 'payload.amount' }),
+      ]);
+    }
+    expect(await rowCount()).toBe(0);
+  });
+
+  it('should refuse unknown fields, long descriptions and bad references', async () => {
+    const cases = [
+      { token, amount: '1.00', currency: 'EUR' },
+      { token, amount: '1.00', description: 'x'.repeat(141) },
+      { token, amount: '1.00', reference: 'has space' },
+      { token, amount: '1.00', reference: null },
+    ];
+    for (const payload of cases) {
+      expect(
+        (await failure(client.send('transactions.create', payload as never)))
+          .code,
+      ).toBe('BAD_REQUEST');
+    }
+    await expect(
+      client.send('transactions.create', {
+        token,
+        amount: '1.00',
+        description: '😀'.repeat(140),
+      }),
+    ).resolves.toHaveProperty('created', true);
+  });
+
+  it('should return the first transaction again for a repeated reference and add no row', async () => {
+    const first = await client.send('transactions.create', {
+      token,
+      amount: '7',
+      reference: 'pay-1',
+    });
+    const again = await client.send('transactions.create', {
+      token,
+      amount: '7.00',
+      reference: 'pay-1',
+    });
+    expect(again).toEqual({ transaction: first.transaction, created: false });
+    expect(await rowCount()).toBe(1);
+  });
+
+  it('should refuse a reused reference with another amount or description', async () => {
+    await client.send('transactions.create', {
+      token,
+      amount: '7',
+      reference: 'pay-1',
+      description: 'rent',
+    });
+    const otherAmount = client.send('transactions.create', {
+      token,
+      amount: '8',
+      reference: 'pay-1',
+      description: 'rent',
+    });
+    expect((await failure(otherAmount)).code).toBe('IDEMPOTENCY_CONFLICT');
+    const otherText = client.send('transactions.create', {
+      token,
+      amount: '7',
+      reference: 'pay-1',
+    });
+    expect((await failure(otherText)).code).toBe('IDEMPOTENCY_CONFLICT');
+    expect(await rowCount()).toBe(1);
+  });
+
+  it('should create one row for many concurrent requests with one reference', async () => {
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        client.send('transactions.create', {
+          token,
+          amount: '3.00',
+          reference: 'once',
+        }),
+      ),
+    );
+    expect(replies.filter((reply) => reply.created)).toHaveLength(1);
+    expect(new Set(replies.map((reply) => reply.transaction.id)).size).toBe(1);
+    expect(await rowCount()).toBe(1);
+  });
+
+  it('should keep references per user', async () => {
+    const bob = await signUp('bob');
+    await client.send('transactions.create', {
+      token,
+      amount: '1',
+      reference: 'shared',
+    });
+    const reply = await client.send('transactions.create', {
+      token: bob.token,
+      amount: '2',
+      reference: 'shared',
+    });
+    expect(reply.created).toBe(true);
+  });
+
+  it('should lose none of many concurrent writes, even when some of them fail', async () => {
+    const calls = Array.from({ length: 120 }, (_, i) => {
+      // Every tenth write conflicts with the first one's reference and must fail alone.
+      const payload =
+        i % 10 === 9
+          ? { token, amount: '99.00', reference: 'fixed' }
+          : {
+              token,
+              amount: `${i + 1}.01`,
+              ...(i === 0 ? { reference: 'fixed' } : {}),
+            };
+      return client.send('transactions.create', payload).then(
+        (reply) => ({ ok: true as const, reply }),
+        (error: PaiClientError) => ({ ok: false as const, code: error.code }),
+      );
+    });
+    const results = await Promise.all(calls);
+    const acknowledged = results.filter((result) => result.ok);
+    expect(
+      results
+        .filter((result) => !result.ok)
+        .map((result) => (result.ok ? '' : result.code)),
+    ).toEqual(Array(12).fill('IDEMPOTENCY_CONFLICT'));
+    expect(acknowledged).toHaveLength(108);
+    const stored = await service.dataSource.query(
+      'SELECT id FROM transacciones',
+    );
+    expect(stored.map((row: { id: unknown }) => String(row.id)).sort()).toEqual(
+      acknowledged
+        .map((result) => (result.ok ? result.reply.transaction.id : ''))
+        .sort(),
+    );
+  });
+
+  it('should page newest first with limit and before', async () => {
+    for (let i = 1; i <= 5; i += 1) {
+      await client.send('transactions.create', { token, amount: `${i}.00` });
+    }
+    const first = await client.send('transactions.list', { token, limit: 2 });
+    expect(first.items.map((item) => item.amount)).toEqual(['5.00', '4.00']);
+    expect(first.nextBefore).toBe(first.items[1].id);
+    const second = await client.send('transactions.list', {
+      token,
+      limit: 2,
+      before: first.nextBefore!,
+    });
+    expect(second.items.map((item) => item.amount)).toEqual(['3.00', '2.00']);
+    const last = await client.send('transactions.list', {
+      token,
+      limit: 2,
+      before: second.nextBefore!,
+    });
+    expect(last.items.map((item) => item.amount)).toEqual(['1.00']);
+    expect(last.nextBefore).toBeNull();
+    const all = await client.send('transactions.list', { token });
+    expect(all.items).toHaveLength(5);
+    expect(all.nextBefore).toBeNull();
+  });
+
+  it('should refuse out-of-range page sizes and cursors', async () => {
+    for (const page of [
+      { limit: 0 },
+      { limit: 101 },
+      { limit: 2.5 },
+      { limit: '5' },
+      { before: 'abc' },
+    ]) {
+      expect(
+        (
+          await failure(
+            client.send('transactions.list', { token, ...page } as never),
+          )
+        ).code,
+      ).toBe('BAD_REQUEST');
+    }
+  });
+
+  it('should show each user only their own transactions and totals', async () => {
+    const bob = await signUp('bob');
+    await client.send('transactions.create', { token, amount: '10.00' });
+    await client.send('transactions.create', {
+      token: bob.token,
+      amount: '20.00',
+    });
+    const mine = await client.send('transactions.list', { token });
+    expect(mine.items.map((item) => item.amount)).toEqual(['10.00']);
+    const bobsMe = await client.send('users.me', { token: bob.token });
+    expect(bobsMe).toEqual({
+      userId: bob.userId,
+      username: 'bob',
+      createdAt: expect.any(String),
+      transactionCount: 1,
+      total: '20.00',
+    });
+  });
+
+  it('should report zero for a user without transactions', async () => {
+    const me = await client.send('users.me', { token });
+    expect(me.transactionCount).toBe(0);
+    expect(me.total).toBe('0.00');
+  });
+
+  it('should refuse transactions without a live session', async () => {
+    await client.send('auth.logout', { token });
+    expect(
+      (
+        await failure(
+          client.send('transactions.create', { token, amount: '1.00' }),
+        )
+      ).code,
+    ).toBe('UNAUTHENTICATED');
+    expect(
+      (await failure(client.send('transactions.list', { token }))).code,
+    ).toBe('UNAUTHENTICATED');
+    expect(await rowCount()).toBe(0);
+  });
+
+  it('should keep every acknowledged transaction across a restart', async () => {
+    const created = await client.send('transactions.create', {
+      token,
+      amount: '42.00',
+      reference: 'keep',
+    });
+    await service.close();
+    service = await startTestApp(database);
+    client = service.client();
+    const me = await client.send('users.me', { token });
+    expect(me.total).toBe('42.00');
+    const again = await client.send('transactions.create', {
+      token,
+      amount: '42.00',
+      reference: 'keep',
+    });
+    expect(again).toEqual({ transaction: created.transaction, created: false });
+  });
+});
