@@ -1,5 +1,5 @@
 import { INestMicroservice } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
@@ -43,6 +43,9 @@ export interface TestApp {
 export async function startTestApp(
   database: TestDatabase,
   overrides: Partial<AppConfig> = {},
+  customize: (builder: TestingModuleBuilder) => TestingModuleBuilder = (
+    builder,
+  ) => builder,
 ): Promise<TestApp> {
   const config: AppConfig = {
     production: false,
@@ -60,12 +63,11 @@ export async function startTestApp(
     ...overrides,
   };
   const clock = new TestClock();
-  const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot(config)],
-  })
-    .overrideProvider(Clock)
-    .useValue(clock)
-    .compile();
+  const moduleRef = await customize(
+    Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+      .overrideProvider(Clock)
+      .useValue(clock),
+  ).compile();
   const server = createPaiServer(config);
   const app = moduleRef.createNestMicroservice({
     strategy: server,

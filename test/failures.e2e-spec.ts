@@ -1,0 +1,85 @@
+import { Database } from '../src/database/database.service';
+import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+import { RawClient, replyVerifies, signEnvelope } from './support/raw-client';
+
+/** A Database whose every unit of work fails with `error`, as a database that went away would. */
+function failingDatabase(error: Error): Partial<Database> {
+  const fail = () => Promise.reject(error);
+  return { dialect: 'sqlite', run: fail, transaction: fail };
+}
+
+describe(`failures reaching the client (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: TestApp | undefined;
+  let raw: RawClient | undefined;
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    raw?.close();
+    await service?.close();
+    await database.drop();
+  });
+
+  async function startWith(error: Error) {
+    service = await startTestApp(database, {}, (builder) =>
+      builder.overrideProvider(Database).useValue(failingDatabase(error)),
+    );
+    raw = await RawClient.connect(service.port);
+    return raw;
+  }
+
+  it('should answer UNAVAILABLE, signed, when the database cannot be reached', async () => {
+    const client = await startWith(
+      Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:3306'), {
+        code: 'ECONNREFUSED',
+      }),
+    );
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+    const reply = await client.request('system.ping', envelope);
+    expect(reply.error?.code).toBe('UNAVAILABLE');
+    expect(JSON.stringify(reply)).not.toContain('10.0.0.5');
+    expect(
+      replyVerifies(
+        reply,
+        'system.ping',
+        'default',
+        envelope.nonce,
+        TEST_KEYS.default,
+      ),
+    ).toBe(true);
+  });
+
+  it('should answer INTERNAL with only an error id, never the internals', async () => {
+    const secret = 'SELECT clave FROM usuarios -- /srv/pai/src/secret.ts:42';
+    const client = await startWith(new Error(secret));
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+    const reply = await client.request('system.ping', envelope);
+    expect(reply.error?.code).toBe('INTERNAL');
+    expect(reply.error?.errorId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Object.keys(reply.error ?? {}).sort()).toEqual([
+      'code',
+      'errorId',
+      'message',
+    ]);
+    const text = JSON.stringify(reply);
+    expect(text).not.toContain('SELECT');
+    expect(text).not.toContain('secret.ts');
+    expect(
+      replyVerifies(
+        reply,
+        'system.ping',
+        'default',
+        envelope.nonce,
+        TEST_KEYS.default,
+      ),
+    ).toBe(true);
+  });
+});
