@@ -3,23 +3,13 @@ import {
   PaiClientError,
 } from '../src/client/pai-client.error';
 import type { PaiClient } from '../src/client/pai-client';
+import { codeOf } from './support/failure';
 import { startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
-
-/** The error code a failed call rejected with (awaited, so a success fails the test). */
-async function codeOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof PaiClientError) return error.code;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe(`auth over TCP (${databaseKind})`, () => {
   let database: TestDatabase;

@@ -2,23 +2,13 @@ import { Test } from '@nestjs/testing';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PaiClient, PaiClientModule } from '../src';
-import { PaiClientError } from '../src/client/pai-client.error';
+import { failure } from './support/failure';
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
-
-async function failure(call: Promise<unknown>): Promise<PaiClientError> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof PaiClientError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe(`${PaiClientModule.name} against the service (${databaseKind})`, () => {
   let database: TestDatabase;

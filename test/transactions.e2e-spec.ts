@@ -1,4 +1,5 @@
 import { PaiClientError } from '../src/client/pai-client.error';
+import { failure } from './support/failure';
 import type { PaiClient } from '../src/client/pai-client';
 import { startTestApp, type TestApp } from './support/test-app';
 import {
@@ -6,16 +7,6 @@ import {
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
-
-async function failure(call: Promise<unknown>): Promise<PaiClientError> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof PaiClientError) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe(`transactions over TCP (${databaseKind})`, () => {
   let database: TestDatabase;

@@ -1,3 +1,4 @@
+import type { Envelope } from '../protocol/envelope';
 import type { ClientProxy } from '@nestjs/microservices';
 import { randomBytes } from 'node:crypto';
 import { NEVER, Observable, of, throwError } from 'rxjs';
@@ -15,14 +16,7 @@ import {
   type PaiErrorCode,
 } from './pai-client.error';
 
-interface SentEnvelope {
-  v: number;
-  kid: string;
-  ts: number;
-  nonce: string;
-  payload: Record<string, unknown>;
-  mac: string;
-}
+type SentEnvelope = Envelope;
 
 type Responder = (
   pattern: string,

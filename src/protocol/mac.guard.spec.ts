@@ -1,3 +1,4 @@
+import { testConfig } from '../../test/support/config';
 import { ExecutionContext } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Test } from '@nestjs/testing';
@@ -15,22 +16,12 @@ const PATTERN = 'auth.login';
 const DEFAULT_KEY = Buffer.alloc(32, 1);
 const ROTATED_KEY = Buffer.alloc(32, 2);
 
-const config: AppConfig = {
-  production: false,
-  host: '127.0.0.1',
-  port: 0,
-  database: { type: 'sqlite', file: ':memory:' },
-  dataDir: '/nonexistent',
-  macKeys: new Map([
-    ['default', DEFAULT_KEY],
-    ['2026-11', ROTATED_KEY],
-  ]),
-  macWindowMs: WINDOW_MS,
-  sessionTtlMs: 3_600_000,
-  bcryptCost: 10,
-  passwordPepper: Buffer.alloc(32, 3),
-  maxMessageBytes: 65_536,
-};
+const config: AppConfig = testConfig(
+  { default: DEFAULT_KEY, '2026-11': ROTATED_KEY },
+  {
+    macWindowMs: WINDOW_MS,
+  },
+);
 
 /** Records every consume() and refuses a (kid, nonce) pair it has seen, as the real store does. */
 class FakeNonceStore {

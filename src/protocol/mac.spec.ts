@@ -1,17 +1,11 @@
+import type { Envelope } from './envelope';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hmacHex, macMatches, replyMacInput, requestMacInput } from './mac';
 
 interface RequestVector {
   pattern: string;
-  envelope: {
-    v: number;
-    kid: string;
-    ts: number;
-    nonce: string;
-    payload: Record<string, unknown>;
-    mac: string;
-  };
+  envelope: Envelope;
   macInput: string;
 }
 

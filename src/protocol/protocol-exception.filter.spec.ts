@@ -1,3 +1,4 @@
+import { testConfig } from '../../test/support/config';
 import { ArgumentsHost, Logger } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Test } from '@nestjs/testing';
@@ -36,22 +37,10 @@ const PATTERN = 'transactions.create';
 const NONCE = '8rT3kY2mQ0vX9aLp4sHc1w';
 const NOW = 1764288000200;
 
-const config: AppConfig = {
-  production: false,
-  host: '127.0.0.1',
-  port: 0,
-  database: { type: 'sqlite', file: ':memory:' },
-  dataDir: '/nonexistent',
-  macKeys: new Map([
-    ['default', DEFAULT_KEY],
-    ['other', OTHER_KEY],
-  ]),
-  macWindowMs: 300_000,
-  sessionTtlMs: 3_600_000,
-  bcryptCost: 10,
-  passwordPepper: Buffer.alloc(32, 3),
-  maxMessageBytes: 65_536,
-};
+const config: AppConfig = testConfig({
+  default: DEFAULT_KEY,
+  other: OTHER_KEY,
+});
 
 function request(changes: Record<string, unknown> = {}) {
   return {

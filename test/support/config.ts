@@ -1,0 +1,22 @@
+import type { AppConfig } from '../../src/config/config';
+
+/** A complete AppConfig for tests: the minimum bcrypt cost, no files, keys given by the caller. */
+export function testConfig(
+  macKeys: Record<string, Buffer>,
+  overrides: Partial<AppConfig> = {},
+): AppConfig {
+  return {
+    production: false,
+    host: '127.0.0.1',
+    port: 0,
+    database: { type: 'sqlite', file: ':memory:' },
+    dataDir: '/nonexistent',
+    macKeys: new Map(Object.entries(macKeys)),
+    macWindowMs: 300_000,
+    sessionTtlMs: 3_600_000,
+    bcryptCost: 10,
+    passwordPepper: Buffer.alloc(32, 3),
+    maxMessageBytes: 65_536,
+    ...overrides,
+  };
+}
