@@ -8,6 +8,22 @@ import { framedSocketClass } from './framed-socket';
 /** Messages to a pattern with no handler are routed here, through the guard, filter and signer. */
 export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
 
+/** Counts a repeated fault and logs its 1st, 2nd, 4th, 8th … occurrence: a peer cannot flood the log. */
+class SampledWarning {
+  private count = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly describe: (count: number) => string,
+  ) {}
+
+  record(): void {
+    this.count += 1;
+    if ((this.count & (this.count - 1)) === 0)
+      this.logger.warn(this.describe(this.count));
+  }
+}
+
 /**
  * Nest's TCP server with two protocol rules of its own: a request to an unknown pattern gets a
  * signed BAD_REQUEST (Nest would send an unsigned string), and events, which the protocol does
@@ -15,8 +31,16 @@ export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
  */
 export class PaiTcpServer extends ServerTCP {
   private readonly protocolLogger = new Logger(PaiTcpServer.name);
-  private droppedEvents = 0;
-  private closedForFraming = 0;
+  private readonly droppedEvents = new SampledWarning(
+    this.protocolLogger,
+    (count) =>
+      `dropped ${count} event message(s): events are not part of the protocol`,
+  );
+  private readonly closedForFraming = new SampledWarning(
+    this.protocolLogger,
+    (count) =>
+      `closed ${count} connection(s) for invalid framing, corrupt lengths or oversized frames`,
+  );
 
   constructor(options: Required<TcpOptions>['options']) {
     super(options);
@@ -30,13 +54,7 @@ export class PaiTcpServer extends ServerTCP {
   }
 
   override handleEvent(): Promise<void> {
-    // Logged at powers of two so a peer flooding events cannot flood the log.
-    this.droppedEvents += 1;
-    if ((this.droppedEvents & (this.droppedEvents - 1)) === 0) {
-      this.protocolLogger.warn(
-        `dropped ${this.droppedEvents} event message(s): events are not part of the protocol`,
-      );
-    }
+    this.droppedEvents.record();
     return Promise.resolve();
   }
 
@@ -46,12 +64,7 @@ export class PaiTcpServer extends ServerTCP {
    */
   override handleError(error: unknown): void {
     if (error instanceof InvalidTcpDataReceptionException) {
-      this.closedForFraming += 1;
-      if ((this.closedForFraming & (this.closedForFraming - 1)) === 0) {
-        this.protocolLogger.warn(
-          `closed ${this.closedForFraming} connection(s) for invalid framing (latest: ${String(error.message)})`,
-        );
-      }
+      this.closedForFraming.record();
       return;
     }
     super.handleError(error as string);
