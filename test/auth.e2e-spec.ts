@@ -3,6 +3,7 @@ import {
   PaiClientError,
 } from '../src/client/pai-client.error';
 import type { PaiClient } from '../src/client/pai-client';
+import { SessionsService } from '../src/auth/sessions.service';
 import { codeOf } from './support/failure';
 import { startTestApp, type TestApp } from './support/test-app';
 import {
@@ -310,6 +311,25 @@ describe(`auth over TCP (${databaseKind})`, () => {
     expect(await codeOf(lagging.send('users.me', { token }))).toBe(
       'UNAUTHENTICATED',
     );
+  });
+
+  it('should delete sessions once they have expired', async () => {
+    await client.send('auth.register', {
+      username: 'alice',
+      password: 'correct horse',
+    });
+    await client.send('auth.login', {
+      username: 'alice',
+      password: 'correct horse',
+    });
+    const sessions = service.app.get(SessionsService);
+    expect(await sessions.purgeExpired()).toBe(0);
+    service.clock.advance(service.config.sessionTtlMs + 1);
+    expect(await sessions.purgeExpired()).toBe(1);
+    const rows: unknown[] = await service.dataSource.query(
+      'SELECT id FROM sesiones',
+    );
+    expect(rows).toHaveLength(0);
   });
 
   it('should answer a malformed token with BAD_REQUEST and an unknown one with UNAUTHENTICATED', async () => {

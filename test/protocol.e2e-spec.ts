@@ -1,3 +1,4 @@
+import { NonceStore } from '../src/protocol/nonce-store';
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
@@ -215,6 +216,20 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
       'SELECT nonce FROM nonces_usados',
     );
     expect(rows).toHaveLength(1);
+  });
+
+  it('should forget a nonce once its message is past the window, and still refuse that message', async () => {
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await send('system.ping', envelope)).ok).toBe(true);
+    const nonces = service.app.get(NonceStore);
+    expect(await nonces.purgeExpired()).toBe(0);
+    service.clock.advance(service.config.macWindowMs + 1);
+    expect(await nonces.purgeExpired()).toBe(1);
+    const rows: unknown[] = await service.dataSource.query(
+      'SELECT nonce FROM nonces_usados',
+    );
+    expect(rows).toHaveLength(0);
+    expect((await send('system.ping', envelope)).error?.code).toBe('STALE');
   });
 
   it('should treat nonces that differ only in case as different nonces', async () => {

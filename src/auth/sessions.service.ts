@@ -1,8 +1,15 @@
-import { Inject, Injectable } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnModuleDestroy,
+  OnModuleInit,
+} from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import { EntityManager, IsNull } from 'typeorm';
+import { EntityManager, IsNull, LessThan } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
+import { startPeriodicTask } from '../database/periodic-task';
 import { Clock } from '../protocol/clock';
 import { ErrorCode } from '../protocol/error-code';
 import { PaiError } from '../protocol/pai.error';
@@ -18,8 +25,13 @@ export function tokenHash(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+const PURGE_EVERY_MS = 10 * 60_000;
+
 @Injectable()
-export class SessionsService {
+export class SessionsService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(SessionsService.name);
+  private stopPurge?: () => void;
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly database: Database,
@@ -67,5 +79,28 @@ export class SessionsService {
         .execute(),
     );
     if (!result.affected) throw new PaiError(ErrorCode.UNAUTHENTICATED);
+  }
+
+  /** Deletes sessions past their expiry: revoked or not, they can never be used again. */
+  async purgeExpired(): Promise<number> {
+    const result = await this.database.run((manager) =>
+      manager.delete(Session, {
+        expiresAt: LessThan(new Date(this.clock.now())),
+      }),
+    );
+    return result.affected ?? 0;
+  }
+
+  onModuleInit(): void {
+    this.stopPurge = startPeriodicTask(
+      'session purge',
+      PURGE_EVERY_MS,
+      () => this.purgeExpired(),
+      this.logger,
+    );
+  }
+
+  onModuleDestroy(): void {
+    this.stopPurge?.();
   }
 }

@@ -8,6 +8,7 @@ import {
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
+import { startPeriodicTask } from '../database/periodic-task';
 import { UsedNonce } from './used-nonce.entity';
 import { Clock } from './clock';
 import { ErrorCode } from './error-code';
@@ -21,7 +22,7 @@ import { PaiError } from './pai.error';
 @Injectable()
 export class NonceStore implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(NonceStore.name);
-  private purgeTimer?: NodeJS.Timeout;
+  private stopPurge?: () => void;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -61,15 +62,15 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
       Math.max(Math.floor(this.config.macWindowMs / 10), 1_000),
       30_000,
     );
-    this.purgeTimer = setInterval(() => {
-      this.purgeExpired().catch((error: unknown) =>
-        this.logger.warn(`nonce purge failed: ${(error as Error).message}`),
-      );
-    }, every);
-    this.purgeTimer.unref();
+    this.stopPurge = startPeriodicTask(
+      'nonce purge',
+      every,
+      () => this.purgeExpired(),
+      this.logger,
+    );
   }
 
   onModuleDestroy(): void {
-    clearInterval(this.purgeTimer);
+    this.stopPurge?.();
   }
 }
