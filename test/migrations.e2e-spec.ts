@@ -1,5 +1,8 @@
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { runMigrationsExclusively } from '../src/database/migrate';
 import {
   createTestDatabase,
   databaseKind,
@@ -21,8 +24,6 @@ describe(`migrations (${databaseKind})`, () => {
   beforeEach(async () => {
     database = await createTestDatabase();
     if (database.config.type === 'sqlite') {
-      const { mkdirSync } = await import('node:fs');
-      const { dirname } = await import('node:path');
       mkdirSync(dirname(database.config.file), { recursive: true });
     }
     // The same options object the service and the TypeORM CLI use.
@@ -76,4 +77,41 @@ describe(`migrations (${databaseKind})`, () => {
       await runner.release();
     }
   });
+});
+
+describe(`${runMigrationsExclusively.name} (${databaseKind})`, () => {
+  // Several instances share MySQL; the embedded SQLite database belongs to one process.
+  const onMysql = databaseKind === 'mysql' ? it : it.skip;
+
+  onMysql(
+    'should let instances starting together on one empty database all succeed, migrating it once',
+    async () => {
+      const database = await createTestDatabase();
+      if (database.config.type === 'sqlite') {
+        mkdirSync(dirname(database.config.file), { recursive: true });
+      }
+      const instances = await Promise.all(
+        [1, 2, 3].map(() =>
+          new DataSource(dataSourceOptions(database.config)).initialize(),
+        ),
+      );
+      try {
+        const results = await Promise.allSettled(
+          instances.map(runMigrationsExclusively),
+        );
+        expect(results.map((result) => result.status)).toEqual([
+          'fulfilled',
+          'fulfilled',
+          'fulfilled',
+        ]);
+        const applied: unknown[] = await instances[0].query(
+          'SELECT * FROM migrations',
+        );
+        expect(applied).toHaveLength(1);
+      } finally {
+        await Promise.all(instances.map((instance) => instance.destroy()));
+        await database.drop();
+      }
+    },
+  );
 });

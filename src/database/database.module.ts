@@ -1,10 +1,12 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from './database.service';
+import { runMigrationsExclusively } from './migrate';
 
 @Global()
 @Module({
@@ -18,8 +20,14 @@ import { Database } from './database.service';
             mode: 0o700,
           });
         }
-        // Pending migrations are applied at start, on both databases; schema is never synchronized.
-        return { ...dataSourceOptions(config.database), migrationsRun: true };
+        return dataSourceOptions(config.database);
+      },
+      // Pending migrations are applied at start, on both databases (the schema is never
+      // synchronized), one instance at a time.
+      dataSourceFactory: async (options) => {
+        const dataSource = await new DataSource(options!).initialize();
+        await runMigrationsExclusively(dataSource);
+        return dataSource;
       },
     }),
   ],
