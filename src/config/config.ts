@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  existsSync,
   linkSync,
   mkdirSync,
   readFileSync,
@@ -110,20 +111,15 @@ interface DevSecrets {
 }
 
 /**
- * Outside production a missing secret is generated once into PAI_DATA_DIR so that
- * `npm start` works on a bare machine; the command-line client reads the MAC key from the same
- * file. The values are never printed.
+ * Written whole to a private temporary file, then linked into place: link() fails if the file
+ * exists, so two processes starting at once agree on one set of secrets (the loser reads the
+ * winner's), and neither can read a half-written file.
  */
-export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
-  const file = join(dataDir, DEV_SECRETS_FILE);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+function createDevSecrets(file: string): void {
   const fresh: DevSecrets = {
     PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
     PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
   };
-  // Written whole to a private temporary file, then linked into place: link() fails if the file
-  // exists, so two processes starting at once agree on one set of secrets, and neither can read
-  // a half-written file.
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(temporary, JSON.stringify(fresh, null, 2) + '\n', {
     mode: 0o600,
@@ -131,12 +127,22 @@ export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
   });
   try {
     linkSync(temporary, file);
-    return fresh;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   } finally {
     unlinkSync(temporary);
   }
+}
+
+/**
+ * Outside production a missing secret is generated once into PAI_DATA_DIR so that
+ * `npm start` works on a bare machine; the command-line client reads the MAC key from the same
+ * file. The values are never printed.
+ */
+export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
+  const file = join(dataDir, DEV_SECRETS_FILE);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) createDevSecrets(file);
   if ((statSync(file).mode & 0o077) !== 0) {
     throw new ConfigError(
       'PAI_DATA_DIR',

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ServerTCP, TcpOptions } from '@nestjs/microservices';
+import { ServerTCP } from '@nestjs/microservices';
 import { InvalidTcpDataReceptionException } from '@nestjs/microservices/errors/invalid-tcp-data-reception.exception.js';
 import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
@@ -41,10 +41,6 @@ export class PaiTcpServer extends ServerTCP {
     (count) =>
       `closed ${count} connection(s) for invalid framing, corrupt lengths or oversized frames`,
   );
-
-  constructor(options: Required<TcpOptions>['options']) {
-    super(options);
-  }
 
   override getHandlerByPattern(pattern: string) {
     return (

@@ -17,9 +17,7 @@ function problemsOf(errors: ValidationError[], parent = ''): FieldProblem[] {
       ? [
           {
             field,
-            problem: error.constraints.whitelistValidation
-              ? 'unknown field'
-              : Object.values(error.constraints)[0],
+            problem: Object.values(error.constraints)[0],
           },
         ]
       : [];
@@ -92,8 +90,6 @@ export class PayloadPipe implements PipeTransform {
       });
     }
     const errors = await validate(instance, {
-      whitelist: true,
-      forbidNonWhitelisted: true,
       // Payloads are always DTO instances here; an empty DTO (system.ping) must not count as unknown.
       forbidUnknownValues: false,
       validationError: { target: false, value: false },
