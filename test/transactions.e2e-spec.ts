@@ -197,15 +197,15 @@ describe(`transactions over TCP (${databaseKind})`, () => {
 
   it('should lose none of many concurrent writes, even when some of them fail', async () => {
     const calls = Array.from({ length: 120 }, (_, i) => {
-      // Every tenth write conflicts with the first one's reference and must fail alone.
-      const payload =
-        i % 10 === 9
-          ? { token, amount: '99.00', reference: 'fixed' }
-          : {
-              token,
-              amount: `${i + 1}.01`,
-              ...(i === 0 ? { reference: 'fixed' } : {}),
-            };
+      // Thirteen writes share one reference with different amounts: whichever
+      // commits first wins and the other twelve must fail alone. (Equal
+      // payloads would be idempotent replays, and which write comes first is
+      // up to the scheduler, so every amount is distinct.)
+      const payload = {
+        token,
+        amount: `${i + 1}.01`,
+        ...(i % 10 === 9 || i === 0 ? { reference: 'fixed' } : {}),
+      };
       return client.send('transactions.create', payload).then(
         (reply) => ({ ok: true as const, reply }),
         (error: PaiClientError) => ({ ok: false as const, code: error.code }),
