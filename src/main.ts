@@ -22,7 +22,9 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.createMicroservice(AppModule.forRoot(config), {
     strategy: server,
   });
-  app.enableShutdownHooks();
+  // SIGTERM/SIGINT: drain (PaiTcpServer.close), close the database, then exit 0. Without
+  // useProcessExit Nest re-raises the signal after cleanup and the exit status says "killed".
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.listen();
 
   const where =

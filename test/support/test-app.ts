@@ -15,7 +15,7 @@ export const TEST_KEYS: Record<string, Buffer> = {
   default: randomBytes(32),
   '2026-11': randomBytes(32),
 };
-const TEST_PEPPER = randomBytes(32);
+export const TEST_PEPPER = randomBytes(32);
 
 /** A clock the tests move forward instead of sleeping. */
 export class TestClock extends Clock {
@@ -60,6 +60,11 @@ export async function startTestApp(
     bcryptCost: 10,
     passwordPepper: TEST_PEPPER,
     maxMessageBytes: 65_536,
+    frameTimeoutMs: 5_000,
+    idleTimeoutMs: 300_000,
+    maxConnections: 1_000,
+    drainTimeoutMs: 10_000,
+    databaseTimeoutMs: 5_000,
     ...overrides,
   };
   const clock = new TestClock();
