@@ -47,6 +47,7 @@ __all__ = [
     "request_mac_input",
     "reply_mac_input",
     "sign_request",
+    "new_nonce",
     "reply_mac_matches",
     "parse_mac_keys",
     "load_keys",
