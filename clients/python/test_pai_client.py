@@ -885,15 +885,20 @@ class EndToEndTest(unittest.TestCase):
         ping = run("ping")
         self.assertEqual(ping.returncode, 0, ping.stderr)
         self.assertIn("serverTime", json.loads(ping.stdout))
-        self.assertEqual(run("register", username, stdin="cli password 1\n").returncode, 0)
+        registered = run("register", username, stdin="cli password 1\n")
+        self.assertEqual(registered.returncode, 0, registered.stderr)
         login = run("login", username, stdin="cli password 1\n")
         self.assertEqual(login.returncode, 0, login.stderr)
         token = json.loads(login.stdout)["token"]
-        paid = run("pay", "3.10", "--token", token, "--description", "ünï 😀")
+        # A token may begin with "-": --token=… keeps argparse from reading it as an option.
+        paid = run("pay", "3.10", "--token=" + token, "--description", "ünï 😀")
+        self.assertEqual(paid.returncode, 0, paid.stderr)
         self.assertEqual(json.loads(paid.stdout)["transaction"]["description"], "ünï 😀")
-        history = run("history", "--token", token)
+        env["PAI_TOKEN"] = token
+        history = run("history")
+        self.assertEqual(history.returncode, 0, history.stderr)
         self.assertEqual([item["amount"] for item in json.loads(history.stdout)["items"]], ["3.10"])
-        refused = run("pay", "3", "--token", "x" * 30)
+        refused = run("pay", "3", "--token=" + "x" * 30)
         self.assertEqual(refused.returncode, 1)
         self.assertEqual(json.loads(refused.stderr)["code"], ErrorCode.UNAUTHENTICATED)
 
