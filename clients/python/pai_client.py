@@ -460,7 +460,7 @@ class _Connection:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._outbox = bytearray()
-        self._pending: Dict[str, Tuple[Future, Dict[str, Any]]] = {}
+        self._pending: Dict[str, Future] = {}
         self._closed = False
         self._close_reason = "connection closed"
         self._on_close = on_close
@@ -477,7 +477,7 @@ class _Connection:
         with self._lock:
             if self._closed:
                 raise PaiConnectionError(self._close_reason)
-            self._pending[message_id] = (future, {})
+            self._pending[message_id] = future
             self._outbox += frame
         self._wake()
         return future
@@ -485,14 +485,6 @@ class _Connection:
     def forget(self, message_id: str) -> None:
         with self._lock:
             self._pending.pop(message_id, None)
-
-    def write_raw(self, data: bytes) -> None:
-        """Queues bytes as they are (tests use it to send frames of their own making)."""
-        with self._lock:
-            if self._closed:
-                raise PaiConnectionError(self._close_reason)
-            self._outbox += data
-        self._wake()
 
     def close(self, reason: str = "connection closed") -> None:
         with self._lock:
@@ -581,17 +573,15 @@ class _Connection:
         if not isinstance(packet, dict) or not isinstance(packet.get("id"), str):
             return
         with self._lock:
-            entry = self._pending.get(packet["id"])
-            if entry is None:
+            future = self._pending.pop(packet["id"], None)
+            if future is None:
                 return
-            future, _ = entry
             if packet.get("err"):
                 outcome: Tuple[str, Any] = ("err", packet["err"])
             elif "response" in packet or not packet.get("isDisposed"):
                 outcome = ("response", packet.get("response"))
             else:
                 outcome = ("empty", None)
-            del self._pending[packet["id"]]
         if not future.done():
             future.set_result(outcome)
 
@@ -601,7 +591,7 @@ class _Connection:
             pending = list(self._pending.values())
             self._pending.clear()
             self._outbox.clear()
-        for future, _ in pending:
+        for future in pending:
             if not future.done():
                 future.set_exception(PaiConnectionError(reason))
         for closable in (self._sock, self._wake_r, self._wake_w):
