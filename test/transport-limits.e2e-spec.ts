@@ -210,7 +210,7 @@ describe(`transport limits (${databaseKind})`, () => {
       service = await startTestApp(database, { drainTimeoutMs: 10_000 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
-            (gated = slowWrites(new Database(dataSource))),
+            (gated = slowWrites(new Database(dataSource, { databaseTimeoutMs: 60_000 }))),
           inject: [DataSource],
         }),
       );
@@ -266,7 +266,7 @@ describe(`transport limits (${databaseKind})`, () => {
       service = await startTestApp(database, { drainTimeoutMs: 300 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
-            slowWrites(new Database(dataSource)),
+            slowWrites(new Database(dataSource, { databaseTimeoutMs: 60_000 })),
           inject: [DataSource],
         }),
       );

@@ -1,12 +1,11 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { connectWithRetry } from './connect';
 import { Database } from './database.service';
-import { runMigrationsExclusively } from './migrate';
 
 @Global()
 @Module({
@@ -20,15 +19,13 @@ import { runMigrationsExclusively } from './migrate';
             mode: 0o700,
           });
         }
-        return dataSourceOptions(config.database);
+        return {
+          ...dataSourceOptions(config.database),
+          // Retries are ours (connectWithRetry): Nest's give up after ten and log a stack each.
+          toRetry: () => false,
+        };
       },
-      // Pending migrations are applied at start, on both databases (the schema is never
-      // synchronized), one instance at a time.
-      dataSourceFactory: async (options) => {
-        const dataSource = await new DataSource(options!).initialize();
-        await runMigrationsExclusively(dataSource);
-        return dataSource;
-      },
+      dataSourceFactory: (options) => connectWithRetry(options!),
     }),
   ],
   providers: [Database],
