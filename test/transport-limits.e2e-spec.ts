@@ -210,7 +210,9 @@ describe(`transport limits (${databaseKind})`, () => {
       service = await startTestApp(database, { drainTimeoutMs: 10_000 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
-            (gated = slowWrites(new Database(dataSource, { databaseTimeoutMs: 60_000 }))),
+            (gated = slowWrites(
+              new Database(dataSource, { databaseTimeoutMs: 60_000 }),
+            )),
           inject: [DataSource],
         }),
       );

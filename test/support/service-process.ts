@@ -45,7 +45,10 @@ export function serviceEnv(
  */
 export async function startServiceProcess(
   env: NodeJS.ProcessEnv,
-  { readyTimeoutMs = 60_000 }: { readyTimeoutMs?: number } = {},
+  {
+    readyTimeoutMs = 60_000,
+    onOutput,
+  }: { readyTimeoutMs?: number; onOutput?: (text: string) => void } = {},
 ): Promise<ServiceProcess> {
   const child = spawn(
     process.execPath,
@@ -64,6 +67,7 @@ export async function startServiceProcess(
     }, readyTimeoutMs);
     const onData = (chunk: Buffer) => {
       text += chunk.toString();
+      onOutput?.(text);
       const match = /listening on [^\s:]+:(\d+)/.exec(text);
       if (match) {
         clearTimeout(timer);

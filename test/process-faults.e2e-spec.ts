@@ -1,0 +1,198 @@
+/**
+ * What only a real process shows: SIGTERM and the exit status, kill -9 in the middle of a write
+ * load, and a start while the database is down. The service runs as a child process from the
+ * TypeScript sources, exactly as `npm start` runs it.
+ */
+import { createPaiClient } from '../src/client/pai-client.module';
+import type { PaiClient } from '../src/client/pai-client';
+import { PaiClientError } from '../src/client/pai-client.error';
+import {
+  killServiceProcess,
+  serviceEnv,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/service-process';
+import { TcpProxy, viaProxy } from './support/tcp-proxy';
+import { TEST_KEYS, startTestApp } from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+
+jest.setTimeout(120_000);
+
+describe(`the service as a process (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: ServiceProcess | undefined;
+  const clients: PaiClient[] = [];
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await killServiceProcess(service);
+    service = undefined;
+    await database.drop();
+  });
+
+  function clientOf(port: number): PaiClient {
+    const client = createPaiClient({
+      host: '127.0.0.1',
+      port,
+      kid: 'default',
+      secret: TEST_KEYS.default,
+      timeoutMs: 30_000,
+    });
+    clients.push(client);
+    return client;
+  }
+
+  async function signUp(client: PaiClient, username: string): Promise<string> {
+    await client.send('auth.register', {
+      username,
+      password: 'correct horse',
+    });
+    const { token } = await client.send('auth.login', {
+      username,
+      password: 'correct horse',
+    });
+    return token;
+  }
+
+  /** Ids of every transaction stored, read through a fresh in-process app on the same database. */
+  async function storedIds(): Promise<Set<string>> {
+    const reader = await startTestApp(database);
+    try {
+      const rows: { id: unknown }[] = await reader.dataSource.query(
+        'SELECT id FROM transacciones',
+      );
+      return new Set(rows.map((row) => String(row.id)));
+    } finally {
+      await reader.close();
+    }
+  }
+
+  it('should answer every request in flight on SIGTERM, then exit 0', async () => {
+    // The production bcrypt cost: each registration keeps a thread-pool thread busy for
+    // hundreds of milliseconds, so all sixteen are still running when the signal arrives.
+    service = await startServiceProcess(
+      serviceEnv(database, {
+        PAI_BCRYPT_COST: '12',
+        PAI_DRAIN_TIMEOUT_MS: '60000',
+      }),
+    );
+    const client = clientOf(service.port);
+    await client.send('system.ping', {});
+    const registrations = Array.from({ length: 16 }, (_, n) =>
+      client
+        .send('auth.register', {
+          username: `sigterm${n}`,
+          password: 'correct horse',
+        })
+        .then(
+          () => 'ok',
+          (error: PaiClientError) => error.code,
+        ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    service.child.kill('SIGTERM');
+
+    expect(await Promise.all(registrations)).toEqual(Array(16).fill('ok'));
+    expect(await service.exited).toEqual({ code: 0, signal: null });
+    // Most were still running: a stop that cut them off would have lost their replies.
+    const drained = /stopped in (\d+) ms: all (\d+) request/.exec(
+      service.output(),
+    );
+    expect(Number(drained?.[2])).toBeGreaterThanOrEqual(8);
+  });
+
+  it('should keep every acknowledged transaction through kill -9 in the middle of a write load', async () => {
+    service = await startServiceProcess(serviceEnv(database));
+    const client = clientOf(service.port);
+    const token = await signUp(client, 'kill9');
+    const acknowledged: string[] = [];
+    let stop = false;
+    const writer = async (n: number) => {
+      for (let i = 0; !stop; i += 1) {
+        try {
+          const { transaction } = await client.send('transactions.create', {
+            token,
+            amount: `${n}.${String(i % 100).padStart(2, '0')}`,
+          });
+          acknowledged.push(transaction.id);
+        } catch {
+          return; // the connection died with the process
+        }
+      }
+    };
+    const writers = Array.from({ length: 8 }, (_, n) => writer(n + 1));
+    while (acknowledged.length < 200) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    service.child.kill('SIGKILL');
+    stop = true;
+    await service.exited;
+    await Promise.all(writers);
+
+    const stored = await storedIds();
+    const lost = acknowledged.filter((id) => !stored.has(id));
+    expect(acknowledged.length).toBeGreaterThanOrEqual(200);
+    expect(lost).toEqual([]);
+    // Committed but unacknowledged (the reply died with the process): at most one per writer.
+    expect(stored.size - acknowledged.length).toBeLessThanOrEqual(8);
+
+    // And it starts again on what the crash left behind.
+    service = await startServiceProcess(serviceEnv(database));
+    const after = clientOf(service.port);
+    const { items } = await after.send('transactions.list', {
+      token,
+      limit: 1,
+    });
+    expect(items).toHaveLength(1);
+  });
+
+  (databaseKind === 'mysql' ? it : it.skip)(
+    'should wait for a database that is down at start, with backoff, and say so',
+    async () => {
+      if (database.config.type !== 'mysql') throw new Error('MySQL only');
+      const target = new URL(database.config.url);
+      const proxy = await TcpProxy.start({
+        host: target.hostname,
+        port: Number(target.port || 3306),
+      });
+      await proxy.down();
+      try {
+        let retriesSeen = 0;
+        const starting = startServiceProcess(
+          serviceEnv(database, {
+            DATABASE_URL: viaProxy(database.config.url, proxy),
+          }),
+          {
+            onOutput: (text) => {
+              retriesSeen = text.match(/database unreachable/g)?.length ?? 0;
+            },
+          },
+        );
+        while (retriesSeen < 3) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await proxy.up();
+        service = await starting;
+        const output = service.output();
+        expect(output).toMatch(/attempt 1; retrying in 500 ms/);
+        expect(output).toMatch(/attempt 2; retrying in 1000 ms/);
+        expect(output).toMatch(/attempt 3; retrying in 2000 ms/);
+        expect(output).toMatch(/connected after \d+ attempts/);
+        // The URL (and any password in it) never reaches the log.
+        expect(output).not.toContain(String(proxy.port));
+        const client = clientOf(service.port);
+        await signUp(client, 'late');
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
+});
