@@ -12,6 +12,7 @@ import {
   startServiceProcess,
   type ServiceProcess,
 } from './support/service-process';
+import { RawClient, signEnvelope } from './support/raw-client';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
 import { TEST_KEYS, startTestApp } from './support/test-app';
 import {
@@ -152,6 +153,26 @@ describe(`the service as a process (${databaseKind})`, () => {
       limit: 1,
     });
     expect(items).toHaveLength(1);
+  });
+
+  it('should refuse after a crash a message it accepted before', async () => {
+    service = await startServiceProcess(serviceEnv(database));
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+    let raw = await RawClient.connect(service.port);
+    expect((await raw.request('system.ping', envelope)).ok).toBe(true);
+    raw.close();
+    service.child.kill('SIGKILL');
+    await service.exited;
+
+    service = await startServiceProcess(serviceEnv(database));
+    raw = await RawClient.connect(service.port);
+    try {
+      const reply = await raw.request('system.ping', envelope);
+      expect(reply.ok).toBe(false);
+      expect(reply.error?.code).toBe('REPLAY');
+    } finally {
+      raw.close();
+    }
   });
 
   (databaseKind === 'mysql' ? it : it.skip)(
