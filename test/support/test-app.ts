@@ -60,6 +60,7 @@ export async function startTestApp(
     bcryptCost: 10,
     passwordPepper: TEST_PEPPER,
     maxMessageBytes: 65_536,
+    log: { level: 'silent', format: 'json' },
     ...overrides,
   };
   const clock = new TestClock();
