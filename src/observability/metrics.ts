@@ -1,0 +1,165 @@
+import { Injectable } from '@nestjs/common';
+import type { Server } from 'node:net';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
+import { Database } from '../database/database.service';
+import { UsedNonce } from '../protocol/used-nonce.entity';
+
+const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
+
+type Labels<K extends string> = Record<K, string>;
+
+/**
+ * The service's Prometheus metrics, in a registry of its own (not prom-client's global one, so
+ * several apps in one process, as in the tests, do not collide).
+ *
+ * Per request: one counter increment and one histogram observation, with label objects made
+ * once per pattern and code and reused. Connections and the nonce record are read at scrape
+ * time only.
+ */
+@Injectable()
+export class Metrics {
+  readonly registry = new Registry();
+  private tcpServer?: Server;
+  private processMetrics = false;
+
+  private readonly requests = new Counter({
+    name: 'pai_requests_total',
+    help: 'Requests answered, by pattern ("unknown" for a pattern with no handler) and outcome code (OK or the error code)',
+    labelNames: ['pattern', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly rejections = new Counter({
+    name: 'pai_rejections_total',
+    help: 'Requests the MAC guard refused before any handler ran, by reason (BAD_REQUEST envelope, UNKNOWN_KEY, MAC_INVALID, STALE, REPLAY)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly duration = new Histogram({
+    name: 'pai_request_duration_seconds',
+    help: 'Time from the guard receiving a request to its signed reply being ready, by pattern',
+    labelNames: ['pattern'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  private readonly requestLabels = new Map<
+    string,
+    Map<string, Labels<'pattern' | 'code'>>
+  >();
+  private readonly patternLabels = new Map<string, Labels<'pattern'>>();
+  private readonly reasonLabels = new Map<string, Labels<'reason'>>();
+
+  constructor(private readonly database: Database) {
+    const openConnections = () => this.openConnections();
+    const nonceRecords = () => this.nonceRecords();
+    new Gauge({
+      name: 'pai_tcp_connections',
+      help: 'Open TCP connections to the protocol port',
+      registers: [this.registry],
+      async collect() {
+        this.set(await openConnections());
+      },
+    });
+    new Gauge({
+      name: 'pai_nonce_records',
+      help: 'Accepted (kid, nonce) pairs kept against replays (rows of nonces_usados)',
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await nonceRecords());
+        } catch {
+          // Absent rather than stale: the database did not answer (see /health/ready).
+          this.reset();
+        }
+      },
+    });
+  }
+
+  /** The protocol server whose connections `pai_tcp_connections` counts; set once it listens. */
+  trackTcpServer(server: Server): void {
+    this.tcpServer = server;
+  }
+
+  /** Whether the tracked protocol server is accepting connections. */
+  tcpListening(): boolean {
+    return this.tcpServer?.listening === true;
+  }
+
+  /** Node's process metrics (CPU, memory, event loop lag), for a process that serves /metrics. */
+  collectProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered request. `rejection` is the guard's reason when the guard refused it. */
+  recordRequest(
+    pattern: string,
+    code: string,
+    seconds: number,
+    rejection: string | undefined,
+  ): void {
+    this.requests.inc(this.labelsFor(pattern, code));
+    let patternLabels = this.patternLabels.get(pattern);
+    if (!patternLabels) {
+      patternLabels = { pattern };
+      this.patternLabels.set(pattern, patternLabels);
+    }
+    this.duration.observe(patternLabels, seconds);
+    if (rejection !== undefined) {
+      let reasonLabels = this.reasonLabels.get(rejection);
+      if (!reasonLabels) {
+        reasonLabels = { reason: rejection };
+        this.reasonLabels.set(rejection, reasonLabels);
+      }
+      this.rejections.inc(reasonLabels);
+    }
+  }
+
+  private labelsFor(pattern: string, code: string): Labels<'pattern' | 'code'> {
+    let byCode = this.requestLabels.get(pattern);
+    if (!byCode) {
+      byCode = new Map();
+      this.requestLabels.set(pattern, byCode);
+    }
+    let labels = byCode.get(code);
+    if (!labels) {
+      labels = { pattern, code };
+      byCode.set(code, labels);
+    }
+    return labels;
+  }
+
+  private openConnections(): Promise<number> {
+    const server = this.tcpServer;
+    if (!server) return Promise.resolve(0);
+    return new Promise((resolve) =>
+      server.getConnections((error, count) => resolve(error ? 0 : count)),
+    );
+  }
+
+  private async nonceRecords(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.database.run((manager) => manager.count(UsedNonce)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('timed out')),
+            SCRAPE_QUERY_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
