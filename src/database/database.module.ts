@@ -5,6 +5,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { LOGGER } from '../observability/logger';
+import { TypeOrmPinoLogger } from '../observability/typeorm-logger';
+import type { Logger } from 'pino';
 import { Database } from './database.service';
 import { runMigrationsExclusively } from './migrate';
 
@@ -12,15 +15,18 @@ import { runMigrationsExclusively } from './migrate';
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => {
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => {
         if (config.database.type === 'sqlite') {
           mkdirSync(dirname(config.database.file), {
             recursive: true,
             mode: 0o700,
           });
         }
-        return dataSourceOptions(config.database);
+        return {
+          ...dataSourceOptions(config.database),
+          logger: new TypeOrmPinoLogger(logger),
+        };
       },
       // Pending migrations are applied at start, on both databases (the schema is never
       // synchronized), one instance at a time.
