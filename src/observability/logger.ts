@@ -47,7 +47,11 @@ export function createLogger(
       ...options,
       transport: {
         target: 'pino-pretty',
-        options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'service,pid' },
+        options: {
+          translateTime: 'SYS:HH:MM:ss.l',
+          ignore: 'service,pid,context',
+          messageFormat: '{if context}[{context}] {end}{msg}',
+        },
       },
     });
   }

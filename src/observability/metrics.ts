@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Server } from 'node:net';
 import {
   Counter,
@@ -7,6 +7,7 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
 import { UsedNonce } from '../protocol/used-nonce.entity';
 
@@ -19,14 +20,15 @@ type Labels<K extends string> = Record<K, string>;
  * several apps in one process, as in the tests, do not collide).
  *
  * Per request: one counter increment and one histogram observation, with label objects made
- * once per pattern and code and reused. Connections and the nonce record are read at scrape
- * time only.
+ * once per pattern and code and reused; nothing at all when the side port is off, as nobody
+ * could read them. Connections and the nonce record are read at scrape time only.
  */
 @Injectable()
 export class Metrics {
   readonly registry = new Registry();
   private tcpServer?: Server;
   private processMetrics = false;
+  private readonly enabled: boolean;
 
   private readonly requests = new Counter({
     name: 'pai_requests_total',
@@ -57,7 +59,11 @@ export class Metrics {
   private readonly patternLabels = new Map<string, Labels<'pattern'>>();
   private readonly reasonLabels = new Map<string, Labels<'reason'>>();
 
-  constructor(private readonly database: Database) {
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly database: Database,
+  ) {
+    this.enabled = config.http !== undefined;
     const openConnections = () => this.openConnections();
     const nonceRecords = () => this.nonceRecords();
     new Gauge({
@@ -76,8 +82,8 @@ export class Metrics {
         try {
           this.set(await nonceRecords());
         } catch {
-          // Absent rather than stale: the database did not answer (see /health/ready).
-          this.reset();
+          // Unknown rather than stale or zero: the database did not answer (see /health/ready).
+          this.set(Number.NaN);
         }
       },
     });
@@ -107,6 +113,7 @@ export class Metrics {
     seconds: number,
     rejection: string | undefined,
   ): void {
+    if (!this.enabled) return;
     this.requests.inc(this.labelsFor(pattern, code));
     let patternLabels = this.patternLabels.get(pattern);
     if (!patternLabels) {
