@@ -36,13 +36,16 @@ describe(createLogger.name, () => {
     );
   });
 
-  it('should redact secret-named fields at the top and one level down', () => {
-    createLogger({ level: 'info', format: 'json' }, true, out).info({
-      password: 'p4ss',
-      request: { token: 't0ken', payload: { amount: '1' } },
+  it('should redact secret-named fields at the top and in an object given to Nest', () => {
+    const logger = createLogger({ level: 'info', format: 'json' }, true, out);
+    logger.info({ password: 'p4ss' });
+    new NestPinoLogger(logger).log({
+      token: 't0ken',
+      payload: { amount: '1' },
     });
 
-    const written = JSON.stringify(out.records[0]);
+    const written = JSON.stringify(out.records);
+    expect(out.records).toHaveLength(2);
     expect(written).not.toContain('p4ss');
     expect(written).not.toContain('t0ken');
     expect(written).not.toContain('amount');

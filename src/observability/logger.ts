@@ -6,9 +6,10 @@ import { isInstalled, type LogConfig } from '../config/config';
 export const LOGGER = Symbol('LOGGER');
 
 /**
- * Field names whose value is never written, at any of the first two levels: the request log
- * builds its fields from a fixed list and never holds these, this is the net under a future
- * `logger.info(someObject)`.
+ * Field names whose value is never written, at the top level and in `detail` (where an object
+ * given to Nest's logger goes): the request log builds its fields from a fixed list and never
+ * holds these; this is the net under a future `logger.info(someObject)`. No wildcard paths: they
+ * cost several microseconds on every line, the request lines included.
  */
 const REDACTED = ['password', 'token', 'mac', 'secret', 'pepper', 'payload'];
 
@@ -38,7 +39,7 @@ export function createLogger(
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: {
-      paths: [...REDACTED, ...REDACTED.map((field) => `*.${field}`)],
+      paths: [...REDACTED, ...REDACTED.map((field) => `detail.${field}`)],
       censor: '[redacted]',
     },
   };
