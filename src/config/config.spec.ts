@@ -375,10 +375,11 @@ describe(loadConfig.name, () => {
       expect(error.variable).toBe('PAI_HTTP_PORT');
     });
 
-    it('should refuse PAI_HTTP_HOST without PAI_HTTP_PORT', () => {
-      expect(configErrorOf({ ...env, PAI_HTTP_HOST: '0.0.0.0' }).variable).toBe(
-        'PAI_HTTP_HOST',
-      );
+    it('should stay off with PAI_HTTP_HOST but an empty PAI_HTTP_PORT (the image, turned off)', () => {
+      expect(
+        loadConfig({ ...env, PAI_HTTP_HOST: '0.0.0.0', PAI_HTTP_PORT: '' })
+          .http,
+      ).toBeUndefined();
     });
 
     it('should refuse a PAI_HTTP_HOST that is not a host', () => {

@@ -232,13 +232,9 @@ function hostOf(env: Env, name: string): string {
  * port is something an operator opts into (the container image does), on its own address.
  */
 function readHttp(env: Env, tcpPort: number): AppConfig['http'] {
+  // PAI_HTTP_HOST alone is not an error: the image sets it, and `-e PAI_HTTP_PORT=` alone must
+  // be enough to turn the port off there.
   if (env.PAI_HTTP_PORT === undefined || env.PAI_HTTP_PORT === '') {
-    if (env.PAI_HTTP_HOST) {
-      throw new ConfigError(
-        'PAI_HTTP_HOST',
-        'is set but PAI_HTTP_PORT is not, so nothing would listen on it',
-      );
-    }
     return undefined;
   }
   const port = integer(env, 'PAI_HTTP_PORT', 0, 0, 65535);
