@@ -4,7 +4,7 @@ import { AppModule } from './app.module';
 import { ConfigError } from './config/config.error';
 import { AppConfig, loadConfig } from './config/config';
 import { HttpSideServer } from './observability/http-side.server';
-import { LOGGER, NestPinoLogger } from './observability/logger';
+import { NestPinoLogger, loggerFor } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { createPaiServer } from './protocol/pai-tcp.server';
 
@@ -24,13 +24,14 @@ async function bootstrap(): Promise<void> {
   const server = createPaiServer(config);
   const app = await NestFactory.createMicroservice(AppModule.forRoot(config), {
     strategy: server,
-    // Nest's own start-up lines wait for the JSON logger instead of going to the console.
-    bufferLogs: true,
+    // Nest's own lines, from the first (waiting for the database included), as JSON.
+    logger: new NestPinoLogger(loggerFor(config)),
   });
-  app.useLogger(new NestPinoLogger(app.get(LOGGER)));
-  app.enableShutdownHooks();
+  // SIGTERM/SIGINT: drain (PaiTcpServer.close), close the database, then exit 0. Without
+  // useProcessExit Nest re-raises the signal after cleanup and the exit status says "killed".
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.listen();
-  app.get(Metrics).trackTcpServer(server.unwrap());
+  app.get(Metrics).trackTcpServer(server);
   const httpPort = app.get(HttpSideServer).boundPort();
 
   const where =

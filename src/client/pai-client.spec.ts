@@ -219,6 +219,16 @@ describe(PaiClient.name, () => {
             payload: { serverTime: 2 },
           }),
       ],
+      [
+        'a lone surrogate (no canonical form)',
+        () =>
+          of({
+            ...(JSON.parse(
+              '{"ok":true,"ts":1,"payload":{"x":"\\ud800"}}',
+            ) as object),
+            mac: '0'.repeat(64),
+          }),
+      ],
     ])(
       'should reject a reply claiming ok:true with %s as REPLY_UNVERIFIED',
       async (_case, respond) => {

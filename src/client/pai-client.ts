@@ -1,4 +1,5 @@
 import type { ClientProxy } from '@nestjs/microservices';
+import { NotCanonicalizableError } from '../protocol/canonical-json';
 import { randomBytes } from 'node:crypto';
 import { firstValueFrom, timeout as rxTimeout, TimeoutError } from 'rxjs';
 import { isJsonObject } from '../protocol/envelope';
@@ -141,11 +142,18 @@ export class PaiClient {
       );
     }
     const { mac, ...body } = reply;
-    const expected = hmacHex(
-      this.key,
-      replyMacInput(pattern, this.options.kid, nonce, body),
-    );
-    if (!macMatches(expected, mac)) {
+    let input: string;
+    try {
+      input = replyMacInput(pattern, this.options.kid, nonce, body);
+    } catch (error) {
+      if (!(error instanceof NotCanonicalizableError)) throw error;
+      // The service never signs such a reply: whoever sent it is not the service.
+      throw new PaiClientError(
+        ClientErrorCode.REPLY_UNVERIFIED,
+        'reply has no canonical form, so it cannot carry a valid MAC',
+      );
+    }
+    if (!macMatches(hmacHex(this.key, input), mac)) {
       const claimed = isJsonObject(body.error) ? body.error.code : undefined;
       throw new PaiClientError(
         ClientErrorCode.REPLY_UNVERIFIED,

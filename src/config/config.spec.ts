@@ -64,6 +64,11 @@ describe(loadConfig.name, () => {
       expect(config.sessionTtlMs).toBe(3_600_000);
       expect(config.bcryptCost).toBe(12);
       expect(config.maxMessageBytes).toBe(65_536);
+      expect(config.frameTimeoutMs).toBe(5_000);
+      expect(config.idleTimeoutMs).toBe(300_000);
+      expect(config.maxConnections).toBe(1_000);
+      expect(config.drainTimeoutMs).toBe(10_000);
+      expect(config.databaseTimeoutMs).toBe(5_000);
       expect(config.tls).toBeUndefined();
       expect(config.dataDir).toBe(dataDir);
       expect(config.database).toEqual({
@@ -90,6 +95,11 @@ describe(loadConfig.name, () => {
         PAI_SESSION_TTL_MS: '120000',
         PAI_BCRYPT_COST: '10',
         PAI_MAX_MESSAGE_BYTES: '4096',
+        PAI_FRAME_TIMEOUT_MS: '250',
+        PAI_IDLE_TIMEOUT_MS: '60000',
+        PAI_MAX_CONNECTIONS: '64',
+        PAI_DRAIN_TIMEOUT_MS: '0',
+        PAI_DATABASE_TIMEOUT_MS: '2000',
         DATABASE_URL: 'mysql://u:p@db.example:3306/pai',
       });
 
@@ -99,6 +109,11 @@ describe(loadConfig.name, () => {
       expect(config.sessionTtlMs).toBe(120_000);
       expect(config.bcryptCost).toBe(10);
       expect(config.maxMessageBytes).toBe(4096);
+      expect(config.frameTimeoutMs).toBe(250);
+      expect(config.idleTimeoutMs).toBe(60_000);
+      expect(config.maxConnections).toBe(64);
+      expect(config.drainTimeoutMs).toBe(0);
+      expect(config.databaseTimeoutMs).toBe(2_000);
       expect(config.database).toMatchObject({
         type: 'mysql',
         database: 'pai',
@@ -113,6 +128,11 @@ describe(loadConfig.name, () => {
       ['PAI_BCRYPT_COST', '9'],
       ['PAI_MAC_WINDOW_MS', '-1'],
       ['PAI_MAX_MESSAGE_BYTES', '1.5'],
+      ['PAI_FRAME_TIMEOUT_MS', '50'],
+      ['PAI_IDLE_TIMEOUT_MS', '999'],
+      ['PAI_MAX_CONNECTIONS', '0'],
+      ['PAI_DRAIN_TIMEOUT_MS', '300001'],
+      ['PAI_DATABASE_TIMEOUT_MS', 'soon'],
       ['DATABASE_URL', 'postgres://x/y'],
       ['DATABASE_URL', 'mysql://host/'],
       ['DATABASE_URL', 'not a url'],

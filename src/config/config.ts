@@ -32,6 +32,16 @@ export interface AppConfig {
   readonly bcryptCost: number;
   readonly passwordPepper: Buffer;
   readonly maxMessageBytes: number;
+  /** A frame must arrive whole within this time of its first byte (slow-loris bound). */
+  readonly frameTimeoutMs: number;
+  /** A connection with no traffic in either direction for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Connections beyond this many are refused at accept, so a flood cannot starve open ones. */
+  readonly maxConnections: number;
+  /** On SIGTERM, how long in-flight requests get to finish and deliver their replies. */
+  readonly drainTimeoutMs: number;
+  /** A unit of work that has not finished in this time answers UNAVAILABLE instead of hanging. */
+  readonly databaseTimeoutMs: number;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** The HTTP side port (health and metrics); absent when PAI_HTTP_PORT is unset. */
   readonly http?: { readonly host: string; readonly port: number };
@@ -313,6 +323,41 @@ export function loadConfig(env: Env = process.env): AppConfig {
     1_024,
     16_777_216,
   );
+  const frameTimeoutMs = integer(
+    env,
+    'PAI_FRAME_TIMEOUT_MS',
+    5_000,
+    100,
+    600_000,
+  );
+  const idleTimeoutMs = integer(
+    env,
+    'PAI_IDLE_TIMEOUT_MS',
+    300_000,
+    1_000,
+    86_400_000,
+  );
+  const maxConnections = integer(
+    env,
+    'PAI_MAX_CONNECTIONS',
+    1_000,
+    1,
+    1_000_000,
+  );
+  const drainTimeoutMs = integer(
+    env,
+    'PAI_DRAIN_TIMEOUT_MS',
+    10_000,
+    0,
+    300_000,
+  );
+  const databaseTimeoutMs = integer(
+    env,
+    'PAI_DATABASE_TIMEOUT_MS',
+    5_000,
+    100,
+    120_000,
+  );
   const tls = readTls(env);
   const http = readHttp(env, port);
   const log = readLog(env);
@@ -360,6 +405,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bcryptCost,
     passwordPepper,
     maxMessageBytes,
+    frameTimeoutMs,
+    idleTimeoutMs,
+    maxConnections,
+    drainTimeoutMs,
+    databaseTimeoutMs,
     tls,
     http,
     log,

@@ -31,7 +31,18 @@ export function isDeadlock(error: unknown): boolean {
   return driverErrorOf(error)?.code === 'ER_LOCK_DEADLOCK';
 }
 
+/** A unit of work did not finish within PAI_DATABASE_TIMEOUT_MS. */
+export class DatabaseTimeoutError extends Error {
+  readonly code = 'PAI_DATABASE_TIMEOUT';
+
+  constructor(timeoutMs: number) {
+    super(`database did not answer within ${timeoutMs} ms`);
+    this.name = 'DatabaseTimeoutError';
+  }
+}
+
 const UNAVAILABLE_CODES = new Set([
+  'PAI_DATABASE_TIMEOUT',
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -60,4 +71,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (!driverError) return false;
   if (driverError.code && UNAVAILABLE_CODES.has(driverError.code)) return true;
   return driverError.fatal === true;
+}
+
+/** The driver's code for an unavailable database, for logs: never the message (it may hold a host). */
+export function describeUnavailable(error: unknown): string {
+  const driverError = driverErrorOf(error);
+  return (
+    driverError?.code ??
+    (driverError?.fatal ? 'fatal connection error' : 'unknown')
+  );
 }

@@ -1,6 +1,5 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
@@ -8,8 +7,8 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
 import { TypeOrmPinoLogger } from '../observability/typeorm-logger';
 import type { Logger } from 'pino';
+import { connectWithRetry } from './connect';
 import { Database } from './database.service';
-import { runMigrationsExclusively } from './migrate';
 
 @Global()
 @Module({
@@ -26,15 +25,11 @@ import { runMigrationsExclusively } from './migrate';
         return {
           ...dataSourceOptions(config.database),
           logger: new TypeOrmPinoLogger(logger),
+          // Retries are ours (connectWithRetry): Nest's give up after ten and log a stack each.
+          toRetry: () => false,
         };
       },
-      // Pending migrations are applied at start, on both databases (the schema is never
-      // synchronized), one instance at a time.
-      dataSourceFactory: async (options) => {
-        const dataSource = await new DataSource(options!).initialize();
-        await runMigrationsExclusively(dataSource);
-        return dataSource;
-      },
+      dataSourceFactory: (options) => connectWithRetry(options!),
     }),
   ],
   providers: [Database],

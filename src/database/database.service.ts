@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { isDeadlock } from './database-errors';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { DatabaseTimeoutError, isDeadlock } from './database-errors';
 
 const DEADLOCK_ATTEMPTS = 3;
 
@@ -18,8 +19,14 @@ export class Database {
   readonly dialect: 'mysql' | 'sqlite';
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly dataSource: DataSource) {
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) config: Pick<AppConfig, 'databaseTimeoutMs'>,
+  ) {
     this.dialect = dataSource.options.type === 'mysql' ? 'mysql' : 'sqlite';
+    this.timeoutMs = config.databaseTimeoutMs;
   }
 
   /**
@@ -43,11 +50,31 @@ export class Database {
     return this.exclusive(() => work(this.dataSource.manager));
   }
 
+  /**
+   * Every unit of work answers within PAI_DATABASE_TIMEOUT_MS: a database that went away or hangs
+   * (a network partition does not refuse, it says nothing) turns into UNAVAILABLE, not a request
+   * that never ends. Work still queued for SQLite when its time is up is not started at all.
+   * Work already running on MySQL may still commit after its caller was told UNAVAILABLE; that is
+   * what the idempotency reference of transactions.create is for.
+   */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    if (this.dialect === 'mysql') return work();
-    const result = this.tail.then(work);
-    // The queue goes on after a failure; the caller still sees it through `result`.
-    this.tail = result.catch(() => undefined);
-    return result;
+    let expired = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        expired = true;
+        reject(new DatabaseTimeoutError(this.timeoutMs));
+      }, this.timeoutMs);
+    });
+    const guarded = () => (expired ? deadline : work());
+    let result: Promise<T>;
+    if (this.dialect === 'mysql') {
+      result = guarded();
+    } else {
+      result = this.tail.then(guarded);
+      // The queue goes on after a failure; the caller still sees it through `result`.
+      this.tail = result.catch(() => undefined);
+    }
+    return Promise.race([result, deadline]).finally(() => clearTimeout(timer));
   }
 }

@@ -1,6 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { isInstalled, type LogConfig } from '../config/config';
+import { isInstalled, type AppConfig, type LogConfig } from '../config/config';
 
 /** The service's pino logger (a token, as pino's Logger is an interface). */
 export const LOGGER = Symbol('LOGGER');
@@ -57,6 +57,22 @@ export function createLogger(
     });
   }
   return destination ? pino(options, destination) : pino(options);
+}
+
+const loggers = new WeakMap<AppConfig, Logger>();
+
+/**
+ * The one logger of a configuration: main.ts hands it to Nest before the modules exist (so the
+ * lines written while waiting for the database are JSON too) and the LOGGER provider returns the
+ * same instance.
+ */
+export function loggerFor(config: AppConfig): Logger {
+  let logger = loggers.get(config);
+  if (!logger) {
+    logger = createLogger(config.log, config.production);
+    loggers.set(config, logger);
+  }
+  return logger;
 }
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';

@@ -9,6 +9,7 @@ import {
 } from 'prom-client';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
+import type { PaiTcpServer } from '../protocol/pai-tcp.server';
 import { UsedNonce } from '../protocol/used-nonce.entity';
 
 const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
@@ -26,7 +27,7 @@ type Labels<K extends string> = Record<K, string>;
 @Injectable()
 export class Metrics {
   readonly registry = new Registry();
-  private tcpServer?: Server;
+  private tcpServer?: PaiTcpServer;
   private processMetrics = false;
   private readonly enabled: boolean;
 
@@ -64,14 +65,22 @@ export class Metrics {
     private readonly database: Database,
   ) {
     this.enabled = config.http !== undefined;
-    const openConnections = () => this.openConnections();
+    const load = () => this.tcpServer?.load ?? { connections: 0, inFlight: 0 };
     const nonceRecords = () => this.nonceRecords();
     new Gauge({
       name: 'pai_tcp_connections',
       help: 'Open TCP connections to the protocol port',
       registers: [this.registry],
-      async collect() {
-        this.set(await openConnections());
+      collect() {
+        this.set(load().connections);
+      },
+    });
+    new Gauge({
+      name: 'pai_requests_in_flight',
+      help: 'Requests received and not yet answered',
+      registers: [this.registry],
+      collect() {
+        this.set(load().inFlight);
       },
     });
     new Gauge({
@@ -89,14 +98,14 @@ export class Metrics {
     });
   }
 
-  /** The protocol server whose connections `pai_tcp_connections` counts; set once it listens. */
-  trackTcpServer(server: Server): void {
+  /** The protocol server whose connections and requests in flight are reported; set once it listens. */
+  trackTcpServer(server: PaiTcpServer): void {
     this.tcpServer = server;
   }
 
   /** Whether the tracked protocol server is accepting connections. */
   tcpListening(): boolean {
-    return this.tcpServer?.listening === true;
+    return this.tcpServer?.unwrap<Server>().listening === true;
   }
 
   /** Node's process metrics (CPU, memory, event loop lag), for a process that serves /metrics. */
@@ -143,14 +152,6 @@ export class Metrics {
       byCode.set(code, labels);
     }
     return labels;
-  }
-
-  private openConnections(): Promise<number> {
-    const server = this.tcpServer;
-    if (!server) return Promise.resolve(0);
-    return new Promise((resolve) =>
-      server.getConnections((error, count) => resolve(error ? 0 : count)),
-    );
   }
 
   private async nonceRecords(): Promise<number> {

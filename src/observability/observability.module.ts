@@ -3,7 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Health } from './health';
 import { HttpSideServer } from './http-side.server';
-import { createLogger, LOGGER } from './logger';
+import { LOGGER, loggerFor } from './logger';
 import { Metrics } from './metrics';
 import { RequestObserver } from './request-observer';
 
@@ -16,8 +16,7 @@ import { RequestObserver } from './request-observer';
     {
       provide: LOGGER,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) =>
-        createLogger(config.log, config.production),
+      useFactory: (config: AppConfig) => loggerFor(config),
     },
     Metrics,
     RequestObserver,

@@ -1,10 +1,11 @@
 import { Writable } from 'node:stream';
+import type { Logger as TypeOrmLogger } from 'typeorm';
 import { createLogger } from './logger';
 import { TypeOrmPinoLogger } from './typeorm-logger';
 
 describe(TypeOrmPinoLogger.name, () => {
   let lines: string[];
-  let logger: TypeOrmPinoLogger;
+  let logger: TypeOrmLogger;
 
   beforeEach(() => {
     lines = [];

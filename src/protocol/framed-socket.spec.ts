@@ -7,7 +7,11 @@ import { framedSocketClass } from './framed-socket';
 jest.setTimeout(5_000);
 
 const MAX_CHARS = 100;
-const FramedSocket = framedSocketClass(MAX_CHARS);
+const FramedSocket = framedSocketClass({
+  maxMessageChars: MAX_CHARS,
+  frameTimeoutMs: 5_000,
+  idleTimeoutMs: 60_000,
+});
 
 /** Nest's framing: `<length>#<json>`, the length in UTF-16 code units of the JSON text. */
 function frame(message: unknown): string {

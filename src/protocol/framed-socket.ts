@@ -2,6 +2,10 @@ import type { Type } from '@nestjs/common';
 import { JsonSocket, TcpSocket } from '@nestjs/microservices';
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import type {
+  ConnectionTracker,
+  TrackedConnection,
+} from './connection-tracker';
 import { isJsonObject } from './envelope';
 
 /** The peer broke Nest's `<length>#<json>` framing or sent a frame over the limit. */
@@ -17,25 +21,60 @@ const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 const MAX_LENGTH_DIGITS = 10;
 
+export interface FramingLimits {
+  /** Largest frame, as declared by the length prefix (UTF-16 code units, as Nest counts them). */
+  readonly maxMessageChars: number;
+  /** A frame must be whole this long after its first character arrives (at most twice this). */
+  readonly frameTimeoutMs: number;
+  /** A connection silent in both directions for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Told of connections and requests in flight, for the graceful stop; optional in unit tests. */
+  readonly tracker?: ConnectionTracker;
+}
+
 /**
  * Nest's JsonSocket with PROTOCOL.md 1 enforced before anything is buffered: each frame's declared
  * length (UTF-16 code units, as Nest counts them) is read as soon as its `#` arrives, and a length
  * over the limit, or a length that is not a plain decimal number, closes the connection at once.
  * Nest alone would keep buffering up to 128 M characters of a frame it will never accept.
  * A frame whose JSON is not a request object closes the connection too.
+ *
+ * Time limits: Nest's own incomplete-message timer restarts on every read, so a peer trickling one
+ * byte a second holds a frame open forever; here a frame gets `frameTimeoutMs` from its first
+ * character, however it trickles. Idle connections are closed after `idleTimeoutMs`.
  */
-export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
-  return class FramedJsonSocket extends JsonSocket {
+export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
+  const { maxMessageChars, frameTimeoutMs, idleTimeoutMs, tracker } = limits;
+  return class FramedJsonSocket
+    extends JsonSocket
+    implements TrackedConnection
+  {
     private readonly decoder = new StringDecoder('utf8');
     private header = '';
     private remaining = 0;
+    private framesCompleted = 0;
+    private frameTimer?: NodeJS.Timeout;
+    inFlight = 0;
 
     constructor(socket: Socket) {
       super(socket, {
         // Backstop only: frames are checked one by one below. A read holds at most 64 KiB of
         // pipelined frames on top of the one partial frame.
         maxBufferSize: maxMessageChars + 131_072,
+        // Replaced by the whole-frame timer below (0 disables Nest's).
+        incompleteMessageTimeout: 0,
+        // Replies are small; a peer that sends requests and never reads their replies is cut off
+        // at this much queued output instead of Nest's 128 MiB (reads pause well before, at the
+        // socket's high-water mark).
+        maxSendBufferSize: Math.max(1_048_576, 4 * maxMessageChars),
       });
+      socket.setTimeout(idleTimeoutMs);
+      socket.on('timeout', () => socket.destroy());
+      socket.on('close', () => {
+        clearTimeout(this.frameTimer);
+        tracker?.closed(this);
+      });
+      tracker?.opened(this);
     }
 
     protected override handleData(data: Buffer | string): void {
@@ -47,7 +86,33 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
         this.handleDataError(error);
         return;
       }
+      if (this.midFrame() && !this.frameTimer) this.armFrameTimer();
       super.handleData(text);
+    }
+
+    private midFrame(): boolean {
+      return this.remaining > 0 || this.header !== '';
+    }
+
+    /**
+     * One timer per connection, not per frame (a frame per microsecond would otherwise mean a
+     * timer per microsecond): when it fires, a frame that is still the one it was armed for has
+     * had its time; a later frame gets a fresh period.
+     */
+    private armFrameTimer(): void {
+      const armedAt = this.framesCompleted;
+      this.frameTimer = setTimeout(() => {
+        this.frameTimer = undefined;
+        if (!this.midFrame()) return;
+        if (this.framesCompleted !== armedAt) {
+          this.armFrameTimer();
+          return;
+        }
+        this.handleDataError(
+          new FrameError(`frame not complete within ${frameTimeoutMs} ms`),
+        );
+      }, frameTimeoutMs);
+      this.frameTimer.unref();
     }
 
     /** Walks the frame boundaries without copying: O(1) per body, O(digits) per header. */
@@ -58,6 +123,7 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
           const take = Math.min(this.remaining, text.length - i);
           this.remaining -= take;
           i += take;
+          if (this.remaining === 0) this.framesCompleted += 1;
           continue;
         }
         const code = text.charCodeAt(i);
@@ -71,6 +137,7 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
             );
           }
           this.remaining = declared;
+          if (declared === 0) this.framesCompleted += 1;
         } else if (
           code >= DIGIT_0 &&
           code <= DIGIT_9 &&
@@ -101,7 +168,35 @@ export function framedSocketClass(maxMessageChars: number): Type<TcpSocket> {
           'frame is not a request object with a string pattern',
         );
       }
+      // Nest tells a request (it has an id) from an event (it has none) the same way.
+      if (message.id !== undefined) {
+        // Stopping: a request not yet dispatched is not run and never acknowledged, so the
+        // client can safely send it again elsewhere.
+        if (tracker?.isDraining) return;
+        this.inFlight += 1;
+        tracker?.requestStarted();
+      }
       this.socket.emit('message', message);
+    }
+
+    protected override handleSend(
+      message: unknown,
+      callback?: (error?: Error | null) => void,
+    ): void {
+      super.handleSend(message, callback);
+      // Nest marks the last packet of each reply (one per request here) with isDisposed.
+      if (
+        this.inFlight > 0 &&
+        isJsonObject(message) &&
+        message.isDisposed === true
+      ) {
+        this.inFlight -= 1;
+        tracker?.requestFinished(this);
+      }
+    }
+
+    destroy(): void {
+      this.socket.destroy();
     }
   };
 }

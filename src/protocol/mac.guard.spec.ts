@@ -158,6 +158,29 @@ describe(MacGuard.name, () => {
       },
     );
 
+    it.each([
+      ['a lone surrogate in a value', '{"note":"\\ud800"}'],
+      ['a lone surrogate in a key', '{"\\udc00":1}'],
+      ['a number beyond double range', '{"amount":1e400}'],
+    ])(
+      'should refuse %s (no canonical form) with BAD_REQUEST, before the key is looked up',
+      async (_what, payloadJson) => {
+        const envelope = {
+          ...signedEnvelope(),
+          kid: 'no-such-key',
+          payload: JSON.parse(payloadJson) as unknown,
+        };
+
+        await expect(
+          guard.canActivate(rpcContext(envelope)),
+        ).rejects.toMatchObject({
+          code: ErrorCode.BAD_REQUEST,
+          details: { fields: [expect.objectContaining({ field: 'payload' })] },
+        });
+        expect(nonces.calls).toEqual([]);
+      },
+    );
+
     it('should refuse a payload that is not an object even when correctly signed', async () => {
       const envelope = { ...signedEnvelope(), payload: [] };
 

@@ -8,6 +8,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Clock } from './clock';
 import { Envelope, envelopeProblems } from './envelope';
 import { ErrorCode } from './error-code';
+import { NotCanonicalizableError } from './canonical-json';
 import { hmacHex, macMatches, requestMacInput } from './mac';
 import { NonceStore } from './nonce-store';
 import { PaiError } from './pai.error';
@@ -18,6 +19,25 @@ import { patternOf } from './rpc-pattern';
  * new, checked in that order (PROTOCOL.md 3). The nonce is recorded last, so traffic that fails
  * an earlier check can neither fill nor poison the record.
  */
+/**
+ * Still part of the shape check (step 1): a payload with no canonical form (a lone surrogate,
+ * 1e400) cannot have been signed, and is the sender's error, not the service's.
+ */
+function macInputOf(pattern: string, envelope: Envelope): string {
+  try {
+    return requestMacInput(pattern, envelope);
+  } catch (error) {
+    if (!(error instanceof NotCanonicalizableError)) throw error;
+    throw PaiError.badRequest([
+      {
+        field: 'payload',
+        problem:
+          'must be I-JSON: no lone surrogates, no numbers beyond double range',
+      },
+    ]);
+  }
+}
+
 @Injectable()
 export class MacGuard implements CanActivate {
   constructor(
@@ -31,14 +51,12 @@ export class MacGuard implements CanActivate {
     const problems = envelopeProblems(data);
     if (problems.length > 0) throw PaiError.badRequest(problems);
     const envelope = data as Envelope;
+    const input = macInputOf(patternOf(context), envelope);
 
     const key = this.config.macKeys.get(envelope.kid);
     if (!key) throw new PaiError(ErrorCode.UNKNOWN_KEY);
 
-    const expected = hmacHex(
-      key,
-      requestMacInput(patternOf(context), envelope),
-    );
+    const expected = hmacHex(key, input);
     if (!macMatches(expected, envelope.mac))
       throw new PaiError(ErrorCode.MAC_INVALID);
 

@@ -3,6 +3,7 @@ import { ServerTCP } from '@nestjs/microservices';
 import { InvalidTcpDataReceptionException } from '@nestjs/microservices/errors/invalid-tcp-data-reception.exception.js';
 import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
+import { ConnectionTracker, type DrainResult } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
 
 /** Messages to a pattern with no handler are routed here, through the guard, filter and signer. */
@@ -30,6 +31,8 @@ class SampledWarning {
  * not define, are dropped without running any handler.
  */
 export class PaiTcpServer extends ServerTCP {
+  /** Set by the last close(): what the graceful stop achieved (logged, and read by tests). */
+  lastDrain?: DrainResult;
   private readonly protocolLogger = new Logger(PaiTcpServer.name);
   private readonly droppedEvents = new SampledWarning(
     this.protocolLogger,
@@ -41,6 +44,52 @@ export class PaiTcpServer extends ServerTCP {
     (count) =>
       `closed ${count} connection(s) for invalid framing, corrupt lengths or oversized frames`,
   );
+
+  private readonly refusedOverCap = new SampledWarning(
+    this.protocolLogger,
+    (count) =>
+      `refused ${count} connection(s) over the PAI_MAX_CONNECTIONS cap of ${this.unwrap<Server>().maxConnections}`,
+  );
+
+  constructor(
+    options: ConstructorParameters<typeof ServerTCP>[0],
+    private readonly tracker: ConnectionTracker,
+    private readonly limits: { maxConnections: number; drainTimeoutMs: number },
+  ) {
+    super(options);
+    const server = this.unwrap<Server>();
+    // Node refuses connections over the cap at accept, before any byte is read; the
+    // connections already open go on being served.
+    server.maxConnections = limits.maxConnections;
+    server.on('drop', () => this.refusedOverCap.record());
+  }
+
+  /** Open client connections and requests in flight on them. */
+  get load(): { connections: number; inFlight: number } {
+    return { connections: this.tracker.open, inFlight: this.tracker.inFlight };
+  }
+
+  /**
+   * A graceful stop: no new connections, no new requests, the running ones finish and reply
+   * (bounded by PAI_DRAIN_TIMEOUT_MS), then Nest's close() destroys whatever is left. Nest awaits
+   * this before the database is closed.
+   */
+  // ServerTCP declares close() as void, but NestMicroservice awaits whatever it returns.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
+  override async close(): Promise<void> {
+    const server = this.unwrap<Server>();
+    if (server.listening) server.close();
+    const { inFlight } = this.tracker;
+    this.lastDrain = await this.tracker.drain(this.limits.drainTimeoutMs);
+    const { drained, abandoned, elapsedMs } = this.lastDrain;
+    if (inFlight > 0 || !drained) {
+      const outcome = drained
+        ? `all ${inFlight} request(s) in flight replied`
+        : `${abandoned} request(s) still running were cut off at the drain timeout`;
+      this.protocolLogger.log(`stopped in ${elapsedMs} ms: ${outcome}`);
+    }
+    super.close();
+  }
 
   override getHandlerByPattern(pattern: string) {
     return (
@@ -75,12 +124,22 @@ export class PaiTcpServer extends ServerTCP {
 
 /** The service's TCP server as configured: one place for main.ts and the end-to-end tests. */
 export function createPaiServer(config: AppConfig): PaiTcpServer {
-  return new PaiTcpServer({
-    host: config.host,
-    port: config.port,
-    tlsOptions: config.tls
-      ? { cert: config.tls.cert, key: config.tls.key }
-      : undefined,
-    socketClass: framedSocketClass(config.maxMessageBytes),
-  });
+  const tracker = new ConnectionTracker();
+  return new PaiTcpServer(
+    {
+      host: config.host,
+      port: config.port,
+      tlsOptions: config.tls
+        ? { cert: config.tls.cert, key: config.tls.key }
+        : undefined,
+      socketClass: framedSocketClass({
+        maxMessageChars: config.maxMessageBytes,
+        frameTimeoutMs: config.frameTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        tracker,
+      }),
+    },
+    tracker,
+    config,
+  );
 }

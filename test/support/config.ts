@@ -17,6 +17,11 @@ export function testConfig(
     bcryptCost: 10,
     passwordPepper: Buffer.alloc(32, 3),
     maxMessageBytes: 65_536,
+    frameTimeoutMs: 5_000,
+    idleTimeoutMs: 300_000,
+    maxConnections: 1_000,
+    drainTimeoutMs: 10_000,
+    databaseTimeoutMs: 5_000,
     log: { level: 'silent', format: 'json' },
     ...overrides,
   };

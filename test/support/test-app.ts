@@ -17,7 +17,7 @@ export const TEST_KEYS: Record<string, Buffer> = {
   default: randomBytes(32),
   '2026-11': randomBytes(32),
 };
-const TEST_PEPPER = randomBytes(32);
+export const TEST_PEPPER = randomBytes(32);
 
 /** A clock the tests move forward instead of sleeping. */
 export class TestClock extends Clock {
@@ -64,6 +64,11 @@ export async function startTestApp(
     bcryptCost: 10,
     passwordPepper: TEST_PEPPER,
     maxMessageBytes: 65_536,
+    frameTimeoutMs: 5_000,
+    idleTimeoutMs: 300_000,
+    maxConnections: 1_000,
+    drainTimeoutMs: 10_000,
+    databaseTimeoutMs: 5_000,
     log: { level: 'silent', format: 'json' },
     ...overrides,
   };
@@ -79,7 +84,7 @@ export async function startTestApp(
     logger: ['error'],
   });
   await app.listen();
-  app.get(Metrics).trackTcpServer(server.unwrap());
+  app.get(Metrics).trackTcpServer(server);
   const port = server.boundPort();
   const clients: PaiClient[] = [];
   return {

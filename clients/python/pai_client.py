@@ -1,0 +1,846 @@
+"""A client for the PAI service in Python's standard library alone (Python 3.9+).
+
+It speaks Nest's TCP transport (``<length>#<json>`` frames, the length in UTF-16 code units),
+signs every request and verifies every reply as ``PROTOCOL.md`` says, with RFC 8785 canonical
+JSON written to give exactly what the service's ECMAScript side computes.
+
+    from pai_client import PaiClient, PaiError
+
+    with PaiClient("127.0.0.1", 8080, kid="default", secret="<base64 as in PAI_MAC_KEYS>") as pai:
+        pai.send("system.ping", {})
+
+Run ``python3 -m pai_client --help`` for the command-line client.
+"""
+
+import base64
+import codecs
+import hashlib
+import hmac
+import json
+import math
+import os
+import secrets
+import selectors
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+__all__ = [
+    "ErrorCode",
+    "PaiError",
+    "PaiServiceError",
+    "PaiTimeoutError",
+    "PaiConnectionError",
+    "PaiReplyUnverifiedError",
+    "PaiClient",
+    "canonical_json",
+    "utf16_length",
+    "encode_frame",
+    "FrameDecoder",
+    "FrameError",
+    "request_mac_input",
+    "reply_mac_input",
+    "sign_request",
+    "new_nonce",
+    "reply_mac_matches",
+    "parse_mac_keys",
+    "load_keys",
+]
+
+REQUEST_MAC_PREFIX = "PAI-MAC-V1"
+REPLY_MAC_PREFIX = "PAI-MAC-V1-REPLY"
+DEFAULT_TIMEOUT = 10.0
+# The service refuses frames over PAI_MAX_MESSAGE_BYTES (at most 16 M); a reply claiming more
+# than this is a broken or hostile peer, and the client does not buffer towards it.
+MAX_REPLY_UNITS = 64 * 1024 * 1024
+
+
+class ErrorCode:
+    """Error codes: the protocol's (PROTOCOL.md section 4) and the client's own."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    MAC_INVALID = "MAC_INVALID"
+    STALE = "STALE"
+    REPLAY = "REPLAY"
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    RATE_LIMITED = "RATE_LIMITED"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+    # Client side, as ClientErrorCode in src/client/pai-client.error.ts.
+    TIMEOUT = "TIMEOUT"
+    CONNECTION = "CONNECTION"
+    REPLY_UNVERIFIED = "REPLY_UNVERIFIED"
+
+
+class PaiError(Exception):
+    """Every failure of PaiClient.send. ``code`` is an ErrorCode value; ``details`` holds the
+    error's extra fields (``fields``, ``serverTime``, ``retryAfterMs`` …) of a verified reply."""
+
+    def __init__(self, code: str, message: str, details: Optional[Dict[str, Any]] = None):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+
+
+class PaiServiceError(PaiError):
+    """A verified error reply from the service (its MAC was checked)."""
+
+
+class PaiTimeoutError(PaiError):
+    """No reply within the timeout."""
+
+    def __init__(self, message: str):
+        super().__init__(ErrorCode.TIMEOUT, message)
+
+
+class PaiConnectionError(PaiError):
+    """The connection could not be made, or broke."""
+
+    def __init__(self, message: str):
+        super().__init__(ErrorCode.CONNECTION, message)
+
+
+class PaiReplyUnverifiedError(PaiError):
+    """A reply whose MAC is missing or wrong: treated as an attack, its content is not trusted."""
+
+    def __init__(self, message: str, details: Optional[Dict[str, Any]] = None):
+        super().__init__(ErrorCode.REPLY_UNVERIFIED, message, details)
+
+
+# --- RFC 8785 canonical JSON ------------------------------------------------------------------
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _string(value: str) -> str:
+    """A JSON string as ECMAScript's JSON.stringify writes it: only the quote, the backslash and
+    the C0 controls are escaped (the five with short forms short, the rest as lowercase \\u00xx);
+    everything else, U+007F, U+2028 and astral characters included, is written as itself."""
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif code < 0x20:
+            out.append("\\u%04x" % code)
+        elif 0xD800 <= code <= 0xDFFF:
+            # JSON.stringify would write \udxxx, but the service's canonicalize() refuses a lone
+            # surrogate (RFC 8785 requires well-formed strings), so no MAC could ever agree.
+            raise ValueError("a lone surrogate (U+%04X) has no canonical JSON form" % code)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _number(value: float) -> str:
+    """ECMAScript Number::toString (ECMA-262 7.1.12.1) of a finite double, which RFC 8785 adopts."""
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("%r has no JSON form" % value)
+    if value == 0:
+        return "0"  # negative zero too
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digit string that reads back as the same double, as
+    # ECMAScript requires; only the layout differs.
+    text = repr(abs(value))
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    exp10 = int(exponent) if exponent else 0
+    significant = (whole + fraction).lstrip("0")
+    leading_zeros = len(whole + fraction) - len(significant)
+    # value = 0.d1d2…dk × 10^n, in ECMA-262's terms
+    n = len(whole) - leading_zeros + exp10
+    digits = significant.rstrip("0")
+    k = len(digits)
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        exp = ("e+" if e >= 0 else "e-") + str(abs(e))
+        body = digits[0] + ("." + digits[1:] if k > 1 else "") + exp
+    return sign + body
+
+
+def _utf16_key(key: str) -> bytes:
+    # Big-endian UTF-16 bytes compare exactly as the code-unit sequences do.
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def canonical_json(value: Any) -> str:
+    """The RFC 8785 (JCS) form of a JSON value made of dict, list/tuple, str, int, float, bool and
+    None, exactly as the service's ECMAScript side computes it: object keys sorted by UTF-16 code
+    units, numbers as ECMAScript writes doubles (an int is first read as the double JSON.parse
+    would make of it), strings escaped as JSON.stringify does. A lone surrogate, a non-finite
+    number or a number beyond the double range raises ValueError; other types raise TypeError."""
+    parts: List[str] = []
+    _emit(value, parts, 0)
+    return "".join(parts)
+
+
+def _emit(value: Any, out: List[str], depth: int) -> None:
+    if depth > 1000:
+        raise ValueError("nesting too deep")
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, int):
+        try:
+            as_double = float(value)
+        except OverflowError:
+            raise ValueError("%d is beyond the range of a double" % value) from None
+        out.append(_number(as_double))
+    elif isinstance(value, float):
+        out.append(_number(value))
+    elif isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError("object keys must be strings, got %r" % (key,))
+        out.append("{")
+        for index, key in enumerate(sorted(value, key=_utf16_key)):
+            if index:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _emit(value[key], out, depth + 1)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _emit(item, out, depth + 1)
+        out.append("]")
+    else:
+        raise TypeError("%s has no JSON form" % type(value).__name__)
+
+
+def _check_exact_numbers(value: Any) -> None:
+    """Refuses an int the service would read as another number (JSON.parse makes a double of it),
+    so that what is signed is what the service acts on."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return
+    if isinstance(value, int):
+        try:
+            exact = int(float(value)) == value
+        except OverflowError:
+            exact = False
+        if not exact:
+            raise ValueError("%d is not exactly representable as a JSON number the service reads" % value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_exact_numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_exact_numbers(item)
+
+
+# --- Nest TCP framing -------------------------------------------------------------------------
+
+
+class FrameError(Exception):
+    """The peer broke Nest's ``<length>#<json>`` framing."""
+
+
+def utf16_length(text: str) -> int:
+    """Length of a string as ECMAScript's ``.length`` counts it: a character outside the Basic
+    Multilingual Plane is two UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _wire_json(message: Any) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_frame(message: Any) -> bytes:
+    """One Nest TCP frame: the JSON's length in UTF-16 code units, ``#``, the JSON in UTF-8."""
+    text = _wire_json(message)
+    return ("%d#%s" % (utf16_length(text), text)).encode("utf-8")
+
+
+class FrameDecoder:
+    """Turns the bytes of a stream into Nest frames, whatever the chunking: the UTF-8 is decoded
+    incrementally (a character may be split across reads) and kept as UTF-16 code units, which
+    is what the length prefix counts."""
+
+    _HASH = ord("#")
+
+    def __init__(self, max_units: int = MAX_REPLY_UNITS):
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._buffer = bytearray()  # UTF-16-LE code units
+        self._position = 0  # in bytes of _buffer
+        self._length: Optional[int] = None
+        self._max_units = max_units
+
+    def feed(self, data: bytes) -> List[Any]:
+        """Adds bytes; returns the messages (parsed JSON) of every frame now complete."""
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as error:
+            raise FrameError("invalid UTF-8: %s" % error) from None
+        self._buffer += text.encode("utf-16-le", "surrogatepass")
+        messages = []
+        buf = self._buffer
+        while True:
+            if self._length is None:
+                digits = []
+                i = self._position
+                found = False
+                while i + 1 < len(buf):
+                    unit = buf[i] | (buf[i + 1] << 8)
+                    if unit == self._HASH:
+                        found = True
+                        break
+                    if not 0x30 <= unit <= 0x39 or len(digits) >= 10:
+                        raise FrameError("corrupt frame length")
+                    digits.append(chr(unit))
+                    i += 2
+                if not found:
+                    break
+                if not digits:
+                    raise FrameError("empty frame length")
+                length = int("".join(digits))
+                if length > self._max_units:
+                    raise FrameError("frame of %d code units exceeds %d" % (length, self._max_units))
+                self._length = length
+                self._position = i + 2
+            end = self._position + 2 * self._length
+            if len(buf) < end:
+                break
+            try:
+                body = bytes(buf[self._position:end]).decode("utf-16-le")
+            except UnicodeDecodeError:
+                raise FrameError("frame length splits a character") from None
+            try:
+                messages.append(json.loads(body))
+            except ValueError:
+                raise FrameError("frame is not valid JSON") from None
+            self._position = end
+            self._length = None
+        if self._position:
+            del buf[: self._position]
+            self._position = 0
+        return messages
+
+
+# --- MACs -------------------------------------------------------------------------------------
+
+
+def request_mac_input(pattern: str, kid: str, ts: int, nonce: str, payload: Dict[str, Any]) -> str:
+    """S = "PAI-MAC-V1" LF pattern LF kid LF ts LF nonce LF JCS(payload)"""
+    return "\n".join([REQUEST_MAC_PREFIX, pattern, kid, str(int(ts)), nonce, canonical_json(payload)])
+
+
+def reply_mac_input(pattern: str, kid: str, nonce: str, reply_without_mac: Dict[str, Any]) -> str:
+    """R = "PAI-MAC-V1-REPLY" LF pattern LF kid LF nonce LF JCS(reply without "mac")"""
+    return "\n".join([REPLY_MAC_PREFIX, pattern, kid, nonce, canonical_json(reply_without_mac)])
+
+
+def _hmac_hex(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def new_nonce() -> str:
+    """22 base64url characters of 16 random bytes from the CSPRNG."""
+    return secrets.token_urlsafe(16)
+
+
+def sign_request(
+    key: bytes,
+    kid: str,
+    pattern: str,
+    payload: Dict[str, Any],
+    ts: Optional[int] = None,
+    nonce: Optional[str] = None,
+) -> Dict[str, Any]:
+    """The signed envelope ``{v, kid, ts, nonce, payload, mac}`` for one request."""
+    if not isinstance(payload, dict):
+        raise TypeError("payload must be a dict")
+    _check_exact_numbers(payload)
+    ts = int(time.time() * 1000) if ts is None else int(ts)
+    nonce = new_nonce() if nonce is None else nonce
+    mac = _hmac_hex(key, request_mac_input(pattern, kid, ts, nonce, payload))
+    return {"v": 1, "kid": kid, "ts": ts, "nonce": nonce, "payload": payload, "mac": mac}
+
+
+def reply_mac_matches(key: bytes, pattern: str, kid: str, nonce: str, reply: Any) -> bool:
+    """True when ``reply`` (a decoded reply object, ``mac`` included) carries the right MAC for the
+    request (pattern, kid, nonce). Compared in constant time."""
+    if not isinstance(reply, dict):
+        return False
+    mac = reply.get("mac")
+    if not isinstance(mac, str) or len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+        return False
+    body = {name: value for name, value in reply.items() if name != "mac"}
+    try:
+        expected = _hmac_hex(key, reply_mac_input(pattern, kid, nonce, body))
+    except (ValueError, TypeError):
+        return False  # no canonical form (e.g. a lone surrogate): it cannot carry a good MAC
+    return hmac.compare_digest(expected, mac)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def _decode_secret(value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        raise ValueError("a secret is not valid base64") from None
+    if len(key) < 32:
+        raise ValueError("a secret must decode to at least 32 bytes")
+    return key
+
+
+def parse_mac_keys(raw: str) -> List[Tuple[str, bytes]]:
+    """``kid:base64secret[,kid:base64secret…]`` as in the service's PAI_MAC_KEYS, in order."""
+    keys = []
+    for entry in raw.split(","):
+        item = entry.strip()
+        kid, colon, secret = item.partition(":")
+        if not colon or not kid:
+            raise ValueError("each entry must be kid:base64secret")
+        keys.append((kid, _decode_secret(secret)))
+    return keys
+
+
+def load_keys(environ: Optional[Dict[str, str]] = None) -> List[Tuple[str, bytes]]:
+    """The MAC keys the command-line client may sign with: PAI_MAC_KEYS when set, otherwise the
+    development secrets the service generated in ``$PAI_DATA_DIR/dev-secrets.json`` (default
+    directory ``data``, as for the service)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("PAI_MAC_KEYS")
+    if raw:
+        return parse_mac_keys(raw)
+    path = os.path.join(env.get("PAI_DATA_DIR") or "data", "dev-secrets.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError("PAI_MAC_KEYS is not set and %s does not exist" % path) from None
+    except ValueError:
+        raise ValueError("%s is not valid JSON" % path) from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("PAI_MAC_KEYS"), str):
+        raise ValueError("%s has no PAI_MAC_KEYS" % path)
+    return parse_mac_keys(stored["PAI_MAC_KEYS"])
+
+
+# --- the connection ---------------------------------------------------------------------------
+
+
+class _Connection:
+    """One socket and the thread that owns it. The socket is non-blocking and only the I/O thread
+    touches it (an SSL socket must not be read and written from two threads at once); senders
+    queue their bytes and wake the thread. Replies are matched to requests by Nest's ``id``."""
+
+    def __init__(self, sock: socket.socket, on_close: Callable[["_Connection"], None]):
+        self._sock = sock
+        self._sock.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._lock = threading.Lock()
+        self._outbox = bytearray()
+        self._pending: Dict[str, Future] = {}
+        self._closed = False
+        self._close_reason = "connection closed"
+        self._on_close = on_close
+        self._decoder = FrameDecoder()
+        self._thread = threading.Thread(target=self._run, name="pai-client-io", daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def request(self, message_id: str, frame: bytes) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise PaiConnectionError(self._close_reason)
+            self._pending[message_id] = future
+            self._outbox += frame
+        self._wake()
+        return future
+
+    def forget(self, message_id: str) -> None:
+        with self._lock:
+            self._pending.pop(message_id, None)
+
+    def close(self, reason: str = "connection closed") -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._close_reason = reason
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(5)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or shutting down
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        reason = "connection closed by the service"
+        try:
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            selector.register(self._sock, selectors.EVENT_READ)
+            want_write = False
+            while True:
+                with self._lock:
+                    if self._closed:
+                        reason = self._close_reason
+                        break
+                    has_output = bool(self._outbox)
+                if has_output != want_write:
+                    want_write = has_output
+                    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
+                    selector.modify(self._sock, events)
+                for key, mask in selector.select():
+                    if key.fileobj is self._wake_r:
+                        try:
+                            while self._wake_r.recv(4096):
+                                pass
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                        continue
+                    if mask & selectors.EVENT_READ:
+                        if not self._read():
+                            raise PaiConnectionError(reason)
+                    if mask & selectors.EVENT_WRITE:
+                        self._write()
+        except PaiConnectionError:
+            pass
+        except FrameError as error:
+            reason = "the service broke the framing: %s" % error
+        except (OSError, ValueError) as error:
+            reason = "connection failed: %s" % error
+        finally:
+            selector.close()
+            self._shutdown(reason)
+
+    def _read(self) -> bool:
+        """Reads all that is available (an SSL socket may hold decrypted bytes the selector
+        cannot see, so it reads until it would block). False when the peer closed."""
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return True
+            if not data:
+                return False
+            for message in self._decoder.feed(data):
+                self._dispatch(message)
+
+    def _write(self) -> None:
+        with self._lock:
+            chunk = bytes(self._outbox[:65536])
+        if not chunk:
+            return
+        try:
+            sent = self._sock.send(chunk)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        with self._lock:
+            del self._outbox[:sent]
+
+    def _dispatch(self, packet: Any) -> None:
+        """Nest's ClientProxy rules: a truthy ``err`` ends the request as a failure; a
+        ``response`` ends it as a success (firstValueFrom); ``isDisposed`` alone ends it empty."""
+        if not isinstance(packet, dict) or not isinstance(packet.get("id"), str):
+            return
+        with self._lock:
+            future = self._pending.pop(packet["id"], None)
+            if future is None:
+                return
+            if packet.get("err"):
+                outcome: Tuple[str, Any] = ("err", packet["err"])
+            elif "response" in packet or not packet.get("isDisposed"):
+                outcome = ("response", packet.get("response"))
+            else:
+                outcome = ("empty", None)
+        if not future.done():
+            future.set_result(outcome)
+
+    def _shutdown(self, reason: str) -> None:
+        with self._lock:
+            self._closed = True
+            pending = list(self._pending.values())
+            self._pending.clear()
+            self._outbox.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(PaiConnectionError(reason))
+        for closable in (self._sock, self._wake_r, self._wake_w):
+            try:
+                closable.close()
+            except OSError:
+                pass
+        self._on_close(self)
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+class PaiClient:
+    """Calls the PAI service: signs every request, verifies every reply's MAC, and turns error
+    replies into PaiServiceError. On STALE it learns the clock offset from the (verified)
+    ``serverTime`` and retries once with a new nonce; the machine's clock is never changed.
+
+    Thread-safe: any number of threads may call ``send`` at once; their requests share one
+    connection (opened on first use, and again after it broke) and are matched to replies by id.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        kid: str,
+        secret: Union[bytes, str],
+        timeout: float = DEFAULT_TIMEOUT,
+        ca_file: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        server_hostname: Optional[str] = None,
+        now: Optional[Callable[[], float]] = None,
+    ):
+        """``secret``: raw bytes, or base64 as in PAI_MAC_KEYS. ``timeout``: seconds to wait for
+        the connection and for each reply. TLS when ``ca_file`` (PEM of the CA that signed the
+        service's certificate) or ``ssl_context`` is given; the certificate must then name
+        ``server_hostname`` (default ``host``). ``now``: milliseconds since the epoch, for tests."""
+        self.host = host
+        self.port = port
+        self.kid = kid
+        self._key = base64.b64decode(secret, validate=True) if isinstance(secret, str) else bytes(secret)
+        self.timeout = timeout
+        if ssl_context is None and ca_file is not None:
+            ssl_context = ssl.create_default_context(cafile=ca_file)
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname or host
+        self._now = now or (lambda: time.time() * 1000.0)
+        self._offset_ms = 0.0
+        self._lock = threading.Lock()
+        self._connection: Optional[_Connection] = None
+
+    @property
+    def clock_offset_ms(self) -> float:
+        """Server minus local clock (ms) learned from a STALE reply; 0 until then."""
+        return self._offset_ms
+
+    def __enter__(self) -> "PaiClient":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Opens the connection now rather than on the first request."""
+        self._connected()
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def send(self, pattern: str, payload: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Sends one request and returns the verified reply's payload; raises PaiError."""
+        payload = {} if payload is None else payload
+        try:
+            return self.send_signed(pattern, self.sign(pattern, payload))
+        except PaiServiceError as error:
+            server_time = error.details.get("serverTime")
+            if error.code != ErrorCode.STALE or isinstance(server_time, bool) or not isinstance(
+                server_time, (int, float)
+            ):
+                raise
+            self._offset_ms = server_time - self._now()
+            return self.send_signed(pattern, self.sign(pattern, payload))
+
+    def sign(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+        """A signed envelope for ``pattern`` with a fresh nonce, dated by the corrected clock."""
+        ts = math.floor(self._now() + self._offset_ms + 0.5)  # Math.round, as the TS client
+        return sign_request(self._key, self.kid, pattern, payload, ts=ts)
+
+    def send_signed(self, pattern: str, envelope: Dict[str, Any]) -> Dict[str, Any]:
+        """Sends an envelope as it is (no STALE retry) and returns the verified reply's payload.
+        The reply is checked against the envelope's ``nonce`` and this client's key."""
+        message_id = str(uuid.uuid4())
+        frame = encode_frame({"pattern": pattern, "data": envelope, "id": message_id})
+        connection = self._connected()
+        future = connection.request(message_id, frame)
+        try:
+            kind, reply = future.result(self.timeout)
+        except FutureTimeoutError:
+            connection.forget(message_id)
+            raise PaiTimeoutError("no reply to %s in time" % pattern) from None
+        if kind == "empty":
+            raise PaiConnectionError("%s: the service ended the request without a reply" % pattern)
+        nonce = envelope.get("nonce")
+        if not isinstance(nonce, str) or not reply_mac_matches(self._key, pattern, self.kid, nonce, reply):
+            claimed = None
+            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+                claimed = reply["error"].get("code")
+            message = "reply MAC missing or wrong"
+            if isinstance(claimed, str):
+                message += " (it claims %s, not trusted)" % claimed
+            raise PaiReplyUnverifiedError(message, {"claimedCode": claimed})
+        if kind == "response" and reply.get("ok") is True:
+            result = reply.get("payload")
+            return result if isinstance(result, dict) else {}
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        details = {name: value for name, value in error.items() if name not in ("code", "message")}
+        code = error.get("code") if isinstance(error.get("code"), str) else ErrorCode.INTERNAL
+        message = error.get("message") if isinstance(error.get("message"), str) else "error reply"
+        raise PaiServiceError(code, message, details)
+
+    def _connected(self) -> _Connection:
+        with self._lock:
+            if self._connection is not None and not self._connection.closed:
+                return self._connection
+            self._connection = _Connection(self._open_socket(), self._forget_connection)
+            return self._connection
+
+    def _forget_connection(self, connection: _Connection) -> None:
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+
+    def _open_socket(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except socket.timeout:
+            raise PaiConnectionError("no connection to %s:%s in time" % (self.host, self.port)) from None
+        except OSError as error:
+            raise PaiConnectionError("cannot connect to %s:%s: %s" % (self.host, self.port, error)) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl_context is None:
+            return sock
+        try:
+            return self._ssl_context.wrap_socket(sock, server_hostname=self._server_hostname)
+        except (OSError, ssl.SSLError) as error:
+            sock.close()
+            raise PaiConnectionError("TLS with %s:%s failed: %s" % (self.host, self.port, error)) from None
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def _password(args: Any) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    import getpass
+
+    return getpass.getpass("password: ")
+
+
+def _token(args: Any) -> str:
+    token = args.token or os.environ.get("PAI_TOKEN")
+    if not token:
+        raise SystemExit("a session token is needed: --token or PAI_TOKEN (from `login`)")
+    return token
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python3 -m pai_client",
+        description="Talk to a PAI service. Keys come from PAI_MAC_KEYS (kid:base64secret,…), or "
+        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json.",
+    )
+    parser.add_argument("--host", default=os.environ.get("PAI_HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PAI_PORT") or 8080))
+    parser.add_argument("--kid", default=os.environ.get("PAI_KID"), help="key id (default: the first key)")
+    parser.add_argument("--ca", default=os.environ.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 10)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("ping", help="system.ping")
+    for name in ("register", "login"):
+        sub = commands.add_parser(name, help="auth.%s (password from the terminal or stdin)" % name)
+        sub.add_argument("username")
+        sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    for name, help_text in (("logout", "auth.logout"), ("me", "users.me")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    pay = commands.add_parser("pay", help="transactions.create")
+    pay.add_argument("amount", help='decimal string, e.g. "12.50"')
+    pay.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    pay.add_argument("--reference", help="idempotency key")
+    pay.add_argument("--description")
+    history = commands.add_parser("history", help="transactions.list")
+    history.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    history.add_argument("--limit", type=int)
+    history.add_argument("--before")
+    args = parser.parse_args(argv)
+
+    try:
+        keys = load_keys()
+    except ValueError as error:
+        print("pai_client: %s" % error, file=sys.stderr)
+        return 2
+    chosen = [pair for pair in keys if args.kid is None or pair[0] == args.kid]
+    if not chosen:
+        print("pai_client: no key with id %r" % args.kid, file=sys.stderr)
+        return 2
+    kid, secret = chosen[0]
+
+    if args.command == "ping":
+        pattern, payload = "system.ping", {}
+    elif args.command in ("register", "login"):
+        pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
+    elif args.command == "logout":
+        pattern, payload = "auth.logout", {"token": _token(args)}
+    elif args.command == "me":
+        pattern, payload = "users.me", {"token": _token(args)}
+    elif args.command == "pay":
+        payload = {"token": _token(args), "amount": args.amount}
+        if args.reference is not None:
+            payload["reference"] = args.reference
+        if args.description is not None:
+            payload["description"] = args.description
+        pattern = "transactions.create"
+    else:
+        payload = {"token": _token(args)}
+        if args.limit is not None:
+            payload["limit"] = args.limit
+        if args.before is not None:
+            payload["before"] = args.before
+        pattern = "transactions.list"
+
+    try:
+        with PaiClient(args.host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
+            reply = pai.send(pattern, payload)
+    except PaiError as error:
+        print(json.dumps({"code": error.code, "message": error.message, **error.details}), file=sys.stderr)
+        return 1
+    print(json.dumps(reply, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

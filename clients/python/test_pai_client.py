@@ -1,0 +1,966 @@
+"""Tests of pai_client: the protocol vectors, the canonical form, the framing, the client against a
+scripted in-process peer, and end to end against the real service (node dist/src/main.js)."""
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import pai_client  # noqa: E402
+from pai_client import (  # noqa: E402
+    ErrorCode,
+    FrameDecoder,
+    FrameError,
+    PaiClient,
+    PaiConnectionError,
+    PaiReplyUnverifiedError,
+    PaiServiceError,
+    PaiTimeoutError,
+    canonical_json,
+    encode_frame,
+    reply_mac_input,
+    reply_mac_matches,
+    request_mac_input,
+    sign_request,
+    utf16_length,
+)
+
+VENDORED_VECTORS = os.path.join(ROOT, "test", "fixtures", "protocol-vectors.json")
+SHARED_VECTORS = os.path.join(ROOT, "..", "shared", "protocol-vectors.json")
+MAIN_JS = os.path.join(ROOT, "dist", "src", "main.js")
+E2E_REQUIRED = os.environ.get("PAI_PYTHON_E2E_REQUIRED") == "1"
+
+
+def load_vectors():
+    # The vendored copy is the one CI always has; ../shared is only on developers' machines.
+    path = VENDORED_VECTORS if os.path.exists(VENDORED_VECTORS) else SHARED_VECTORS
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def random_secret() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+# --- vectors ----------------------------------------------------------------------------------
+
+
+class ProtocolVectorTest(unittest.TestCase):
+    vectors = load_vectors()
+
+    def key(self, kid):
+        return base64.b64decode(self.vectors["keys"][kid])
+
+    def test_vendored_copy_matches_shared(self):
+        if not os.path.exists(SHARED_VECTORS) or not os.path.exists(VENDORED_VECTORS):
+            self.skipTest("only one copy of protocol-vectors.json here")
+        with open(SHARED_VECTORS, "rb") as a, open(VENDORED_VECTORS, "rb") as b:
+            self.assertEqual(json.loads(a.read()), json.loads(b.read()))
+
+    def test_there_are_vectors(self):
+        self.assertGreaterEqual(len(self.vectors["requests"]), 7)
+        self.assertGreaterEqual(len(self.vectors["replies"]), 3)
+
+    def test_every_request_vector(self):
+        for vector in self.vectors["requests"]:
+            envelope = vector["envelope"]
+            with self.subTest(pattern=vector["pattern"], nonce=envelope["nonce"]):
+                text = request_mac_input(
+                    vector["pattern"], envelope["kid"], envelope["ts"], envelope["nonce"], envelope["payload"]
+                )
+                self.assertEqual(text, vector["macInput"])
+                signed = sign_request(
+                    self.key(envelope["kid"]),
+                    envelope["kid"],
+                    vector["pattern"],
+                    envelope["payload"],
+                    ts=envelope["ts"],
+                    nonce=envelope["nonce"],
+                )
+                self.assertEqual(signed, envelope)
+
+    def test_every_reply_vector(self):
+        for vector in self.vectors["replies"]:
+            reply = vector["reply"]
+            key = self.key(vector["kid"])
+            args = (vector["pattern"], vector["kid"], vector["requestNonce"])
+            with self.subTest(pattern=vector["pattern"]):
+                body = {name: value for name, value in reply.items() if name != "mac"}
+                self.assertEqual(reply_mac_input(*args, body), vector["macInput"])
+                self.assertTrue(reply_mac_matches(key, *args, reply))
+                tampered = dict(reply, ts=reply["ts"] + 1)
+                self.assertFalse(reply_mac_matches(key, *args, tampered))
+                self.assertFalse(reply_mac_matches(key, vector["pattern"], vector["kid"], "another-nonce-000", reply))
+                self.assertFalse(reply_mac_matches(key, "system.other", vector["kid"], vector["requestNonce"], reply))
+                self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=None)))
+                self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=reply["mac"].upper())))
+
+
+# --- canonical form ---------------------------------------------------------------------------
+
+
+def double(bits_hex: str) -> float:
+    return struct.unpack(">d", bytes.fromhex(bits_hex))[0]
+
+
+class CanonicalJsonTest(unittest.TestCase):
+    def test_rfc8785_number_samples(self):
+        # RFC 8785 appendix B: IEEE 754 bit patterns and their ECMAScript form.
+        samples = {
+            "0000000000000000": "0",
+            "8000000000000000": "0",
+            "0000000000000001": "5e-324",
+            "8000000000000001": "-5e-324",
+            "7fefffffffffffff": "1.7976931348623157e+308",
+            "ffefffffffffffff": "-1.7976931348623157e+308",
+            "4340000000000000": "9007199254740992",
+            "c340000000000000": "-9007199254740992",
+            "4430000000000000": "295147905179352830000",
+            "44b52d02c7e14af5": "9.999999999999997e+22",
+            "44b52d02c7e14af6": "1e+23",
+            "44b52d02c7e14af7": "1.0000000000000001e+23",
+            "444b1ae4d6e2ef4e": "999999999999999700000",
+            "444b1ae4d6e2ef4f": "999999999999999900000",
+            "444b1ae4d6e2ef50": "1e+21",
+            "3eb0c6f7a0b5ed8c": "9.999999999999997e-7",
+            "3eb0c6f7a0b5ed8d": "0.000001",
+            "41b3de4355555553": "333333333.3333332",
+            "41b3de4355555554": "333333333.33333325",
+            "41b3de4355555555": "333333333.3333333",
+            "41b3de4355555556": "333333333.3333334",
+            "41b3de4355555557": "333333333.33333343",
+            "becbf647612f3696": "-0.0000033333333333333333",
+            "43143ff3c1cb0959": "1424953923781206.2",
+        }
+        for bits, expected in samples.items():
+            with self.subTest(bits=bits):
+                self.assertEqual(canonical_json(double(bits)), expected)
+
+    def test_numbers_layout(self):
+        cases = [
+            (1.0, "1"), (100.0, "100"), (-0.0, "0"), (0.1, "0.1"), (1e-6, "0.000001"),
+            (1e-7, "1e-7"), (1.5e-7, "1.5e-7"), (1e20, "100000000000000000000"), (1e21, "1e+21"),
+            (123456789012345680000.0, "123456789012345680000"), (4.50, "4.5"), (2e-3, "0.002"),
+            (1e-27, "1e-27"), (0.30000000000000004, "0.30000000000000004"), (-12.5, "-12.5"),
+        ]
+        for value, expected in cases:
+            with self.subTest(value=value):
+                self.assertEqual(canonical_json(value), expected)
+
+    def test_integers_are_read_as_doubles_like_json_parse(self):
+        self.assertEqual(canonical_json(0), "0")
+        self.assertEqual(canonical_json(-7), "-7")
+        self.assertEqual(canonical_json(20), "20")
+        self.assertEqual(canonical_json(2**53), "9007199254740992")
+        # JSON.parse reads 9007199254740993 as 9007199254740992: the MAC must be over that.
+        self.assertEqual(canonical_json(2**53 + 1), "9007199254740992")
+        self.assertEqual(canonical_json(10**21), "1e+21")
+        self.assertEqual(canonical_json(-(10**21)), "-1e+21")
+        self.assertEqual(canonical_json(12345678901234567890), "12345678901234567000")
+        with self.assertRaises(ValueError):
+            canonical_json(10**400)
+
+    def test_booleans_are_not_integers(self):
+        self.assertEqual(canonical_json([True, False, None, 1, 0]), "[true,false,null,1,0]")
+
+    def test_non_finite_numbers_are_refused(self):
+        for value in (float("nan"), float("inf"), float("-inf")):
+            with self.subTest(value=value), self.assertRaises(ValueError):
+                canonical_json({"x": value})
+
+    def test_escapes_as_json_stringify(self):
+        value = "\u0000\u0001\u001f\u007f\u2028\u2029\"\\/\b\f\n\r\té€😀"
+        expected = '"\\u0000\\u0001\\u001f\u007f\u2028\u2029\\"\\\\/\\b\\f\\n\\r\\té€😀"'
+        self.assertEqual(canonical_json(value), expected)
+
+    def test_astral_characters_in_keys_and_values_stay_literal(self):
+        self.assertEqual(canonical_json({"😀": "𝄞"}), '{"😀":"𝄞"}')
+
+    def test_keys_sort_by_utf16_code_units(self):
+        # RFC 8785 3.2.3's example.
+        value = {
+            "\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+            "1": "One", "\U0001f600": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis",
+        }
+        keys = [json.loads(k) for k in re.findall(r'("(?:[^"\\]|\\.)*"):', canonical_json(value))]
+        self.assertEqual(keys, ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"])
+
+    def test_where_python_sort_keys_differs(self):
+        # U+E000..U+FFFF sort after astral characters in UTF-16 (surrogates are D800..DFFF) but
+        # before them by code point, which is what sorted() and json.dumps(sort_keys=True) use.
+        value = {"\uff01": 1, "\U0001f600": 2, "a": 3}
+        self.assertEqual(canonical_json(value), '{"a":3,"😀":2,"！":1}')
+        python = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        self.assertEqual(python, '{"a":3,"！":1,"😀":2}')
+        self.assertNotEqual(python, canonical_json(value))
+
+    def test_nesting_and_no_whitespace(self):
+        value = {"b": [1, {"d": 2, "c": [None, "x"]}], "a": {}, "e": [], "f": (1, 2)}
+        self.assertEqual(canonical_json(value), '{"a":{},"b":[1,{"c":[null,"x"],"d":2}],"e":[],"f":[1,2]}')
+
+    def test_lone_surrogates_are_refused(self):
+        for value in ("\ud83d", "x\ude00", {"\ud800": 1}):
+            with self.subTest(value=ascii(value)), self.assertRaises(ValueError):
+                canonical_json(value)
+
+    def test_non_json_types_are_refused(self):
+        for value in (b"bytes", {1: "int key"}, object(), {"set": {1}}):
+            with self.subTest(value=repr(value)), self.assertRaises(TypeError):
+                canonical_json(value)
+
+    def test_signing_refuses_an_integer_the_service_would_read_differently(self):
+        key = os.urandom(32)
+        sign_request(key, "default", "transactions.list", {"token": "t", "limit": 2**53})
+        with self.assertRaises(ValueError):
+            sign_request(key, "default", "transactions.list", {"token": "t", "limit": 2**53 + 1})
+
+
+class CanonicalAgainstServiceLibraryTest(unittest.TestCase):
+    """The service's own RFC 8785 library (npm canonicalize) over a random corpus."""
+
+    def test_random_corpus_agrees_with_npm_canonicalize(self):
+        node = shutil.which("node")
+        if not node or not os.path.isdir(os.path.join(ROOT, "node_modules", "canonicalize")):
+            self.skipTest("node or node_modules/canonicalize missing (run npm ci)")
+        import random
+
+        rng = random.Random(8785)
+        chars = ["a", "B", "z", "0", "é", "ÿ", "€", "😀", "𝄞", "\uffff", "\ue000", "\ufb33", "\U0010ffff",
+                 "\x00", "\x1f", "\x7f", '"', "\\", "/", "\n", "\r", "\t", "\b", "\f", "\u2028", "\ud7ff"]
+        numbers = [0.0, -0.0, 1e21, 1e-7, 5e-324, 2**53 + 1, 10**25, -(10**22)]
+        for _ in range(800):
+            bits = rng.getrandbits(64)
+            value = struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+            if value == value and abs(value) != float("inf"):
+                numbers.append(value)
+            numbers.append(rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-30, 30))
+            numbers.append(rng.randint(-(10**22), 10**22))
+            numbers.append(round(rng.uniform(-1000, 1000), rng.randint(0, 6)))
+
+        def text(limit):
+            return "".join(rng.choice(chars) for _ in range(rng.randint(0, limit)))
+
+        def value(depth):
+            roll = rng.random()
+            if depth < 3 and roll < 0.15:
+                return {text(4): value(depth + 1) for _ in range(rng.randint(0, 5))}
+            if depth < 3 and roll < 0.25:
+                return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+            if roll < 0.55:
+                return text(6)
+            if roll < 0.9:
+                return rng.choice(numbers)
+            return rng.choice([None, True, False])
+
+        corpus = numbers + [value(0) for _ in range(1500)]
+        script = (
+            "import canonicalize from 'canonicalize';let s='';process.stdin.setEncoding('utf8');"
+            "process.stdin.on('data',d=>s+=d).on('end',()=>process.stdout.write("
+            "JSON.stringify(JSON.parse(s).map(v=>canonicalize(v)))));"
+        )
+        result = subprocess.run(
+            [node, "--input-type=module", "-e", script],
+            input=json.dumps(corpus).encode(),
+            capture_output=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr.decode(errors="replace"))
+        expected = json.loads(result.stdout)
+        self.assertEqual(len(expected), len(corpus))
+        mismatches = [
+            (ascii(item), ascii(canonical_json(item)), ascii(theirs))
+            for item, theirs in zip(corpus, expected)
+            if canonical_json(item) != theirs
+        ]
+        self.assertEqual(mismatches[:5], [])
+
+
+# --- framing ----------------------------------------------------------------------------------
+
+
+class FramingTest(unittest.TestCase):
+    def test_length_counts_utf16_code_units(self):
+        self.assertEqual(utf16_length("abc"), 3)
+        self.assertEqual(utf16_length("é€"), 2)
+        self.assertEqual(utf16_length("😀"), 2)
+        frame = encode_frame({"d": "😀é"})
+        text = '{"d":"😀é"}'
+        self.assertEqual(len(text), 10)  # Python characters
+        self.assertEqual(frame, ("11#" + text).encode("utf-8"))  # 11 UTF-16 units, 15 UTF-8 bytes
+
+    def test_decoder_reassembles_frames_split_anywhere(self):
+        messages = [{"id": "1", "response": {"d": "😀€é\n\"x\""}}, {"id": "2", "isDisposed": True}, {"𝄞": []}]
+        stream = b"".join(encode_frame(m) for m in messages)
+        for chunk_size in (1, 2, 3, 5, 7, len(stream)):
+            with self.subTest(chunk_size=chunk_size):
+                decoder = FrameDecoder()
+                received = []
+                for start in range(0, len(stream), chunk_size):
+                    received.extend(decoder.feed(stream[start:start + chunk_size]))
+                self.assertEqual(received, messages)
+
+    def test_decoder_reads_nest_frames(self):
+        # As Nest's JsonSocket writes them: JSON.stringify(message).length + '#' + JSON.
+        frame = '12#{"a":"😀😀"}'.encode("utf-8")
+        self.assertEqual(FrameDecoder().feed(frame), [{"a": "😀😀"}])
+
+    def test_length_in_code_points_is_a_broken_frame(self):
+        # 11 would be right if Python characters were counted: the cut lands inside 😀's pair.
+        with self.assertRaises(FrameError):
+            FrameDecoder().feed('11#{"a":"😀😀"}1#'.encode("utf-8"))
+
+    def test_corrupt_lengths(self):
+        for data in (b"#{}", b"x2#{}", b"12345678901#", b"3#{}}"):
+            with self.subTest(data=data), self.assertRaises(FrameError):
+                FrameDecoder().feed(data)
+
+    def test_oversized_frame_is_refused_before_it_is_buffered(self):
+        with self.assertRaises(FrameError):
+            FrameDecoder(max_units=100).feed(b"101#")
+
+
+# --- client against a scripted peer -----------------------------------------------------------
+
+
+class ScriptedPeer:
+    """A TCP peer that answers each request with what ``respond(message)`` returns: a list of
+    packets to send (or None to stay silent). It replies in batches of ``batch`` requests, in
+    reverse order, so that out-of-order replies are exercised."""
+
+    def __init__(self, respond, batch=1):
+        self.respond = respond
+        self.batch = batch
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        decoder = FrameDecoder()
+        waiting = []
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                for message in decoder.feed(data):
+                    waiting.append(message)
+                    if len(waiting) < self.batch:
+                        continue
+                    for request in reversed(waiting):
+                        for packet in self.respond(request) or []:
+                            if packet == "close":
+                                return
+                            conn.sendall(encode_frame(dict(packet, id=request["id"])))
+                    waiting = []
+
+    def close(self):
+        self.listener.close()
+
+
+KEY = os.urandom(32)
+
+
+def signed_reply(request, body, key=KEY, nonce=None, pattern=None):
+    envelope = request["data"]
+    mac = pai_client._hmac_hex(
+        key, reply_mac_input(pattern or request["pattern"], envelope["kid"], nonce or envelope["nonce"], body)
+    )
+    return dict(body, mac=mac)
+
+
+def ok(request, payload, **kwargs):
+    return [{"response": signed_reply(request, {"ok": True, "ts": 1, "payload": payload}, **kwargs), "isDisposed": True}]
+
+
+class ClientTest(unittest.TestCase):
+    def client(self, peer, **options):
+        client = PaiClient("127.0.0.1", peer.port, kid="default", secret=KEY, **options)
+        self.addCleanup(client.close)
+        self.addCleanup(peer.close)
+        return client
+
+    def test_request_shape_and_signature(self):
+        seen = []
+
+        def respond(request):
+            seen.append(request)
+            return ok(request, {"echo": request["data"]["payload"]})
+
+        client = self.client(ScriptedPeer(respond))
+        self.assertEqual(client.send("x.echo", {"v": "😀"}), {"echo": {"v": "😀"}})
+        request = seen[0]
+        self.assertEqual(set(request), {"pattern", "data", "id"})
+        self.assertEqual(request["pattern"], "x.echo")
+        envelope = request["data"]
+        self.assertEqual(set(envelope), {"v", "kid", "ts", "nonce", "payload", "mac"})
+        self.assertRegex(envelope["nonce"], r"^[A-Za-z0-9_-]{16,128}$")
+        self.assertRegex(envelope["mac"], r"^[0-9a-f]{64}$")
+        expected = sign_request(KEY, "default", "x.echo", {"v": "😀"}, ts=envelope["ts"], nonce=envelope["nonce"])
+        self.assertEqual(envelope, expected)
+        self.assertLess(abs(envelope["ts"] - time.time() * 1000), 5000)
+
+    def test_reply_signed_with_another_key_is_unverified(self):
+        client = self.client(ScriptedPeer(lambda r: ok(r, {"serverTime": 1}, key=os.urandom(32))))
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.code, ErrorCode.REPLY_UNVERIFIED)
+
+    def test_reply_moved_from_another_request_is_unverified(self):
+        client = self.client(ScriptedPeer(lambda r: ok(r, {"serverTime": 1}, nonce="another-request-nonce")))
+        with self.assertRaises(PaiReplyUnverifiedError):
+            client.send("system.ping", {})
+
+    def test_reply_for_another_pattern_is_unverified(self):
+        client = self.client(ScriptedPeer(lambda r: ok(r, {"revoked": True}, pattern="auth.logout")))
+        with self.assertRaises(PaiReplyUnverifiedError):
+            client.send("system.ping", {})
+
+    def test_tampered_reply_payload_is_unverified(self):
+        def respond(request):
+            packets = ok(request, {"amount": "1.00"})
+            packets[0]["response"]["payload"]["amount"] = "1000.00"
+            return packets
+
+        client = self.client(ScriptedPeer(respond))
+        with self.assertRaises(PaiReplyUnverifiedError):
+            client.send("x.pay", {})
+
+    def test_unsigned_error_is_unverified_and_its_claim_not_trusted(self):
+        def respond(request):
+            body = {"ok": False, "ts": 1, "error": {"code": "INVALID_CREDENTIALS", "message": "no"}, "mac": None}
+            return [{"err": body, "isDisposed": True}]
+
+        client = self.client(ScriptedPeer(respond))
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            client.send("auth.login", {})
+        self.assertEqual(caught.exception.details, {"claimedCode": "INVALID_CREDENTIALS"})
+
+    def test_string_error_from_nest_is_unverified(self):
+        client = self.client(ScriptedPeer(lambda r: [{"status": "error", "err": "There is no matching message handler"}]))
+        with self.assertRaises(PaiReplyUnverifiedError):
+            client.send("x.unknown", {})
+
+    def test_verified_error_carries_code_and_details(self):
+        def respond(request):
+            body = {"ok": False, "ts": 1, "error": {"code": "RATE_LIMITED", "message": "wait", "retryAfterMs": 1000}}
+            return [{"err": signed_reply(request, body), "isDisposed": True}]
+
+        client = self.client(ScriptedPeer(respond))
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("auth.login", {})
+        self.assertEqual(caught.exception.code, ErrorCode.RATE_LIMITED)
+        self.assertEqual(caught.exception.message, "wait")
+        self.assertEqual(caught.exception.details, {"retryAfterMs": 1000})
+
+    def test_ok_reply_in_err_is_not_a_success(self):
+        client = self.client(ScriptedPeer(lambda r: [{"err": ok(r, {})[0]["response"], "isDisposed": True}]))
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.code, ErrorCode.INTERNAL)
+
+    def test_response_then_separate_dispose_packet(self):
+        def respond(request):
+            return [{"response": ok(request, {"n": 1})[0]["response"]}, {"isDisposed": True}]
+
+        client = self.client(ScriptedPeer(respond))
+        self.assertEqual(client.send("x", {}), {"n": 1})
+        self.assertEqual(client.send("x", {}), {"n": 1})
+
+    def test_dispose_without_reply_is_a_connection_error(self):
+        client = self.client(ScriptedPeer(lambda r: [{"isDisposed": True}]))
+        with self.assertRaises(PaiConnectionError):
+            client.send("x", {})
+
+    def test_timeout(self):
+        client = self.client(ScriptedPeer(lambda r: None), timeout=0.3)
+        started = time.monotonic()
+        with self.assertRaises(PaiTimeoutError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.code, ErrorCode.TIMEOUT)
+        self.assertLess(time.monotonic() - started, 3)
+
+    def test_connection_closed_by_peer(self):
+        client = self.client(ScriptedPeer(lambda r: ["close"]))
+        with self.assertRaises(PaiConnectionError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.code, ErrorCode.CONNECTION)
+
+    def test_connection_refused(self):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with PaiClient("127.0.0.1", port, kid="default", secret=KEY, timeout=2) as client:
+            with self.assertRaises(PaiConnectionError):
+                client.send("system.ping", {})
+
+    def test_reconnects_after_the_connection_broke(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ["close"] if len(calls) == 1 else ok(request, {"n": len(calls)})
+
+        peer = ScriptedPeer(respond)
+        client = self.client(peer)
+        with self.assertRaises(PaiConnectionError):
+            client.send("x", {})
+        self.assertEqual(client.send("x", {}), {"n": 2})
+        self.assertEqual(peer.connections, 2)
+
+    def test_many_requests_in_flight_replies_out_of_order(self):
+        # The peer holds 10 requests, then answers them last first.
+        peer = ScriptedPeer(lambda r: ok(r, {"n": r["data"]["payload"]["n"]}), batch=10)
+        client = self.client(peer)
+        results = {}
+        errors = []
+
+        def call(n):
+            try:
+                results[n] = client.send("x.echo", {"n": n})["n"]
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=call, args=(n,)) for n in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        self.assertEqual(errors, [])
+        self.assertEqual(results, {n: n for n in range(30)})
+        self.assertEqual(peer.connections, 1)
+
+    def test_stale_retry_uses_verified_server_time(self):
+        server_offset = 3_600_000
+        seen = []
+
+        def respond(request):
+            seen.append(request["data"])
+            server_now = int(time.time() * 1000) + server_offset
+            if abs(request["data"]["ts"] - server_now) > 300_000:
+                error = {"code": "STALE", "message": "stale", "serverTime": server_now}
+                return [{"err": signed_reply(request, {"ok": False, "ts": server_now, "error": error}), "isDisposed": True}]
+            return ok(request, {"serverTime": server_now})
+
+        client = self.client(ScriptedPeer(respond))
+        client.send("system.ping", {})
+        self.assertEqual(len(seen), 2)
+        self.assertNotEqual(seen[0]["nonce"], seen[1]["nonce"])
+        self.assertAlmostEqual(client.clock_offset_ms, server_offset, delta=5000)
+        client.send("system.ping", {})
+        self.assertEqual(len(seen), 3)  # the offset is kept: no second STALE
+
+    def test_unverified_stale_is_not_acted_on(self):
+        def respond(request):
+            error = {"code": "STALE", "message": "stale", "serverTime": 1}
+            return [{"err": {"ok": False, "ts": 1, "error": error, "mac": None}, "isDisposed": True}]
+
+        client = self.client(ScriptedPeer(respond))
+        with self.assertRaises(PaiReplyUnverifiedError):
+            client.send("system.ping", {})
+        self.assertEqual(client.clock_offset_ms, 0)
+
+
+class KeysTest(unittest.TestCase):
+    def test_env_keys(self):
+        secret = random_secret()
+        keys = pai_client.load_keys({"PAI_MAC_KEYS": "a:%s, b:%s" % (secret, secret)})
+        self.assertEqual([kid for kid, _ in keys], ["a", "b"])
+        self.assertEqual(keys[0][1], base64.b64decode(secret))
+
+    def test_dev_secrets_file(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        secret = random_secret()
+        with open(os.path.join(directory, "dev-secrets.json"), "w") as handle:
+            json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret()}, handle)
+        keys = pai_client.load_keys({"PAI_DATA_DIR": directory})
+        self.assertEqual(keys, [("default", base64.b64decode(secret))])
+
+    def test_bad_keys(self):
+        for raw in ("nocolon", ":" + random_secret(), "a:not*base64", "a:" + base64.b64encode(b"short").decode()):
+            with self.subTest(raw=raw), self.assertRaises(ValueError):
+                pai_client.parse_mac_keys(raw)
+
+
+# --- end to end against the real service ------------------------------------------------------
+
+
+class Service:
+    """``node dist/src/main.js`` on a free port (PAI_PORT=0; the bound port is read from its
+    "listening on host:port" log line), in a temporary data directory."""
+
+    def __init__(self, env):
+        self.data_dir = tempfile.mkdtemp(prefix="pai-py-e2e-")
+        full_env = dict(os.environ)
+        for name in list(full_env):
+            if name.startswith("PAI_") or name in ("DATABASE_URL", "NODE_ENV"):
+                del full_env[name]
+        full_env.update({"PAI_HOST": "127.0.0.1", "PAI_PORT": "0", "PAI_DATA_DIR": self.data_dir,
+                         "PAI_BCRYPT_COST": "10", "NO_COLOR": "1"})
+        full_env.update(env)
+        self.process = subprocess.Popen(
+            ["node", MAIN_JS], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.log = []
+        ready = threading.Event()
+        self.port = None
+
+        def pump():
+            for raw in self.process.stdout:
+                line = raw.decode("utf-8", "replace")
+                self.log.append(line)
+                match = re.search(r"listening on [^\s]+:(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
+                if match and self.port is None:
+                    self.port = int(match.group(1))
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        ready.wait(90)
+        if self.port is None:
+            self.stop()
+            raise RuntimeError("the service did not start:\n" + "".join(self.log[-30:]))
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def node_available():
+    return os.path.exists(MAIN_JS) and shutil.which("node") is not None
+
+
+def require_service(case):
+    if not node_available():
+        message = "dist/src/main.js (or node) is missing: run `npm run build`, or `npm run test:python` which builds"
+        if E2E_REQUIRED:
+            raise AssertionError(message)
+        raise unittest.SkipTest(message)
+
+
+class EndToEndTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_service(cls)
+        cls.secret = random_secret()
+        cls.service = Service({"PAI_MAC_KEYS": "default:%s,other:%s" % (cls.secret, random_secret()),
+                               "PAI_PASSWORD_PEPPER": random_secret()})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.service.stop()
+
+    def client(self, **options):
+        options.setdefault("kid", "default")
+        options.setdefault("secret", self.secret)
+        client = PaiClient("127.0.0.1", self.service.port, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def new_user(self, client):
+        username = "py_" + uuid.uuid4().hex[:12]
+        client.send("auth.register", {"username": username, "password": "correct horse 😀 battery"})
+        login = client.send("auth.login", {"username": username, "password": "correct horse 😀 battery"})
+        return username, login["token"]
+
+    def test_ping(self):
+        reply = self.client().send("system.ping", {})
+        self.assertLess(abs(reply["serverTime"] - time.time() * 1000), 60_000)
+
+    def test_register_login_pay_history_me_logout(self):
+        client = self.client()
+        username = "Py_" + uuid.uuid4().hex[:10]
+        registered = client.send("auth.register", {"username": username, "password": "pässwörd 😀 long"})
+        self.assertEqual(registered["username"], username)
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("auth.register", {"username": username.lower(), "password": "another password"})
+        self.assertEqual(caught.exception.code, ErrorCode.USERNAME_TAKEN)
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("auth.login", {"username": username, "password": "wrong password"})
+        self.assertEqual(caught.exception.code, ErrorCode.INVALID_CREDENTIALS)
+        token = client.send("auth.login", {"username": username, "password": "pässwörd 😀 long"})["token"]
+
+        description = "café 😀 𝄞 \"quoted\" \\"  # astral characters both ways through the framing
+        first = client.send("transactions.create",
+                            {"token": token, "amount": "12.50", "reference": "inv:1", "description": description})
+        self.assertTrue(first["created"])
+        self.assertEqual(first["transaction"]["description"], description)
+        self.assertEqual(first["transaction"]["amount"], "12.50")
+        again = client.send("transactions.create",
+                            {"token": token, "amount": "12.50", "reference": "inv:1", "description": description})
+        self.assertFalse(again["created"])
+        self.assertEqual(again["transaction"]["id"], first["transaction"]["id"])
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("transactions.create", {"token": token, "amount": "13.00", "reference": "inv:1"})
+        self.assertEqual(caught.exception.code, ErrorCode.IDEMPOTENCY_CONFLICT)
+        client.send("transactions.create", {"token": token, "amount": "0.3"})
+
+        page = client.send("transactions.list", {"token": token, "limit": 1})
+        self.assertEqual([item["amount"] for item in page["items"]], ["0.30"])
+        rest = client.send("transactions.list", {"token": token, "before": page["nextBefore"]})
+        self.assertEqual([item["id"] for item in rest["items"]], [first["transaction"]["id"]])
+        self.assertIsNone(rest["nextBefore"])
+
+        me = client.send("users.me", {"token": token})
+        self.assertEqual((me["transactionCount"], me["total"]), (2, "12.80"))
+
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("transactions.create", {"token": token, "amount": 12.5})
+        self.assertEqual(caught.exception.code, ErrorCode.BAD_REQUEST)
+        self.assertIn("payload.amount", [problem["field"] for problem in caught.exception.details["fields"]])
+
+        self.assertEqual(client.send("auth.logout", {"token": token}), {"revoked": True})
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("users.me", {"token": token})
+        self.assertEqual(caught.exception.code, ErrorCode.UNAUTHENTICATED)
+
+    def test_second_key(self):
+        # A client on another kid, with the wrong secret for it: the service answers MAC_INVALID
+        # signed with its real key, which this client cannot verify.
+        client = self.client(kid="other", secret=random_secret())
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
+
+    def test_unknown_kid_gets_an_unsigned_reply_which_is_unverified(self):
+        client = self.client(kid="nobody")
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            client.send("system.ping", {})
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.UNKNOWN_KEY)
+
+    def test_replay_of_a_signed_envelope_is_refused(self):
+        client = self.client()
+        envelope = client.sign("system.ping", {})
+        client.send_signed("system.ping", envelope)
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("system.ping", envelope)
+        self.assertEqual(caught.exception.code, ErrorCode.REPLAY)
+
+    def test_replay_of_a_captured_frame_on_a_new_connection_is_refused(self):
+        _, token = self.new_user(self.client())
+        envelope = sign_request(base64.b64decode(self.secret), "default", "transactions.create",
+                                {"token": token, "amount": "5.00"})
+        frame = encode_frame({"pattern": "transactions.create", "data": envelope, "id": "capture-1"})
+        replies = []
+        for _ in range(2):  # the same bytes, each time on a fresh connection
+            with socket.create_connection(("127.0.0.1", self.service.port), timeout=30) as conn:
+                conn.sendall(frame)
+                decoder = FrameDecoder()
+                packets = []
+                while not packets:
+                    data = conn.recv(65536)
+                    self.assertTrue(data, "connection closed without a reply")
+                    packets = decoder.feed(data)
+                replies.append(packets[0])
+        self.assertIs(replies[0]["response"]["ok"], True)
+        refused = replies[1]["err"]
+        self.assertTrue(reply_mac_matches(base64.b64decode(self.secret), "transactions.create", "default",
+                                          envelope["nonce"], refused))
+        self.assertEqual(refused["error"]["code"], ErrorCode.REPLAY)
+        me = self.client().send("users.me", {"token": token})
+        self.assertEqual(me["transactionCount"], 1)
+
+    def test_tampered_requests_are_refused(self):
+        client = self.client()
+        _, token = self.new_user(client)
+        envelope = client.sign("transactions.create", {"token": token, "amount": "1.00"})
+        tampered = dict(envelope, payload=dict(envelope["payload"], amount="1000.00"))
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("transactions.create", tampered)
+        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        # Moved to another pattern.
+        envelope = client.sign("users.me", {"token": token})
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("auth.logout", envelope)
+        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        # A flipped MAC digit.
+        envelope = client.sign("system.ping", {})
+        flipped = envelope["mac"][:-1] + ("0" if envelope["mac"][-1] != "0" else "1")
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("system.ping", dict(envelope, mac=flipped))
+        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(client.send("users.me", {"token": token})["transactionCount"], 0)
+
+    def test_service_computes_the_same_canonical_form(self):
+        # The service checks the MAC over its own JCS of what it parsed: astral keys, escapes
+        # and numbers in ECMAScript form must agree or this is MAC_INVALID (the payload is then
+        # refused as BAD_REQUEST for its unknown fields, which comes only after the MAC passed).
+        client = self.client()
+        payload = {"\uff01": 1, "😀": -0.0, "a\u2028\x01\x7f": [1e21, 1e-7, 2**53, 0.1, "\"\\/"], "\ue000": {"z": None}}
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send("system.ping", payload)
+        self.assertEqual(caught.exception.code, ErrorCode.BAD_REQUEST)
+        self.assertEqual(caught.exception.details["fields"][0]["field"][:8], "payload.")
+
+    def test_many_concurrent_requests_on_one_connection(self):
+        client = self.client(timeout=60)
+        _, token = self.new_user(client)
+        opened = []
+        original = client._open_socket
+        client._open_socket = lambda: opened.append(1) or original()
+        client.close()  # the next request opens the one connection under test
+        results = {}
+        errors = []
+
+        def pay(n):
+            try:
+                reply = client.send("transactions.create",
+                                    {"token": token, "amount": "%d.%02d" % (n, n), "reference": "ref-%d" % n})
+                results[n] = reply["transaction"]
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=pay, args=(n,)) for n in range(1, 41)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(opened), 1)
+        for n, transaction in results.items():
+            self.assertEqual(transaction["reference"], "ref-%d" % n)
+            self.assertEqual(transaction["amount"], "%d.%02d" % (n, n))
+        self.assertEqual(len(results), 40)
+        self.assertEqual(client.send("users.me", {"token": token})["transactionCount"], 40)
+
+    def test_stale_clock_is_corrected_once(self):
+        skew = -3_600_000  # this client's clock is an hour behind
+        client = self.client(now=lambda: time.time() * 1000 + skew)
+        stale = client.sign("system.ping", {})
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("system.ping", stale)
+        self.assertEqual(caught.exception.code, ErrorCode.STALE)
+        self.assertIsInstance(caught.exception.details["serverTime"], int)
+        reply = client.send("system.ping", {})
+        self.assertAlmostEqual(client.clock_offset_ms, -skew, delta=30_000)
+        self.assertLess(abs(reply["serverTime"] - time.time() * 1000), 60_000)
+
+    def test_cli(self):
+        env = dict(os.environ, PAI_MAC_KEYS="default:" + self.secret, PAI_PORT=str(self.service.port),
+                   PAI_HOST="127.0.0.1", PYTHONPATH=HERE)
+        username = "cli_" + uuid.uuid4().hex[:10]
+
+        def run(*args, stdin=""):
+            return subprocess.run([sys.executable, "-m", "pai_client", *args], input=stdin.encode(),
+                                  capture_output=True, env=env, timeout=60)
+
+        ping = run("ping")
+        self.assertEqual(ping.returncode, 0, ping.stderr)
+        self.assertIn("serverTime", json.loads(ping.stdout))
+        registered = run("register", username, stdin="cli password 1\n")
+        self.assertEqual(registered.returncode, 0, registered.stderr)
+        login = run("login", username, stdin="cli password 1\n")
+        self.assertEqual(login.returncode, 0, login.stderr)
+        token = json.loads(login.stdout)["token"]
+        # A token may begin with "-": --token=… keeps argparse from reading it as an option.
+        paid = run("pay", "3.10", "--token=" + token, "--description", "ünï 😀")
+        self.assertEqual(paid.returncode, 0, paid.stderr)
+        self.assertEqual(json.loads(paid.stdout)["transaction"]["description"], "ünï 😀")
+        env["PAI_TOKEN"] = token
+        history = run("history")
+        self.assertEqual(history.returncode, 0, history.stderr)
+        self.assertEqual([item["amount"] for item in json.loads(history.stdout)["items"]], ["3.10"])
+        refused = run("pay", "3", "--token=" + "x" * 30)
+        self.assertEqual(refused.returncode, 1)
+        self.assertEqual(json.loads(refused.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+
+
+class TlsEndToEndTest(unittest.TestCase):
+    """TLS with a certificate made for this run by the openssl CLI; the service runs on its
+    generated development secrets, which the CLI then reads from PAI_DATA_DIR."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_service(cls)
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("the openssl command is missing")
+        cls.cert_dir = tempfile.mkdtemp(prefix="pai-py-tls-")
+        cls.cert = os.path.join(cls.cert_dir, "cert.pem")
+        key = os.path.join(cls.cert_dir, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", cls.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )
+        cls.service = Service({"PAI_TLS_CERT_FILE": cls.cert, "PAI_TLS_KEY_FILE": key})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.service.stop()
+        shutil.rmtree(cls.cert_dir, ignore_errors=True)
+
+    def keys(self):
+        return pai_client.load_keys({"PAI_DATA_DIR": self.service.data_dir})
+
+    def test_ping_over_tls_with_the_ca_file(self):
+        kid, secret = self.keys()[0]
+        with PaiClient("127.0.0.1", self.service.port, kid=kid, secret=secret, ca_file=self.cert) as client:
+            self.assertIn("serverTime", client.send("system.ping", {}))
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(client.send("system.ping", {})))
+                       for _ in range(10)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            self.assertEqual(len(results), 10)
+
+    def test_an_unknown_certificate_is_refused(self):
+        kid, secret = self.keys()[0]
+        with PaiClient("127.0.0.1", self.service.port, kid=kid, secret=secret,
+                       ssl_context=__import__("ssl").create_default_context()) as client:
+            with self.assertRaises(PaiConnectionError):
+                client.send("system.ping", {})
+
+    def test_cli_over_tls_with_dev_secrets(self):
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PAI_")}
+        env.update(PAI_DATA_DIR=self.service.data_dir, PYTHONPATH=HERE)
+        ping = subprocess.run(
+            [sys.executable, "-m", "pai_client", "--port", str(self.service.port), "--ca", self.cert, "ping"],
+            capture_output=True, env=env, timeout=60,
+        )
+        self.assertEqual(ping.returncode, 0, ping.stderr)
+        self.assertIn("serverTime", json.loads(ping.stdout))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { TEST_KEYS, TEST_PEPPER } from './test-app';
+import type { TestDatabase } from './test-database';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the exit status once the process has ended. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+/** The environment a real service process gets in the tests: the suite's keys and database. */
+export function serviceEnv(
+  database: TestDatabase,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NODE_ENV: 'test',
+    PAI_HOST: '127.0.0.1',
+    PAI_PORT: '0',
+    PAI_DATA_DIR: database.dataDir,
+    PAI_MAC_KEYS: Object.entries(TEST_KEYS)
+      .map(([kid, key]) => `${kid}:${key.toString('base64')}`)
+      .join(','),
+    PAI_PASSWORD_PEPPER: TEST_PEPPER.toString('base64'),
+    PAI_BCRYPT_COST: '10',
+    DATABASE_URL: database.config.type === 'mysql' ? database.config.url : '',
+    // Transpile only: the suites type-check elsewhere (lint, build), and a spawn stays ~1 s.
+    TS_NODE_TRANSPILE_ONLY: '1',
+    ...extra,
+  };
+}
+
+/**
+ * The service as its own OS process, from the TypeScript sources (no build needed), for what only
+ * a real process shows: signals, exit codes, kill -9, a database that is down at start.
+ * Resolves once it logs the port it listens on.
+ */
+export async function startServiceProcess(
+  env: NodeJS.ProcessEnv,
+  { readyTimeoutMs = 60_000 }: { readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let text = '';
+  const exited = new Promise<{ code: number | null; signal: string | null }>(
+    (resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`service did not start:\n${text}`));
+    }, readyTimeoutMs);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = /listening on [^\s:]+:(\d+)/.exec(text);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `service exited (${code ?? signal}) before listening:\n${text}`,
+        ),
+      );
+    });
+  });
+  return { child, port, output: () => text, exited };
+}
+
+/** Ends the process for good (SIGKILL) if it is still running; for afterEach. */
+export async function killServiceProcess(
+  service: ServiceProcess | undefined,
+): Promise<void> {
+  if (!service || service.child.exitCode !== null || service.child.signalCode)
+    return;
+  service.child.kill('SIGKILL');
+  await once(service.child, 'exit').catch(() => undefined);
+}

@@ -1,0 +1,294 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource } from 'typeorm';
+import { Database } from '../src/database/database.service';
+import type { PaiTcpServer } from '../src/protocol/pai-tcp.server';
+import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
+import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+
+const key = TEST_KEYS.default;
+const ping = (raw: RawClient) =>
+  raw.request('system.ping', signEnvelope('system.ping', {}, key));
+
+/** Resolves with how long the server took to close `socket` (it never sends anything first). */
+async function closedWithin(socket: Socket, limitMs: number): Promise<number> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`connection still open after ${limitMs} ms`)),
+      limitMs,
+    );
+  });
+  try {
+    await Promise.race([once(socket, 'close'), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return performance.now() - started;
+}
+
+/** The reply, or 'closed' when the connection closed first (the request was never answered). */
+function replyOrClosed(
+  raw: RawClient,
+  reply: Promise<WireReply>,
+): Promise<WireReply | 'closed'> {
+  return Promise.race([reply, raw.closed.then(() => 'closed' as const)]);
+}
+
+describe(`transport limits (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: TestApp | undefined;
+  const open: (RawClient | Socket)[] = [];
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    for (const item of open.splice(0)) {
+      if (item instanceof RawClient) item.close();
+      else item.destroy();
+    }
+    await service?.close();
+    service = undefined;
+    await database.drop();
+  });
+
+  async function rawClient(port = service!.port): Promise<RawClient> {
+    const raw = await RawClient.connect(port);
+    open.push(raw);
+    return raw;
+  }
+
+  it('should close a frame trickled byte by byte once its time is up, and serve others meanwhile', async () => {
+    service = await startTestApp(database, { frameTimeoutMs: 400 });
+    const slow = await rawClient();
+    const other = await rawClient();
+    const frame = JSON.stringify({ pattern: 'system.ping', data: {}, id: 'x' });
+    slow.writeRaw(`${frame.length}#`);
+    // One character every 50 ms: Nest's own timer restarts on every read and would wait forever.
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (!slow.socket.destroyed) slow.writeRaw(frame[sent++ % frame.length]);
+    }, 50);
+    try {
+      expect((await ping(other)).ok).toBe(true);
+      await closedWithin(slow.socket, 3_000);
+      expect(sent).toBeLessThan(frame.length);
+      expect((await ping(other)).ok).toBe(true);
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
+  it('should give every pipelined frame its own time, so a busy connection is never cut', async () => {
+    service = await startTestApp(database, { frameTimeoutMs: 300 });
+    const raw = await rawClient();
+    // Back-to-back requests for three timeouts' worth, each frame split across two writes.
+    const deadline = performance.now() + 900;
+    let answered = 0;
+    while (performance.now() < deadline) {
+      const envelope = signEnvelope('system.ping', {}, key);
+      const json = JSON.stringify({
+        pattern: 'system.ping',
+        data: envelope,
+        id: `r${answered}`,
+      });
+      const reply = replyOrClosed(
+        raw,
+        new Promise<WireReply>((resolve) => {
+          raw.socket.once('data', () => resolve({} as WireReply));
+        }),
+      );
+      raw.writeRaw(`${json.length}#${json.slice(0, 10)}`);
+      await sleep(20);
+      raw.writeRaw(json.slice(10));
+      expect(await reply).not.toBe('closed');
+      answered += 1;
+    }
+    expect(answered).toBeGreaterThan(10);
+    expect(raw.socket.destroyed).toBe(false);
+  });
+
+  it('should close an idle connection, and keep a busy one', async () => {
+    service = await startTestApp(database, { idleTimeoutMs: 500 });
+    const idle = await rawClient();
+    const busy = await rawClient();
+    const keepBusy = setInterval(() => void ping(busy), 100);
+    try {
+      await closedWithin(idle.socket, 3_000);
+      await sleep(600);
+      expect(busy.socket.destroyed).toBe(false);
+      expect((await ping(busy)).ok).toBe(true);
+    } finally {
+      clearInterval(keepBusy);
+    }
+  });
+
+  it('should refuse connections over the cap at once, and keep serving the open ones', async () => {
+    service = await startTestApp(database, { maxConnections: 3 });
+    const admitted = [await rawClient(), await rawClient(), await rawClient()];
+    for (const raw of admitted) expect((await ping(raw)).ok).toBe(true);
+
+    const refused = connect(service.port, '127.0.0.1');
+    refused.on('error', () => undefined);
+    open.push(refused);
+    await closedWithin(refused, 2_000);
+
+    for (const raw of admitted) expect((await ping(raw)).ok).toBe(true);
+    admitted[0].close();
+    await admitted[0].closed;
+    // The freed slot is available again.
+    await sleep(50);
+    const next = await rawClient();
+    expect((await ping(next)).ok).toBe(true);
+  });
+
+  describe('graceful stop', () => {
+    let release: () => void;
+    let held: number;
+
+    beforeEach(() => {
+      release = () => undefined;
+      held = 0;
+    });
+
+    /** Holds every transaction that writes until released, as a slow database would. */
+    function slowWrites(real: Database) {
+      const gate = () =>
+        new Promise<void>((resolve) => {
+          held += 1;
+          const previous = release;
+          release = () => {
+            previous();
+            resolve();
+          };
+        });
+      return {
+        dialect: real.dialect,
+        run: real.run.bind(real),
+        transaction: async <T>(
+          work: Parameters<Database['transaction']>[0],
+        ) => {
+          await gate();
+          return (await real.transaction(work)) as T;
+        },
+      };
+    }
+
+    /** A session on the suite's database, made through a plain app that is closed again. */
+    async function sessionToken(username: string): Promise<string> {
+      const plain = await startTestApp(database);
+      try {
+        const client = plain.client();
+        await client.send('auth.register', {
+          username,
+          password: 'correct horse',
+        });
+        const { token } = await client.send('auth.login', {
+          username,
+          password: 'correct horse',
+        });
+        return token;
+      } finally {
+        await plain.close();
+      }
+    }
+
+    it('should let requests in flight finish and reply, dispatch no new ones, then close', async () => {
+      const token = await sessionToken('drain');
+
+      // The same database, now behind a Database whose writes wait for a signal.
+      let gated: ReturnType<typeof slowWrites> | undefined;
+      service = await startTestApp(database, { drainTimeoutMs: 10_000 }, (b) =>
+        b.overrideProvider(Database).useFactory({
+          factory: (dataSource: DataSource) =>
+            (gated = slowWrites(
+              new Database(dataSource, { databaseTimeoutMs: 60_000 }),
+            )),
+          inject: [DataSource],
+        }),
+      );
+      expect(gated).toBeDefined();
+      const raw = await rawClient();
+      const inFlight = [1, 2, 3].map((n) =>
+        replyOrClosed(
+          raw,
+          raw.request(
+            'transactions.create',
+            signEnvelope(
+              'transactions.create',
+              { token, amount: `${n}.00` },
+              key,
+            ),
+          ),
+        ),
+      );
+      while (held < 3) await sleep(10);
+
+      const server = service.app.getTransportServer() as PaiTcpServer;
+      expect(server.load.inFlight).toBe(3);
+      const stopping = service.app.close();
+      await sleep(50);
+      // Sent after the stop began: must not run (and so may be retried elsewhere).
+      const late = replyOrClosed(
+        raw,
+        raw.request(
+          'transactions.create',
+          signEnvelope('transactions.create', { token, amount: '9.00' }, key),
+        ),
+      );
+      await sleep(50);
+      release();
+      const replies = await Promise.all(inFlight);
+      for (const reply of replies) {
+        expect(reply).not.toBe('closed');
+        expect((reply as WireReply).ok).toBe(true);
+      }
+      expect(await late).toBe('closed');
+      await stopping;
+      expect(server.lastDrain).toMatchObject({ drained: true, abandoned: 0 });
+
+      service = await startTestApp(database);
+      const rows: { cantidad: unknown }[] = await service.dataSource.query(
+        'SELECT cantidad FROM transacciones',
+      );
+      expect(rows.map((row) => Number(row.cantidad)).sort()).toEqual([1, 2, 3]);
+    });
+
+    it('should cut off requests still running at the drain timeout', async () => {
+      const token = await sessionToken('stuck');
+      service = await startTestApp(database, { drainTimeoutMs: 300 }, (b) =>
+        b.overrideProvider(Database).useFactory({
+          factory: (dataSource: DataSource) =>
+            slowWrites(new Database(dataSource, { databaseTimeoutMs: 60_000 })),
+          inject: [DataSource],
+        }),
+      );
+      const raw = await rawClient();
+      const stuck = replyOrClosed(
+        raw,
+        raw.request(
+          'transactions.create',
+          signEnvelope('transactions.create', { token, amount: '1.00' }, key),
+        ),
+      );
+      while (held < 1) await sleep(10);
+      const server = service.app.getTransportServer() as PaiTcpServer;
+      const started = performance.now();
+      await service.app.close();
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(server.lastDrain).toMatchObject({ drained: false, abandoned: 1 });
+      expect(await stuck).toBe('closed');
+      release();
+      service = undefined;
+    });
+  });
+});
