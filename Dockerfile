@@ -1,18 +1,37 @@
-# Multi-stage: the build stage compiles with dev dependencies; the runtime image holds the
-# compiled service and production dependencies only, runs as the unprivileged `node` user, and
-# carries no secret (keys, pepper and DATABASE_URL come from the environment at run time).
+# PAI's container image.
+# - Multi-stage: the build stage compiles with the development dependencies; the runtime stage
+#   holds the compiled service and the production dependencies only.
+# - Runs as the unprivileged `node` user (uid 1000).
+# - No secret in any layer: the MAC keys, the pepper and DATABASE_URL come at run time, from the
+#   environment or from files (PAI_MAC_KEYS_FILE, PAI_PASSWORD_PEPPER_FILE, DATABASE_URL_FILE).
+# - Node is PID 1: Nest's shutdown hooks handle SIGTERM (close the listeners, finish, exit 0);
+#   the service starts no child processes, so there are no zombies for an init to reap.
+
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ormconfig.ts ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+# Shipped modules without what running never reads: type declarations, source maps, TypeScript
+# (typeorm's CLI pulls it in through ts-node, for .ts migrations; ours are compiled), the SQLite
+# sources, and the native prebuilds of other platforms.
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete \
+ && arch=$(node -p process.arch) \
+ && rm -rf node_modules/typescript node_modules/better-sqlite3/deps node_modules/better-sqlite3/src \
+ && find node_modules/better-sqlite3/prebuilds -mindepth 1 -maxdepth 1 ! -name "linux-$arch.node" -exec rm -rf {} + \
+ && find node_modules/bcrypt/prebuilds -mindepth 1 -maxdepth 1 ! -name "linux-$arch" -exec rm -rf {} +
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     PAI_HOST=0.0.0.0 \
     PAI_PORT=8080 \
+    PAI_HTTP_HOST=0.0.0.0 \
+    PAI_HTTP_PORT=9090 \
+    PAI_LOG_FORMAT=json \
     PAI_DATA_DIR=/var/lib/pai
 WORKDIR /app
 COPY --from=build /app/package.json ./
@@ -20,10 +39,13 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /var/lib/pai && chown node:node /var/lib/pai
 USER node
-EXPOSE 8080
+# 8080: the signed protocol (TCP). 9090: health and metrics (HTTP); publish it to the
+# orchestrator and Prometheus only, it answers without authentication.
+EXPOSE 8080 9090
 VOLUME ["/var/lib/pai"]
-# A signed system.ping with a verified reply, not merely an open port.
-HEALTHCHECK --interval=15s --timeout=6s --start-period=20s --retries=3 \
+# A signed system.ping whose signed reply is verified: proves the keys, the guard, the nonce
+# record (so the database) and the reply signing, not merely an open port.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
   CMD ["node", "dist/src/healthcheck.js"]
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/src/main.js"]

@@ -3,6 +3,7 @@ import { AuthModule } from './auth/auth.module';
 import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { ObservabilityModule } from './observability/observability.module';
 import { ProtocolModule } from './protocol/protocol.module';
 import { SystemController } from './system/system.controller';
 import { TransactionsModule } from './transactions/transactions.module';
@@ -16,6 +17,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         DatabaseModule,
+        ObservabilityModule,
         ProtocolModule,
         AuthModule,
         UsersModule,

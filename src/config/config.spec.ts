@@ -355,4 +355,171 @@ describe(loadConfig.name, () => {
       expect(config.macKeys.get('b')!.equals(b)).toBe(true);
     });
   });
+
+  describe('HTTP side port', () => {
+    it('should be off when PAI_HTTP_PORT is unset', () => {
+      expect(loadConfig(env).http).toBeUndefined();
+    });
+
+    it('should listen on loopback by default when PAI_HTTP_PORT is set', () => {
+      expect(loadConfig({ ...env, PAI_HTTP_PORT: '9090' }).http).toEqual({
+        host: '127.0.0.1',
+        port: 9090,
+      });
+    });
+
+    it('should use PAI_HTTP_HOST', () => {
+      const config = loadConfig({
+        ...env,
+        PAI_HTTP_PORT: '9090',
+        PAI_HTTP_HOST: '0.0.0.0',
+      });
+      expect(config.http).toEqual({ host: '0.0.0.0', port: 9090 });
+    });
+
+    it.each(['http', '-1', '65536', '90.5'])(
+      'should refuse PAI_HTTP_PORT=%s',
+      (value) => {
+        expect(configErrorOf({ ...env, PAI_HTTP_PORT: value }).variable).toBe(
+          'PAI_HTTP_PORT',
+        );
+      },
+    );
+
+    it('should refuse the TCP port as the HTTP port', () => {
+      const error = configErrorOf({
+        ...env,
+        PAI_PORT: '8080',
+        PAI_HTTP_PORT: '8080',
+      });
+      expect(error.variable).toBe('PAI_HTTP_PORT');
+    });
+
+    it('should stay off with PAI_HTTP_HOST but an empty PAI_HTTP_PORT (the image, turned off)', () => {
+      expect(
+        loadConfig({ ...env, PAI_HTTP_HOST: '0.0.0.0', PAI_HTTP_PORT: '' })
+          .http,
+      ).toBeUndefined();
+    });
+
+    it('should refuse a PAI_HTTP_HOST that is not a host', () => {
+      const error = configErrorOf({
+        ...env,
+        PAI_HTTP_PORT: '9090',
+        PAI_HTTP_HOST: 'a b',
+      });
+      expect(error.variable).toBe('PAI_HTTP_HOST');
+    });
+  });
+
+  describe('logs', () => {
+    it('should log JSON or pretty at info by default', () => {
+      expect(loadConfig(env).log).toEqual({ level: 'info', format: 'auto' });
+    });
+
+    it('should read PAI_LOG_LEVEL and PAI_LOG_FORMAT', () => {
+      expect(
+        loadConfig({ ...env, PAI_LOG_LEVEL: 'warn', PAI_LOG_FORMAT: 'json' })
+          .log,
+      ).toEqual({ level: 'warn', format: 'json' });
+    });
+
+    it('should refuse an unknown PAI_LOG_LEVEL', () => {
+      expect(configErrorOf({ ...env, PAI_LOG_LEVEL: 'loud' }).variable).toBe(
+        'PAI_LOG_LEVEL',
+      );
+    });
+
+    it('should refuse an unknown PAI_LOG_FORMAT', () => {
+      expect(configErrorOf({ ...env, PAI_LOG_FORMAT: 'xml' }).variable).toBe(
+        'PAI_LOG_FORMAT',
+      );
+    });
+  });
+
+  describe('secrets from files (*_FILE)', () => {
+    function secretFile(name: string, contents: string): string {
+      const file = join(dataDir, name);
+      writeFileSync(file, contents, { mode: 0o600 });
+      return file;
+    }
+
+    it('should read PAI_MAC_KEYS_FILE and PAI_PASSWORD_PEPPER_FILE, ignoring the final line break', () => {
+      const config = loadConfig({
+        PAI_DATA_DIR: dataDir,
+        NODE_ENV: 'production',
+        PAI_MAC_KEYS_FILE: secretFile(
+          'keys',
+          `default:${macKey.toString('base64')}\n`,
+        ),
+        PAI_PASSWORD_PEPPER_FILE: secretFile(
+          'pepper',
+          `${pepper.toString('base64')}\n`,
+        ),
+      });
+
+      expect(config.macKeys.get('default')!.equals(macKey)).toBe(true);
+      expect(config.passwordPepper.equals(pepper)).toBe(true);
+      // Production accepted the files as the required secrets, and nothing was generated.
+      expect(readdirSync(dataDir).sort()).toEqual(['keys', 'pepper']);
+    });
+
+    it('should read DATABASE_URL_FILE', () => {
+      const config = loadConfig({
+        ...env,
+        DATABASE_URL_FILE: secretFile(
+          'url',
+          'mysql://pai:s3cret@db:3306/pai_1\n',
+        ),
+      });
+
+      expect(config.database).toEqual({
+        type: 'mysql',
+        url: 'mysql://pai:s3cret@db:3306/pai_1',
+        database: 'pai_1',
+      });
+    });
+
+    it.each(['PAI_MAC_KEYS', 'PAI_PASSWORD_PEPPER', 'DATABASE_URL'])(
+      'should refuse %s set together with its _FILE variant',
+      (name) => {
+        const error = configErrorOf({
+          ...env,
+          DATABASE_URL: 'mysql://root@127.0.0.1:3306/pai_1',
+          [`${name}_FILE`]: secretFile('x', 'anything'),
+        });
+        expect(error.variable).toBe(`${name}_FILE`);
+      },
+    );
+
+    it('should name the variable of a file that cannot be read', () => {
+      const error = configErrorOf({
+        ...env,
+        PAI_PASSWORD_PEPPER: undefined,
+        PAI_PASSWORD_PEPPER_FILE: join(dataDir, 'missing'),
+      });
+      expect(error.variable).toBe('PAI_PASSWORD_PEPPER_FILE');
+      expect(error.message).toContain('ENOENT');
+    });
+
+    it('should refuse an empty file', () => {
+      const error = configErrorOf({
+        ...env,
+        PAI_MAC_KEYS: undefined,
+        PAI_MAC_KEYS_FILE: secretFile('empty', '\n'),
+      });
+      expect(error.variable).toBe('PAI_MAC_KEYS_FILE');
+    });
+
+    it('should name the file variable, and not echo the contents, of a bad secret', () => {
+      const short = randomBytes(16).toString('base64');
+      const error = configErrorOf({
+        ...env,
+        PAI_MAC_KEYS: undefined,
+        PAI_MAC_KEYS_FILE: secretFile('keys', `default:${short}`),
+      });
+      expect(error.variable).toBe('PAI_MAC_KEYS_FILE');
+      expect(error.message).not.toContain(short);
+    });
+  });
 });

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from './config.error';
+import { envOrFile } from './env-file';
 import {
   DatabaseConfig,
   parseDatabaseConfig,
@@ -42,6 +43,26 @@ export interface AppConfig {
   /** A unit of work that has not finished in this time answers UNAVAILABLE instead of hanging. */
   readonly databaseTimeoutMs: number;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** The HTTP side port (health and metrics); absent when PAI_HTTP_PORT is unset. */
+  readonly http?: { readonly host: string; readonly port: number };
+  readonly log: LogConfig;
+}
+
+export const LOG_LEVELS = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogConfig {
+  readonly level: LogLevel;
+  /** `auto`: human-readable when stdout is a terminal outside production and pino-pretty is installed. */
+  readonly format: 'auto' | 'json' | 'pretty';
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -206,19 +227,78 @@ function readTls(env: Env): AppConfig['tls'] {
   };
 }
 
+const HOST_PATTERN = /^[A-Za-z0-9.:_-]{1,253}$/;
+
+function hostOf(env: Env, name: string): string {
+  const host = env[name] || '127.0.0.1';
+  if (!HOST_PATTERN.test(host)) {
+    throw new ConfigError(name, `"${host}" is not a host name or address`);
+  }
+  return host;
+}
+
+/**
+ * Off unless PAI_HTTP_PORT is set: the TCP port answers nothing unsigned, and an unauthenticated
+ * port is something an operator opts into (the container image does), on its own address.
+ */
+function readHttp(env: Env, tcpPort: number): AppConfig['http'] {
+  // PAI_HTTP_HOST alone is not an error: the image sets it, and `-e PAI_HTTP_PORT=` alone must
+  // be enough to turn the port off there.
+  if (env.PAI_HTTP_PORT === undefined || env.PAI_HTTP_PORT === '') {
+    return undefined;
+  }
+  const port = integer(env, 'PAI_HTTP_PORT', 0, 0, 65535);
+  if (port !== 0 && port === tcpPort) {
+    throw new ConfigError('PAI_HTTP_PORT', `must differ from PAI_PORT`);
+  }
+  return { host: hostOf(env, 'PAI_HTTP_HOST'), port };
+}
+
+function readLog(env: Env): LogConfig {
+  const level = env.PAI_LOG_LEVEL || 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(
+      'PAI_LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`,
+    );
+  }
+  const format = env.PAI_LOG_FORMAT || 'auto';
+  if (format !== 'auto' && format !== 'json' && format !== 'pretty') {
+    throw new ConfigError(
+      'PAI_LOG_FORMAT',
+      `must be auto, json or pretty, got "${format}"`,
+    );
+  }
+  if (format === 'pretty' && !isInstalled('pino-pretty')) {
+    throw new ConfigError(
+      'PAI_LOG_FORMAT',
+      'pretty needs pino-pretty, a development dependency that is not installed here',
+    );
+  }
+  return { level: level as LogLevel, format };
+}
+
+export function isInstalled(module: string): boolean {
+  try {
+    require.resolve(module);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Which variable a file-capable secret came from, for error messages. */
+function sourceOf(env: Env, name: string): string {
+  return env[`${name}_FILE`] ? `${name}_FILE` : name;
+}
+
 /** Parses and validates the environment; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): AppConfig {
   const production = env.NODE_ENV === 'production';
   const dataDir = parseDataDir(env);
   const database = parseDatabaseConfig(env);
 
-  const host = env.PAI_HOST || '127.0.0.1';
-  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(host)) {
-    throw new ConfigError(
-      'PAI_HOST',
-      `"${host}" is not a host name or address`,
-    );
-  }
+  const host = hostOf(env, 'PAI_HOST');
   // 0 asks the OS for a free port (tests use it); the bound port is logged.
   const port = integer(env, 'PAI_PORT', 8080, 0, 65535);
   const macWindowMs = integer(
@@ -279,28 +359,34 @@ export function loadConfig(env: Env = process.env): AppConfig {
     120_000,
   );
   const tls = readTls(env);
+  const http = readHttp(env, port);
+  const log = readLog(env);
 
-  const macKeysRaw = env.PAI_MAC_KEYS || undefined;
-  const pepperRaw = env.PAI_PASSWORD_PEPPER || undefined;
+  const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
+  const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
   if (production && !macKeysRaw) {
     throw new ConfigError(
       'PAI_MAC_KEYS',
-      'is required when NODE_ENV=production',
+      'is required when NODE_ENV=production (or PAI_MAC_KEYS_FILE)',
     );
   }
   if (production && !pepperRaw) {
     throw new ConfigError(
       'PAI_PASSWORD_PEPPER',
-      'is required when NODE_ENV=production',
+      'is required when NODE_ENV=production (or PAI_PASSWORD_PEPPER_FILE)',
     );
   }
   const dev =
     !macKeysRaw || !pepperRaw ? loadOrCreateDevSecrets(dataDir) : undefined;
   const macKeys = macKeysRaw
-    ? parseMacKeys('PAI_MAC_KEYS', macKeysRaw)
+    ? parseMacKeys(sourceOf(env, 'PAI_MAC_KEYS'), macKeysRaw)
     : parseMacKeys('PAI_DATA_DIR', dev!.PAI_MAC_KEYS);
   const passwordPepper = pepperRaw
-    ? decodeSecret('PAI_PASSWORD_PEPPER', pepperRaw, 'the pepper')
+    ? decodeSecret(
+        sourceOf(env, 'PAI_PASSWORD_PEPPER'),
+        pepperRaw,
+        'the pepper',
+      )
     : decodeSecret(
         'PAI_DATA_DIR',
         dev!.PAI_PASSWORD_PEPPER,
@@ -325,5 +411,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     drainTimeoutMs,
     databaseTimeoutMs,
     tls,
+    http,
+    log,
   };
 }

@@ -1,5 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './config.error';
+import { envOrFile } from './env-file';
 
 export type DatabaseConfig =
   | { type: 'mysql'; url: string; database: string }
@@ -23,7 +24,7 @@ export function parseDataDir(env: Env): string {
  * database and nothing else: running a migration must not require the MAC keys.
  */
 export function parseDatabaseConfig(env: Env): DatabaseConfig {
-  const raw = env.DATABASE_URL;
+  const raw = envOrFile(env, 'DATABASE_URL');
   if (raw === undefined || raw === '') {
     return { type: 'sqlite', file: join(parseDataDir(env), SQLITE_FILE_NAME) };
   }

@@ -4,6 +4,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { LOGGER } from '../observability/logger';
+import { TypeOrmPinoLogger } from '../observability/typeorm-logger';
+import type { Logger } from 'pino';
 import { connectWithRetry } from './connect';
 import { Database } from './database.service';
 
@@ -11,8 +14,8 @@ import { Database } from './database.service';
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => {
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => {
         if (config.database.type === 'sqlite') {
           mkdirSync(dirname(config.database.file), {
             recursive: true,
@@ -21,6 +24,7 @@ import { Database } from './database.service';
         }
         return {
           ...dataSourceOptions(config.database),
+          logger: new TypeOrmPinoLogger(logger),
           // Retries are ours (connectWithRetry): Nest's give up after ten and log a stack each.
           toRetry: () => false,
         };

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { RequestObserver } from '../observability/request-observer';
 import { Clock } from './clock';
 import { ErrorCode } from './error-code';
 import { hmacHex, replyMacInput } from './mac';
@@ -78,6 +79,7 @@ describe(ProtocolExceptionFilter.name, () => {
   let now: number;
   let loggedErrors: jest.SpyInstance;
   let loggedWarnings: jest.SpyInstance;
+  let observed: jest.Mock;
 
   /** What the filter's Observable errors with (the Nest `err` sent to the client). */
   async function replyTo(
@@ -104,10 +106,12 @@ describe(ProtocolExceptionFilter.name, () => {
     loggedWarnings = jest
       .spyOn(Logger.prototype, 'warn')
       .mockImplementation(() => undefined);
+    observed = jest.fn();
     const moduleRef = await Test.createTestingModule({
       providers: [
         ProtocolExceptionFilter,
         ReplySigner,
+        { provide: RequestObserver, useValue: { failed: observed } },
         { provide: APP_CONFIG, useValue: config },
         { provide: Clock, useValue: { now: () => now } },
       ],
@@ -136,6 +140,13 @@ describe(ProtocolExceptionFilter.name, () => {
         mac: expect.stringMatching(/^[0-9a-f]{64}$/),
       });
       expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+    });
+
+    it('should report the code to the request observer (metrics, log line)', async () => {
+      await replyTo(new PaiError(ErrorCode.REPLAY));
+
+      expect(observed).toHaveBeenCalledTimes(1);
+      expect(observed.mock.calls[0][1]).toBe(ErrorCode.REPLAY);
     });
 
     it('should bind the reply MAC to the request pattern, kid and nonce', async () => {

@@ -7,6 +7,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { Observable, throwError } from 'rxjs';
 import { isDatabaseUnavailable } from '../database/database-errors';
+import { RequestObserver } from '../observability/request-observer';
 import { ErrorCode } from './error-code';
 import { PaiError } from './pai.error';
 import { ErrorReply, ReplySigner } from './reply-signer';
@@ -54,7 +55,10 @@ export function wireMessage(code: ErrorCode): string {
 export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
   private readonly logger = new Logger('ProtocolExceptionFilter');
 
-  constructor(private readonly signer: ReplySigner) {}
+  constructor(
+    private readonly signer: ReplySigner,
+    private readonly observer: RequestObserver,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<ErrorReply> {
     const error = this.toPaiError(exception);
@@ -64,6 +68,7 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
       wireMessage(error.code),
       error.details,
     );
+    this.observer.failed(host, error.code, error.details.errorId);
     return throwError(() => reply);
   }
 

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { ObservedMacGuard } from '../observability/observed.guard';
 import { Clock, SystemClock } from './clock';
 import { MacGuard } from './mac.guard';
 import { NonceStore } from './nonce-store';
@@ -18,7 +19,9 @@ import { UnknownPatternController } from './unknown-pattern.controller';
     ReplySigner,
     NonceStore,
     PayloadPipe,
-    { provide: APP_GUARD, useClass: MacGuard },
+    MacGuard,
+    // The MAC guard itself, with the request's metrics and log line started around it.
+    { provide: APP_GUARD, useClass: ObservedMacGuard },
     { provide: APP_FILTER, useClass: ProtocolExceptionFilter },
     { provide: APP_INTERCEPTOR, useClass: ReplyInterceptor },
   ],

@@ -5,19 +5,27 @@ import {
   NestInterceptor,
 } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
+import { RequestObserver } from '../observability/request-observer';
 import { ReplySigner, SuccessReply } from './reply-signer';
 
 /** Wraps what a handler returns into the signed success reply. Errors go to the filter. */
 @Injectable()
 export class ReplyInterceptor implements NestInterceptor<object, SuccessReply> {
-  constructor(private readonly signer: ReplySigner) {}
+  constructor(
+    private readonly signer: ReplySigner,
+    private readonly observer: RequestObserver,
+  ) {}
 
   intercept(
     context: ExecutionContext,
     next: CallHandler<object>,
   ): Observable<SuccessReply> {
-    return next
-      .handle()
-      .pipe(map((payload) => this.signer.success(context, payload)));
+    return next.handle().pipe(
+      map((payload) => {
+        const reply = this.signer.success(context, payload);
+        this.observer.succeeded(context);
+        return reply;
+      }),
+    );
   }
 }

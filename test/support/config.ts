@@ -22,6 +22,7 @@ export function testConfig(
     maxConnections: 1_000,
     drainTimeoutMs: 10_000,
     databaseTimeoutMs: 5_000,
+    log: { level: 'silent', format: 'json' },
     ...overrides,
   };
 }

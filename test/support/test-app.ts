@@ -6,6 +6,8 @@ import { AppModule } from '../../src/app.module';
 import { createPaiClient } from '../../src/client/pai-client.module';
 import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
 import type { AppConfig } from '../../src/config/config';
+import { HttpSideServer } from '../../src/observability/http-side.server';
+import { Metrics } from '../../src/observability/metrics';
 import { Clock } from '../../src/protocol/clock';
 import { createPaiServer } from '../../src/protocol/pai-tcp.server';
 import type { TestDatabase } from './test-database';
@@ -31,6 +33,8 @@ export class TestClock extends Clock {
 export interface TestApp {
   app: INestMicroservice;
   port: number;
+  /** The HTTP side port, when the config enables it (`http: { host, port: 0 }`). */
+  httpPort?: number;
   config: AppConfig;
   clock: TestClock;
   dataSource: DataSource;
@@ -65,6 +69,7 @@ export async function startTestApp(
     maxConnections: 1_000,
     drainTimeoutMs: 10_000,
     databaseTimeoutMs: 5_000,
+    log: { level: 'silent', format: 'json' },
     ...overrides,
   };
   const clock = new TestClock();
@@ -79,11 +84,13 @@ export async function startTestApp(
     logger: ['error'],
   });
   await app.listen();
+  app.get(Metrics).trackTcpServer(server);
   const port = server.boundPort();
   const clients: PaiClient[] = [];
   return {
     app,
     port,
+    httpPort: app.get(HttpSideServer).boundPort(),
     config,
     clock,
     dataSource: app.get(DataSource),

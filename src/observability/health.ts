@@ -1,0 +1,102 @@
+import {
+  Inject,
+  Injectable,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import {
+  HealthCheckService,
+  HealthIndicatorService,
+  TypeOrmHealthIndicator,
+  type HealthCheckResult,
+} from '@nestjs/terminus';
+import type { Logger } from 'pino';
+import { DataSource } from 'typeorm';
+import { Database } from '../database/database.service';
+import { LOGGER } from './logger';
+import { Metrics } from './metrics';
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+export interface Readiness {
+  ready: boolean;
+  body: HealthCheckResult | string | object;
+}
+
+/**
+ * Readiness: the protocol port listens, the database answers, and every migration this build
+ * knows has been applied. Each probe costs two small queries (SELECT 1 and the names in the
+ * migrations table); a change of state is logged once, not every probe.
+ */
+@Injectable()
+export class Health {
+  private lastReady?: boolean;
+
+  constructor(
+    private readonly checks: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly typeorm: TypeOrmHealthIndicator,
+    private readonly dataSource: DataSource,
+    private readonly database: Database,
+    private readonly metrics: Metrics,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async readiness(): Promise<Readiness> {
+    let result: Readiness;
+    try {
+      const body = await this.checks.check([
+        () => this.tcpListening(),
+        () =>
+          this.typeorm.pingCheck('database', {
+            connection: this.dataSource,
+            timeout: CHECK_TIMEOUT_MS,
+          }),
+        () => this.migrationsApplied(),
+      ]);
+      result = { ready: true, body };
+    } catch (error) {
+      if (!(error instanceof ServiceUnavailableException)) throw error;
+      result = { ready: false, body: error.getResponse() };
+    }
+    if (result.ready !== this.lastReady) {
+      if (result.ready) this.logger.info('ready');
+      else this.logger.warn({ health: result.body }, 'not ready');
+      this.lastReady = result.ready;
+    }
+    return result;
+  }
+
+  private tcpListening() {
+    const check = this.indicators.check('tcp');
+    return this.metrics.tcpListening()
+      ? check.up()
+      : check.down('the protocol port is not listening');
+  }
+
+  private migrationsApplied() {
+    return this.indicators
+      .check('migrations')
+      .attempt(async () => {
+        const pending = await this.pendingMigrations();
+        if (pending.length > 0) {
+          throw new Error(`pending: ${pending.join(', ')}`);
+        }
+        return { applied: this.dataSource.migrations.length };
+      })
+      .withTimeout(CHECK_TIMEOUT_MS);
+  }
+
+  /** The migrations this build knows that the database's migrations table does not list. */
+  async pendingMigrations(): Promise<string[]> {
+    const table = this.dataSource.driver.escape(
+      this.dataSource.options.migrationsTableName ?? 'migrations',
+    );
+    const rows = await this.database.run((manager) =>
+      manager.query<{ name: string }[]>(`SELECT name FROM ${table}`),
+    );
+    const applied = new Set(rows.map((row) => row.name));
+    return this.dataSource.migrations
+      .map((migration) => migration.name ?? migration.constructor.name)
+      .filter((name) => !applied.has(name));
+  }
+}

@@ -1,0 +1,173 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Server } from 'node:net';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { Database } from '../database/database.service';
+import type { PaiTcpServer } from '../protocol/pai-tcp.server';
+import { UsedNonce } from '../protocol/used-nonce.entity';
+
+const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
+
+type Labels<K extends string> = Record<K, string>;
+
+/**
+ * The service's Prometheus metrics, in a registry of its own (not prom-client's global one, so
+ * several apps in one process, as in the tests, do not collide).
+ *
+ * Per request: one counter increment and one histogram observation, with label objects made
+ * once per pattern and code and reused; nothing at all when the side port is off, as nobody
+ * could read them. Connections and the nonce record are read at scrape time only.
+ */
+@Injectable()
+export class Metrics {
+  readonly registry = new Registry();
+  private tcpServer?: PaiTcpServer;
+  private processMetrics = false;
+  private readonly enabled: boolean;
+
+  private readonly requests = new Counter({
+    name: 'pai_requests_total',
+    help: 'Requests answered, by pattern ("unknown" for a pattern with no handler) and outcome code (OK or the error code)',
+    labelNames: ['pattern', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly rejections = new Counter({
+    name: 'pai_rejections_total',
+    help: 'Requests the MAC guard refused before any handler ran, by reason (BAD_REQUEST envelope, UNKNOWN_KEY, MAC_INVALID, STALE, REPLAY)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly duration = new Histogram({
+    name: 'pai_request_duration_seconds',
+    help: 'Time from the guard receiving a request to its signed reply being ready, by pattern',
+    labelNames: ['pattern'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  private readonly requestLabels = new Map<
+    string,
+    Map<string, Labels<'pattern' | 'code'>>
+  >();
+  private readonly patternLabels = new Map<string, Labels<'pattern'>>();
+  private readonly reasonLabels = new Map<string, Labels<'reason'>>();
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly database: Database,
+  ) {
+    this.enabled = config.http !== undefined;
+    const load = () => this.tcpServer?.load ?? { connections: 0, inFlight: 0 };
+    const nonceRecords = () => this.nonceRecords();
+    new Gauge({
+      name: 'pai_tcp_connections',
+      help: 'Open TCP connections to the protocol port',
+      registers: [this.registry],
+      collect() {
+        this.set(load().connections);
+      },
+    });
+    new Gauge({
+      name: 'pai_requests_in_flight',
+      help: 'Requests received and not yet answered',
+      registers: [this.registry],
+      collect() {
+        this.set(load().inFlight);
+      },
+    });
+    new Gauge({
+      name: 'pai_nonce_records',
+      help: 'Accepted (kid, nonce) pairs kept against replays (rows of nonces_usados)',
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await nonceRecords());
+        } catch {
+          // Unknown rather than stale or zero: the database did not answer (see /health/ready).
+          this.set(Number.NaN);
+        }
+      },
+    });
+  }
+
+  /** The protocol server whose connections and requests in flight are reported; set once it listens. */
+  trackTcpServer(server: PaiTcpServer): void {
+    this.tcpServer = server;
+  }
+
+  /** Whether the tracked protocol server is accepting connections. */
+  tcpListening(): boolean {
+    return this.tcpServer?.unwrap<Server>().listening === true;
+  }
+
+  /** Node's process metrics (CPU, memory, event loop lag), for a process that serves /metrics. */
+  collectProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered request. `rejection` is the guard's reason when the guard refused it. */
+  recordRequest(
+    pattern: string,
+    code: string,
+    seconds: number,
+    rejection: string | undefined,
+  ): void {
+    if (!this.enabled) return;
+    this.requests.inc(this.labelsFor(pattern, code));
+    let patternLabels = this.patternLabels.get(pattern);
+    if (!patternLabels) {
+      patternLabels = { pattern };
+      this.patternLabels.set(pattern, patternLabels);
+    }
+    this.duration.observe(patternLabels, seconds);
+    if (rejection !== undefined) {
+      let reasonLabels = this.reasonLabels.get(rejection);
+      if (!reasonLabels) {
+        reasonLabels = { reason: rejection };
+        this.reasonLabels.set(rejection, reasonLabels);
+      }
+      this.rejections.inc(reasonLabels);
+    }
+  }
+
+  private labelsFor(pattern: string, code: string): Labels<'pattern' | 'code'> {
+    let byCode = this.requestLabels.get(pattern);
+    if (!byCode) {
+      byCode = new Map();
+      this.requestLabels.set(pattern, byCode);
+    }
+    let labels = byCode.get(code);
+    if (!labels) {
+      labels = { pattern, code };
+      byCode.set(code, labels);
+    }
+    return labels;
+  }
+
+  private async nonceRecords(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.database.run((manager) => manager.count(UsedNonce)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('timed out')),
+            SCRAPE_QUERY_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
