@@ -124,7 +124,7 @@ export function describeFailure(
     case ErrorCode.INTERNAL:
       return `the service failed${typeof details.errorId === 'string' ? ` (error id ${details.errorId}, quote it to its operators)` : ''}`;
     case ClientErrorCode.TIMEOUT:
-      return `no reply from ${context.server} within ${seconds(context.timeoutMs)}`;
+      return `no reply from ${context.server} within ${context.timeoutMs} ms`;
     case ClientErrorCode.CONNECTION:
       return `cannot talk to the service at ${context.server} (${error.message.replace(/^[\w.]+ failed: /, '')}); is it running, and is TLS (--tls-ca) as it expects?`;
     case ClientErrorCode.REPLY_UNVERIFIED: {

@@ -9,5 +9,9 @@ void runCli({
   stdout: process.stdout,
   stderr: process.stderr,
 }).then((code) => {
-  process.exitCode = code;
+  // Exit now rather than when the event loop drains: after a TIMEOUT the client's close() only
+  // half-closes the socket (Nest's ClientTCP calls end(), not destroy()), and a server that
+  // never answers would keep this process waiting. Writes to pipes, files and terminals are
+  // synchronous on Linux and macOS, so nothing printed is lost.
+  process.exit(code);
 });
