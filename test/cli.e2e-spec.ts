@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { EXIT_CODES } from '../src/cli/exit-codes';
 import { ErrorCode } from '../src/protocol/error-code';
 import type { StoredSession } from '../src/cli/session-file';
+import { makeCertificate } from './support/certificate';
 import { codeOf, failure } from './support/failure';
 import {
   runPai,
@@ -382,6 +383,41 @@ describe(`the pai command-line client (${databaseKind})`, () => {
       PAI_DATA_DIR: dataDir,
     });
     expect(ping).toMatchObject({ code: 0, stderr: '' });
+  });
+
+  it('should speak TLS to a service whose CA it is given', async () => {
+    const tls = makeCertificate();
+    const tlsDatabase = await createTestDatabase();
+    const tlsService = await startTestApp(tlsDatabase, { tls });
+    try {
+      const port = String(tlsService.port);
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, tls.cert);
+      const trusted = await pai(['ping', '--port', port, '--tls-ca', ca]);
+      expect(trusted).toMatchObject({ code: 0, stderr: '' });
+      const fromEnv = await pai(['ping', '--port', port], undefined, {
+        PAI_TLS_CA: ca,
+      });
+      expect(fromEnv).toMatchObject({ code: 0, stderr: '' });
+
+      const otherCa = join(dir, 'other-ca.pem');
+      writeFileSync(otherCa, makeCertificate().cert);
+      const untrusted = await pai([
+        'ping',
+        '--port',
+        port,
+        '--tls-ca',
+        otherCa,
+      ]);
+      expect(untrusted.code).toBe(EXIT_CODES.CONNECTION);
+      const plain = await pai(['ping', '--port', port]);
+      expect(plain.code).toBe(EXIT_CODES.CONNECTION);
+      const missing = await pai(['ping', '--tls-ca', join(dir, 'none.pem')]);
+      expect(missing.code).toBe(EXIT_CODES.CONFIG);
+    } finally {
+      await tlsService.close();
+      await tlsDatabase.drop();
+    }
   });
 
   describe('at a terminal', () => {

@@ -1,8 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PaiClientError } from '../src/client/pai-client.error';
+import { makeCertificate } from './support/certificate';
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
@@ -10,42 +7,6 @@ import {
   type TestDatabase,
 } from './support/test-database';
 import { RawClient, signEnvelope } from './support/raw-client';
-
-/** A throwaway self-signed certificate for 127.0.0.1, made for this run only. */
-function makeCertificate(): { cert: Buffer; key: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'pai-tls-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
-    return {
-      cert: readFileSync(join(dir, 'cert.pem')),
-      key: readFileSync(join(dir, 'key.pem')),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe(`TLS (${databaseKind})`, () => {
   const tls = makeCertificate();
