@@ -420,6 +420,25 @@ describe(`the pai command-line client (${databaseKind})`, () => {
     }
   });
 
+  it("should be the package's `pai` bin, an executable launcher of the compiled main.ts", () => {
+    const root = join(__dirname, '..');
+    const manifest = JSON.parse(
+      readFileSync(join(root, 'package.json'), 'utf8'),
+    ) as { bin: Record<string, string>; scripts: Record<string, string> };
+    expect(manifest.bin).toEqual({ pai: 'bin/pai.cjs' });
+    expect(manifest.scripts.pai).toBe('node bin/pai.cjs');
+    const launcher = join(root, manifest.bin.pai);
+    // npm exec runs the file itself: it needs its shebang and executable bit after any build.
+    expect(statSync(launcher).mode & 0o111).toBe(0o111);
+    const text = readFileSync(launcher, 'utf8');
+    expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    // tsconfig compiles <root>/src/cli/main.ts to <root>/dist/src/cli/main.js.
+    expect(text).toContain(
+      "join(__dirname, '..', 'dist', 'src', 'cli', 'main.js')",
+    );
+    expect(existsSync(join(root, 'src', 'cli', 'main.ts'))).toBe(true);
+  });
+
   describe('at a terminal', () => {
     it('should read the password twice without echo and register with it', async () => {
       const username = newName();
