@@ -268,6 +268,24 @@ describe(`the pai command-line client (${databaseKind})`, () => {
     expect(existsSync(join(dir, 'session.json'))).toBe(false);
   });
 
+  it('should revoke the session a new login replaces', async () => {
+    const username = await registeredAndLoggedIn();
+    const { token: first } = savedSession();
+    const again = await pai(
+      ['login', username, '--session', join(dir, 'session.json')],
+      `${PASSWORD}\n`,
+    );
+    expect(again.code).toBe(0);
+    const { token: second } = savedSession();
+    expect(second).not.toBe(first);
+    expect(
+      await codeOf(service.client().send('users.me', { token: first })),
+    ).toBe('UNAUTHENTICATED');
+    await expect(
+      service.client().send('users.me', { token: second }),
+    ).resolves.toHaveProperty('username', username);
+  });
+
   it('should exit RATE_LIMITED with the wait after repeated failed logins', async () => {
     const username = newName();
     const client = service.client();
