@@ -45,7 +45,7 @@ options:
   --json             print the result, or {"error":{"code","message"}}, as JSON on stdout
   -h, --help         show this help
 
-The MAC key is the first entry of PAI_MAC_KEYS or, when that is unset, the development key in
+The MAC key is the first entry of PAI_MAC_KEYS (or PAI_MAC_KEYS_FILE) or, when unset, the key in
 PAI_DATA_DIR/dev-secrets.json (default directory: data). Passwords are read from the terminal
 without echo, or as one line from standard input when it is not a terminal.`;
 

@@ -58,6 +58,21 @@ describe(resolveMacKey.name, () => {
     expect(key.secret.equals(first)).toBe(true);
   });
 
+  it('should read the keys from the file PAI_MAC_KEYS_FILE names, as the service does', () => {
+    const file = join(dataDir, 'mac-keys');
+    writeFileSync(file, `k1:${first.toString('base64')}\n`);
+    const key = resolveMacKey({ PAI_MAC_KEYS_FILE: file });
+    expect(key.kid).toBe('k1');
+    expect(key.secret.equals(first)).toBe(true);
+    expect(
+      configFailure({ PAI_MAC_KEYS_FILE: file, PAI_MAC_KEYS: 'k:x' }).message,
+    ).toContain('not both');
+    writeFileSync(file, 'k1:c2hvcnQ=');
+    expect(configFailure({ PAI_MAC_KEYS_FILE: file }).message).toMatch(
+      /^PAI_MAC_KEYS_FILE: /,
+    );
+  });
+
   it('should refuse a bad PAI_MAC_KEYS without echoing its secret', () => {
     const secret = 'c2hvcnQ=';
     const error = configFailure({ PAI_MAC_KEYS: `k1:${secret}` });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../config/config.error';
 import { DEV_SECRETS_FILE, parseMacKeys } from '../config/config';
 import { parseDataDir } from '../config/database-config';
+import { envOrFile } from '../config/env-file';
 import { CliError, CliErrorCode } from './exit-codes';
 
 type Env = Record<string, string | undefined>;
@@ -29,14 +30,20 @@ function firstKey(variable: string, raw: string): MacKey {
 }
 
 /**
- * The first key of PAI_MAC_KEYS (the service's format); when that is unset, the development key
- * the service generated into PAI_DATA_DIR. The file is only read: a key made up here would be
- * one the service does not know.
+ * The first key of PAI_MAC_KEYS, or of the file PAI_MAC_KEYS_FILE names (the service's format and
+ * variables); when neither is set, the development key the service generated into PAI_DATA_DIR.
+ * That file is only read: a key made up here would be one the service does not know.
  */
 export function resolveMacKey(env: Env): MacKey {
-  if (env.PAI_MAC_KEYS) return firstKey('PAI_MAC_KEYS', env.PAI_MAC_KEYS);
   let file: string;
   try {
+    const keys = envOrFile(env, 'PAI_MAC_KEYS');
+    if (keys !== undefined) {
+      return firstKey(
+        env.PAI_MAC_KEYS_FILE ? 'PAI_MAC_KEYS_FILE' : 'PAI_MAC_KEYS',
+        keys,
+      );
+    }
     file = join(parseDataDir(env), DEV_SECRETS_FILE);
   } catch (error) {
     configError(error);
