@@ -107,8 +107,14 @@ describe(`${PaiClientModule.name} against the service (${databaseKind})`, () => 
       expect((await failure(client.send('system.ping', {}))).code).toBe(
         'TIMEOUT',
       );
-    } finally {
+      // Closing releases the connection for good: Nest only ends its side, and a half-open
+      // socket to a silent peer keeps the caller's process alive.
+      const socket = (
+        client as unknown as { proxy: { unwrap<T>(): T } }
+      ).proxy.unwrap<Socket>();
       await close();
+      expect(socket.destroyed).toBe(true);
+    } finally {
       accepted.forEach((socket) => socket.destroy());
       silent.close();
     }

@@ -73,7 +73,16 @@ export class PaiClient {
   }
 
   async close(): Promise<void> {
+    // Nest's ClientTCP.close() only ends its side: with a peer that never answers, the socket
+    // stays half-open and keeps the caller's process alive. Destroy it too.
+    let socket: { destroy(): void } | undefined;
+    try {
+      socket = this.proxy.unwrap<{ destroy(): void }>();
+    } catch {
+      // Never connected: nothing to release.
+    }
     await this.proxy.close();
+    socket?.destroy();
   }
 
   private async sendOnce<P extends PaiPattern>(
