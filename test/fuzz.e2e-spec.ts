@@ -390,6 +390,92 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     expect(failures).toEqual([]);
   });
 
+  // BUG (src/protocol/mac.guard.ts, canonicalJson via mac.ts requestMacInput): JSON allows a
+  // lone surrogate ("\ud800") in a string, RFC 8785 does not, and the canonicalize library throws
+  // on it. The guard does not catch that, so an unauthenticated message with such a payload is
+  // answered INTERNAL, and each one writes an error with a stack trace to the log: anyone can
+  // flood the log without a key. It must be refused like any other MAC that cannot match
+  // (MAC_INVALID; BAD_REQUEST would do too), before any handler and without an error log.
+  it('BUG: should refuse a payload with a lone surrogate as MAC_INVALID, not INTERNAL', async () => {
+    const raw = await RawClient.connect(service.port);
+    try {
+      for (const payload of [
+        '{"x":"\\ud800"}',
+        '{"\\udfff":1}',
+        '{"a":["ok","\\ud83d"]}',
+      ]) {
+        const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+        const text = JSON.stringify({
+          pattern: 'system.ping',
+          id: 'lone',
+          data: envelope,
+        }).replace('"payload":{}', `"payload":${payload}`);
+        const reply = new Promise<string>((resolve) => {
+          let buffer = '';
+          const onData = (chunk: Buffer) => {
+            buffer += chunk.toString();
+            if (buffer.includes('"isDisposed":true')) {
+              raw.socket.off('data', onData);
+              resolve(buffer);
+            }
+          };
+          raw.socket.on('data', onData);
+        });
+        raw.writeRaw(`${text.length}#${text}`);
+        const body = JSON.parse((await reply).replace(/^\d+#/, ''));
+        expect(['MAC_INVALID', 'BAD_REQUEST']).toContain(body.err?.error?.code);
+        expect(
+          replyVerifies(
+            body.err,
+            'system.ping',
+            'default',
+            envelope.nonce,
+            TEST_KEYS.default,
+          ),
+        ).toBe(true);
+      }
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('should refuse a payload nested 30 000 deep without an internal error', async () => {
+    // Deeper than any recursive JSON walk on a default stack, and still under the frame limit.
+    const depth = 30_000;
+    const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+    const text = JSON.stringify({
+      pattern: 'system.ping',
+      id: 'deep',
+      data: envelope,
+    }).replace(
+      '"payload":{}',
+      `"payload":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+    );
+    expect(text.length).toBeLessThan(MAX_FRAME);
+    const connection = await GarbageConnection.open(service.port);
+    try {
+      connection.socket.write(`${text.length}#${text}`);
+      await new Promise<void>((resolve) => {
+        const poll = () =>
+          connection.replies.length > 0 ? resolve() : setTimeout(poll, 5);
+        poll();
+      });
+      const reply = connection.replies[0].err as Record<string, any>;
+      expect(reply?.error?.code).toBe('MAC_INVALID');
+      expect(
+        replyVerifies(
+          reply as never,
+          'system.ping',
+          'default',
+          envelope.nonce,
+          TEST_KEYS.default,
+        ),
+      ).toBe(true);
+    } finally {
+      connection.socket.destroy();
+    }
+  });
+
   it('should still answer a signed ping, with no crash, no unhandled rejection, no polluted prototype', async () => {
     const raw = await RawClient.connect(service.port);
     try {
