@@ -11,6 +11,7 @@ import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import type { DataSource } from 'typeorm';
 import { RawClient, replyVerifies, type WireReply } from './raw-client';
 import { TEST_KEYS } from './test-app';
 
@@ -905,6 +906,24 @@ export class GarbageConnection {
       }
     }
   }
+}
+
+/**
+ * The (kid, nonce) pairs in the `nonces_usados` table, or null when the record is not kept there
+ * (no such table, or an empty one on SQLite where the record may live in memory): the suites then
+ * judge the record by behaviour alone.
+ */
+export async function tableNonces(
+  dataSource: DataSource,
+  databaseKind: string,
+): Promise<{ kid: string; nonce: string }[] | null> {
+  let rows: { kid: string; nonce: string }[];
+  try {
+    rows = await dataSource.query('SELECT kid, nonce FROM nonces_usados');
+  } catch {
+    return null;
+  }
+  return rows.length > 0 || databaseKind === 'mysql' ? rows : null;
 }
 
 export { isObject };
