@@ -23,7 +23,7 @@ import {
 
 jest.setTimeout(180_000);
 
-const WARM_UP = 10_000;
+const WARM_UP = 5_000;
 const HOSTILE = Number(process.env.HEAP_HOSTILE ?? 50_000);
 const GARBAGE_CONNECTIONS = 1_000;
 /**
