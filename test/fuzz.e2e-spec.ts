@@ -59,6 +59,18 @@ const NONCE_FORM = /^[A-Za-z0-9_-]{16,128}$/;
 
 jest.setTimeout(180_000);
 
+/** Every request is answered; one left unanswered is a finding, not a hung run. */
+const REPLY_TIMEOUT_MS = 10_000;
+function withinTime<T>(promise: Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), REPLY_TIMEOUT_MS);
+    }),
+  ]);
+}
+
 /** The real process: jest hands tests a copy whose listeners Node never calls. */
 const realProcess = runInThisContext('process') as NodeJS.Process;
 
@@ -133,8 +145,14 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       return;
     }
     const expectation = expectGuard(pattern, data, Date.now(), accepted);
-    const reply = await client.request(pattern, data);
+    const reply = await withinTime(client.request(pattern, data));
     count(`sent ${kind}`);
+    if (reply === null) {
+      problems.push(
+        `${kind} ${pattern}: no reply within ${REPLY_TIMEOUT_MS} ms`,
+      );
+      return;
+    }
     if (expectation.uncanonical && reply.error?.code === 'INTERNAL')
       count('known bug: INTERNAL for a payload with a lone surrogate');
     const found = replyProblems(reply, pattern, data, expectation);
@@ -442,6 +460,48 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     }
   });
 
+  // BUG (src/protocol/reply-signer.ts, replyMacInput -> canonicalJson): an envelope with an
+  // unknown field whose name is a lone surrogate is refused with BAD_REQUEST naming that field;
+  // signing that reply canonicalizes the name, the canonicalize library throws, and the service
+  // sends no reply at all (Nest's server logs "Error: Lone surrogate is not allowed" with a stack).
+  // Anyone, without a key, can leave requests unanswered and write an error to the log each time.
+  // The fuzz generator keeps lone surrogates out of envelope field names until this is fixed
+  // (they would only show up there as unanswered requests).
+  it('BUG: should answer an envelope field named with a lone surrogate', async () => {
+    const connection = await GarbageConnection.open(service.port);
+    try {
+      const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
+      const text = JSON.stringify({
+        pattern: 'system.ping',
+        id: 'lone-field',
+        data: envelope,
+      }).replace('"v":1', '"\\ud800":true,"v":1');
+      connection.socket.write(`${text.length}#${text}`);
+      const deadline = Date.now() + REPLY_TIMEOUT_MS;
+      while (connection.replies.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const answered = connection.replies.length > 0 ? true : null;
+      expect(answered).not.toBeNull();
+      const reply = connection.replies[0]?.err as never;
+      expect(
+        replyProblems(
+          reply,
+          'system.ping',
+          JSON.parse(text).data,
+          expectGuard(
+            'system.ping',
+            JSON.parse(text).data,
+            Date.now(),
+            accepted,
+          ),
+        ),
+      ).toEqual([]);
+    } finally {
+      connection.socket.destroy();
+    }
+  });
+
   it('should refuse a payload nested 30 000 deep without an internal error', async () => {
     // Deeper than any recursive JSON walk on a default stack, and still under the frame limit.
     const depth = 30_000;
@@ -458,12 +518,11 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     const connection = await GarbageConnection.open(service.port);
     try {
       connection.socket.write(`${text.length}#${text}`);
-      await new Promise<void>((resolve) => {
-        const poll = () =>
-          connection.replies.length > 0 ? resolve() : setTimeout(poll, 5);
-        poll();
-      });
-      const reply = connection.replies[0].err as Record<string, any>;
+      const deadline = Date.now() + REPLY_TIMEOUT_MS;
+      while (connection.replies.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const reply = connection.replies[0]?.err as Record<string, any>;
       expect(reply?.error?.code).toBe('MAC_INVALID');
       expect(
         replyVerifies(

@@ -283,9 +283,12 @@ const NASTY_KEYS = [
   'then',
 ];
 const keyArb = fc.oneof(
-  fc.constantFrom(...NASTY_KEYS),
-  fc.string({ unit: 'binary', maxLength: 12 }),
-  fc.string({ maxLength: 12 }),
+  { weight: 6, arbitrary: fc.constantFrom(...NASTY_KEYS) },
+  // JSON allows them, RFC 8785 does not: such a payload cannot be signed. Rare, because each
+  // one is an error with a stack trace in the log while the lone-surrogate bug is open.
+  { weight: 1, arbitrary: fc.constantFrom('\ud800', 'a\udfff') },
+  { weight: 12, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
+  { weight: 12, arbitrary: fc.string({ maxLength: 12 }) },
 );
 
 /** A payload object: unicode and binary strings, awkward keys, moderate nesting. */
@@ -513,7 +516,11 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     weight: 20,
     arbitrary: fc.record({
       kind: fc.constant('extraField' as const),
-      field: fc.oneof(keyArb, fc.constantFrom('V', 'Mac', 'id', 'pattern')),
+      // Not a lone surrogate: the service then sends no reply at all (the BUG test in
+      // fuzz.e2e-spec.ts); here it would only hang requests.
+      field: fc
+        .oneof(keyArb, fc.constantFrom('V', 'Mac', 'id', 'pattern'))
+        .filter((field) => jcs(field) !== undefined),
       value: fc.jsonValue({ maxDepth: 2 }),
     }),
   },
@@ -652,38 +659,43 @@ export interface FrameVerdict {
  */
 export function readFrames(text: string, max: number): FrameVerdict {
   const messages: Record<string, unknown>[] = [];
+  // A length with a leading zero ("026") is not defined by the spec: closing there is as right
+  // as reading it as 26. From there on, only a prefix of what a lenient reading finds is required.
+  let lenient = false;
+  const verdict = (broken: boolean, open = false): FrameVerdict => ({
+    messages,
+    broken,
+    open: open || lenient,
+  });
   let i = 0;
   while (i < text.length) {
     const hash = text.indexOf('#', i);
     const header = hash < 0 ? text.slice(i) : text.slice(i, hash);
-    if (!/^[0-9]*$/.test(header))
-      return { messages, broken: true, open: false };
+    if (!/^[0-9]*$/.test(header)) return verdict(true);
     if (hash < 0) {
       // A partial header: broken already if it cannot end as a length within the limit.
       const tooLong =
         header.length > String(max).length && !header.startsWith('0');
-      return { messages, broken: tooLong, open: tooLong };
+      return verdict(tooLong, tooLong);
     }
-    if (header === '') return { messages, broken: true, open: false };
-    if (header.length > 1 && header.startsWith('0'))
-      return { messages, broken: true, open: true };
+    if (header === '') return verdict(true);
+    if (header.length > 1 && header.startsWith('0')) lenient = true;
     const length = Number(header);
-    if (length > max) return { messages, broken: true, open: false };
+    if (length > max) return verdict(true);
     const start = hash + 1;
-    if (text.length < start + length)
-      return { messages, broken: false, open: false };
+    if (text.length < start + length) return verdict(false);
     let message: unknown;
     try {
       message = JSON.parse(text.slice(start, start + length));
     } catch {
-      return { messages, broken: true, open: false };
+      return verdict(true);
     }
     if (!isObject(message) || typeof message.pattern !== 'string')
-      return { messages, broken: true, open: false };
+      return verdict(true);
     messages.push(message);
     i = start + length;
   }
-  return { messages, broken: false, open: false };
+  return verdict(false);
 }
 
 const frame = (json: string) => `${json.length}#${json}`;
