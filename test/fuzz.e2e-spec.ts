@@ -153,8 +153,7 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       );
       return;
     }
-    if (expectation.uncanonical && reply.error?.code === 'INTERNAL')
-      count('known bug: INTERNAL for a payload with a lone surrogate');
+    if (expectation.uncanonical) count('payloads with no canonical form');
     const found = replyProblems(reply, pattern, data, expectation);
     if (found.length > 0 && problems.length < 20) {
       problems.push(
@@ -306,7 +305,11 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
 
   it('should read garbage frames as the framing says: close on broken ones, deliver the rest', () => {
     // Straight into the service's socket class: the one that parses every production byte.
-    const FramedSocket = framedSocketClass(MAX_FRAME);
+    const FramedSocket = framedSocketClass({
+      maxMessageChars: MAX_FRAME,
+      frameTimeoutMs: 60_000,
+      idleTimeoutMs: 60_000,
+    });
     const mismatches: string[] = [];
     fc.assert(
       fc.property(streamArb, ({ chunks, text }) => {
@@ -411,13 +414,11 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     expect(failures).toEqual([]);
   });
 
-  // BUG (src/protocol/mac.guard.ts, canonicalJson via mac.ts requestMacInput): JSON allows a
-  // lone surrogate ("\ud800") in a string, RFC 8785 does not, and the canonicalize library throws
-  // on it. The guard does not catch that, so an unauthenticated message with such a payload is
-  // answered INTERNAL, and each one writes an error with a stack trace to the log: anyone can
-  // flood the log without a key. It must be refused like any other MAC that cannot match
-  // (MAC_INVALID; BAD_REQUEST would do too), before any handler and without an error log.
-  it('BUG: should refuse a payload with a lone surrogate as MAC_INVALID, not INTERNAL', async () => {
+  // JSON allows a lone surrogate ("\ud800") in a string, RFC 8785 does not: such a payload has no
+  // canonical form, so no MAC can match it. Found by this suite: the guard once let the
+  // canonicalizer's exception through, and anyone could get INTERNAL, with a stack in the log,
+  // without a key. It is BAD_REQUEST at the form step, before the key is looked up.
+  it('should refuse a payload with a lone surrogate as BAD_REQUEST, not INTERNAL', async () => {
     const raw = await RawClient.connect(service.port);
     try {
       for (const payload of [
@@ -444,7 +445,7 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
         });
         raw.writeRaw(`${text.length}#${text}`);
         const body = JSON.parse((await reply).replace(/^\d+#/, ''));
-        expect(['MAC_INVALID', 'BAD_REQUEST']).toContain(body.err?.error?.code);
+        expect(body.err?.error?.code).toBe('BAD_REQUEST');
         expect(
           replyVerifies(
             body.err,
@@ -460,14 +461,10 @@ describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     }
   });
 
-  // BUG (src/protocol/reply-signer.ts, replyMacInput -> canonicalJson): an envelope with an
-  // unknown field whose name is a lone surrogate is refused with BAD_REQUEST naming that field;
-  // signing that reply canonicalizes the name, the canonicalize library throws, and the service
-  // sends no reply at all (Nest's server logs "Error: Lone surrogate is not allowed" with a stack).
-  // Anyone, without a key, can leave requests unanswered and write an error to the log each time.
-  // The fuzz generator keeps lone surrogates out of envelope field names until this is fixed
-  // (they would only show up there as unanswered requests).
-  it('BUG: should answer an envelope field named with a lone surrogate', async () => {
+  // Found by this suite: an unknown envelope field whose name is a lone surrogate is refused with
+  // BAD_REQUEST naming that field, and signing that reply once threw in the canonicalizer, so the
+  // request got no reply at all. Field names in replies are made well-formed (U+FFFD).
+  it('should answer an envelope field named with a lone surrogate', async () => {
     const connection = await GarbageConnection.open(service.port);
     try {
       const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);

@@ -14,6 +14,13 @@ export class PaiError extends Error {
   }
 
   static badRequest(fields: FieldProblem[]): PaiError {
-    return new PaiError(ErrorCode.BAD_REQUEST, { fields });
+    // A field name comes from the peer and may hold a lone surrogate, which has no canonical
+    // form: the reply naming it could not be signed, and would not be sent at all.
+    return new PaiError(ErrorCode.BAD_REQUEST, {
+      fields: fields.map((problem) => ({
+        ...problem,
+        field: problem.field.toWellFormed(),
+      })),
+    });
   }
 }
