@@ -12,7 +12,6 @@
 //
 // DATABASE_URL names the MySQL/MariaDB server to use (a bench database is created on it and dropped);
 // without it the machine's MariaDB at root@127.0.0.1:3306 is used if it answers.
-import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -23,8 +22,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout, clearTimeout } from 'node:timers';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { URL, fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const canonicalize = require('canonicalize').default;
@@ -156,7 +154,7 @@ async function load({ workers, op, durationMs = DURATION_MS }) {
   const loop = async (worker) => {
     while (!stopped) {
       const began = performance.now();
-      let failure = null;
+      let failure;
       try {
         failure = await op(worker);
       } catch (error) {

@@ -31,10 +31,17 @@ export interface AppConfig {
   readonly bcryptCost: number;
   readonly passwordPepper: Buffer;
   readonly maxMessageBytes: number;
+  /**
+   * Where accepted (kid, nonce) pairs are kept: in this process's memory (one instance only: the
+   * embedded SQLite default) or in the database (shared by every instance: the MySQL default).
+   */
+  readonly nonceStore: NonceStoreKind;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
+
+export type NonceStoreKind = 'memory' | 'database';
 
 export const DEV_SECRETS_FILE = 'dev-secrets.json';
 const MIN_SECRET_BYTES = 32;
@@ -234,6 +241,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     16_777_216,
   );
   const tls = readTls(env);
+  const nonceStore = parseNonceStore(env, database);
 
   const macKeysRaw = env.PAI_MAC_KEYS || undefined;
   const pepperRaw = env.PAI_PASSWORD_PEPPER || undefined;
@@ -274,6 +282,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bcryptCost,
     passwordPepper,
     maxMessageBytes,
+    nonceStore,
     tls,
   };
+}
+
+function parseNonceStore(env: Env, database: DatabaseConfig): NonceStoreKind {
+  const raw = env.PAI_NONCE_STORE || undefined;
+  if (raw === undefined) {
+    return database.type === 'mysql' ? 'database' : 'memory';
+  }
+  if (raw !== 'memory' && raw !== 'database') {
+    throw new ConfigError(
+      'PAI_NONCE_STORE',
+      `must be "memory" or "database", got "${raw}"`,
+    );
+  }
+  return raw;
 }

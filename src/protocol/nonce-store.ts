@@ -5,6 +5,7 @@ import {
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
+import { setImmediate } from 'node:timers';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
@@ -12,35 +13,152 @@ import { startPeriodicTask } from '../database/periodic-task';
 import { UsedNonce } from './used-nonce.entity';
 import { Clock } from './clock';
 import { ErrorCode } from './error-code';
+import { NonceFingerprints } from './nonce-fingerprints';
 import { PaiError } from './pai.error';
 
+/** Rows in one multi-row INSERT at most. */
+const MAX_BATCH = 256;
+/** Batches written at once at most; pairs arriving meanwhile wait for the next one. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
+interface PendingPair {
+  kid: string;
+  nonce: string;
+  expiresAt: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
- * The record of accepted (kid, nonce) pairs. It lives in the database, so a replay is refused
- * after a restart and by every instance that shares the database; the primary key makes the
- * refusal atomic, so of N copies sent at once exactly one is accepted.
+ * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of two forms
+ * (`PAI_NONCE_STORE`).
+ *
+ * `database` (the default on MySQL): a table whose primary key decides, so a replay is refused after
+ * a restart and by every instance sharing the database, and of N copies sent at once exactly one is
+ * accepted. Pairs arriving together are written in one multi-row INSERT; a batch that hits a
+ * duplicate was rolled back whole by the database and is written again row by row, so each pair
+ * still learns for itself whether it was new.
+ *
+ * `memory` (the default on SQLite, whose database belongs to one process): keyed fingerprints in
+ * this process (NonceFingerprints). What a previous process accepted is not in memory, so messages
+ * dated at or before this process started are refused as STALE (with serverTime: the client module
+ * re-signs with a fresh ts and nonce and is accepted). The one message a previous process could have
+ * accepted with a later ts is one dated in the future; such messages (ts ahead of the clock) are also
+ * written to the table, and a process that finds pairs there at start checks every message dated up
+ * to the last of their expiries against the table as well.
  */
 @Injectable()
 export class NonceStore implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(NonceStore.name);
   private stopPurge?: () => void;
+  private readonly memory?: NonceFingerprints;
+  /** Memory record only: messages dated at or before this instant are refused. */
+  readonly startedAt: number;
+  /** Memory record only: messages dated up to this are checked against the table too. */
+  private durableUntil = Infinity;
+  private waiting: PendingPair[] = [];
+  private flushScheduled = false;
+  private batchesInFlight = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly database: Database,
     private readonly clock: Clock,
-  ) {}
-
-  /** Records the pair, valid until `ts` plus the window; throws REPLAY if it was recorded before. */
-  async consume(kid: string, nonce: string, ts: number): Promise<void> {
-    const expiresAt = ts + this.config.macWindowMs;
-    try {
-      await this.database.run((manager) =>
-        manager.insert(UsedNonce, { kid, nonce, expiresAt: String(expiresAt) }),
-      );
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new PaiError(ErrorCode.REPLAY);
-      throw error;
+  ) {
+    this.startedAt = clock.now();
+    if (config.nonceStore === 'memory') {
+      this.memory = new NonceFingerprints(config.macWindowMs);
     }
+  }
+
+  /**
+   * Records the pair, valid until `ts` plus the window; throws REPLAY if it was recorded before.
+   * Returns nothing when the pair was decided at once (memory record), else a promise.
+   */
+  consume(kid: string, nonce: string, ts: number): Promise<void> | void {
+    const memory = this.memory;
+    if (!memory) return this.record(kid, nonce, ts);
+    const now = this.clock.now();
+    if (ts <= this.startedAt) {
+      throw new PaiError(ErrorCode.STALE, { serverTime: now });
+    }
+    if (!memory.accept(kid, nonce, ts, now)) {
+      throw new PaiError(ErrorCode.REPLAY);
+    }
+    if (ts > now || ts <= this.durableUntil) return this.record(kid, nonce, ts);
+  }
+
+  /** Pairs held in memory (memory record), for tests and the benchmark. */
+  get memoryHeld(): number {
+    return this.memory?.size ?? 0;
+  }
+
+  private record(kid: string, nonce: string, ts: number): Promise<void> {
+    const expiresAt = String(ts + this.config.macWindowMs);
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ kid, nonce, expiresAt, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT)
+      return;
+    this.flushScheduled = true;
+    // After the current I/O phase: every message read from the sockets in it joins the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.waiting.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    this.batchesInFlight += 1;
+    if (this.waiting.length > 0) this.scheduleFlush();
+    try {
+      await this.insert(batch);
+      batch.forEach((pair) => pair.resolve());
+    } catch (error) {
+      if (batch.length > 1 && isUniqueViolation(error)) {
+        await Promise.all(batch.map((pair) => this.insertOne(pair)));
+      } else {
+        const refusal = isUniqueViolation(error)
+          ? new PaiError(ErrorCode.REPLAY)
+          : error;
+        batch.forEach((pair) => pair.reject(refusal));
+      }
+    } finally {
+      this.batchesInFlight -= 1;
+      if (this.waiting.length > 0) this.scheduleFlush();
+    }
+  }
+
+  private async insertOne(pair: PendingPair): Promise<void> {
+    try {
+      await this.insert([pair]);
+      pair.resolve();
+    } catch (error) {
+      pair.reject(
+        isUniqueViolation(error) ? new PaiError(ErrorCode.REPLAY) : error,
+      );
+    }
+  }
+
+  private insert(pairs: PendingPair[]): Promise<unknown> {
+    return this.database.run((manager) =>
+      manager
+        .createQueryBuilder()
+        .insert()
+        .into(UsedNonce)
+        .values(
+          pairs.map(({ kid, nonce, expiresAt }) => ({ kid, nonce, expiresAt })),
+        )
+        // The generated statement is all we need: no re-read of defaults or generated columns.
+        .updateEntity(false)
+        .execute(),
+    );
   }
 
   /** Forgets every pair whose message can no longer pass the freshness check anyway. */
@@ -56,7 +174,17 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
     return result.affected ?? 0;
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    if (this.memory) {
+      // Pairs in the table were accepted by a previous process with a ts up to their expiry.
+      const row = await this.database.run((manager) =>
+        manager
+          .createQueryBuilder(UsedNonce, 'n')
+          .select('MAX(n.expiresAt)', 'last')
+          .getRawOne<{ last: string | number | null }>(),
+      );
+      this.durableUntil = Number(row?.last ?? 0);
+    }
     // A tenth of the window keeps the record within 110% of what the window needs.
     const every = Math.min(
       Math.max(Math.floor(this.config.macWindowMs / 10), 1_000),

@@ -17,6 +17,7 @@ export function testConfig(
     bcryptCost: 10,
     passwordPepper: Buffer.alloc(32, 3),
     maxMessageBytes: 65_536,
+    nonceStore: 'memory',
     ...overrides,
   };
 }

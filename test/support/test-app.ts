@@ -60,6 +60,7 @@ export async function startTestApp(
     bcryptCost: 10,
     passwordPepper: TEST_PEPPER,
     maxMessageBytes: 65_536,
+    nonceStore: database.config.type === 'mysql' ? 'database' : 'memory',
     ...overrides,
   };
   const clock = new TestClock();
