@@ -9,6 +9,7 @@
 //   npm run bench -- --quick       2 rounds of 1 s, for development
 //   npm run bench -- --only=ping,tx,shared,login,nonce,sqlite
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
+//   npm run bench -- --only=ping --shape=8x16   one connection shape only
 //
 // DATABASE_URL names the MySQL/MariaDB server to use (a bench database is created on it and dropped);
 // without it the machine's MariaDB at root@127.0.0.1:3306 is used if it answers.
@@ -38,6 +39,7 @@ const profile = args.has('--profile');
 const onlyArg = process.argv.find((arg) => arg.startsWith('--only='));
 const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const wants = (name) => !only || only.has(name);
+const shapeArg = process.argv.find((arg) => arg.startsWith('--shape='));
 
 const ROUNDS = quick ? 2 : 5;
 const DURATION_MS = quick ? 1_000 : 3_000;
@@ -415,6 +417,7 @@ const SHAPES = [
 async function pingVsEcho(tag, service, echo) {
   const entries = {};
   for (const [connections, inflight] of SHAPES) {
+    if (shapeArg && shapeArg.slice(8) !== `${connections}x${inflight}`) continue;
     entries[`${connections}x${inflight}`] = await compare(
       `${tag}_ping_vs_echo_${connections}x${inflight}`,
       `${tag}: signed system.ping vs bare Nest echo, ${connections}x${inflight}`,
@@ -477,9 +480,9 @@ async function sqliteScenarios() {
   const echo = await startEcho();
   try {
     const ping = await pingVsEcho('sqlite', service, echo);
-    results.ratios.ping_vs_echo_8x16 = ping['8x16'].ratio.median;
-    results.ratios.ping_vs_echo_1x1 = ping['1x1'].ratio.median;
-    results.ratios.ping_vs_echo_1x64 = ping['1x64'].ratio.median;
+    for (const [shape, entry] of Object.entries(ping)) {
+      results.ratios[`ping_vs_echo_${shape}`] = entry.ratio.median;
+    }
     if (wants('tx')) {
       // The baseline writes its own copy of the schema, with the service's journal settings, so
       // the two never wait on one file lock.
