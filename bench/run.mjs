@@ -15,7 +15,7 @@
 // without it the machine's MariaDB at root@127.0.0.1:3306 is used if it answers.
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
@@ -235,12 +235,12 @@ function freePort() {
 
 const children = new Set();
 
-async function startProcess(name, script, env, nodeArgs = []) {
+async function startProcess(name, script, env, nodeArgs = [], ipc = false) {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, script], {
     cwd: root,
     env: { ...process.env, ...env, PAI_PORT: String(port), UV_THREADPOOL_SIZE: String(THREADPOOL) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])],
   });
   children.add(child);
   let output = '';
@@ -258,6 +258,7 @@ async function startProcess(name, script, env, nodeArgs = []) {
   child.stderr.on('data', (chunk) => process.stderr.write(`[${name}] ${chunk}`));
   return {
     port,
+    child,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -270,7 +271,7 @@ async function startProcess(name, script, env, nodeArgs = []) {
   };
 }
 
-function startService(name, { databaseUrl, dataDir, extraEnv = {} }) {
+function startService(name, { databaseUrl, dataDir, extraEnv = {}, preload = [] }) {
   const env = {
     NODE_ENV: 'production',
     PAI_HOST: '127.0.0.1',
@@ -284,7 +285,8 @@ function startService(name, { databaseUrl, dataDir, extraEnv = {} }) {
   const nodeArgs = profile
     ? ['--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles')}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`]
     : [];
-  return startProcess(name, join(root, 'dist/src/main.js'), env, nodeArgs);
+  for (const file of preload) nodeArgs.push('--require', file);
+  return startProcess(name, join(root, 'dist/src/main.js'), env, nodeArgs, preload.length > 0);
 }
 
 const startEcho = () => startProcess('echo', join(here, 'echo-server.mjs'), {});
@@ -552,8 +554,71 @@ async function mysqlScenarios(server) {
       results.ratios.shared_ping_vs_insert_c32 = entry.ratio.median;
     }
     if (wants('login')) await loginScenarios(service);
+    if (wants('trips')) {
+      results.mysqlStatementsPerRequest = await roundTrips(server);
+      process.stderr.write(`statements per request: ${JSON.stringify(results.mysqlStatementsPerRequest)}\n`);
+    }
   } finally {
     await pool.end();
+    await service.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Statements the service sends to MySQL per request, counted inside the service process
+ * (bench/count-queries.cjs), requests sent one at a time.
+ */
+async function roundTrips(server) {
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'pai-bench-count-'));
+  const service = await startService('pai-count', {
+    databaseUrl: server.url,
+    dataDir,
+    preload: [join(here, 'count-queries.cjs')],
+  });
+  const read = () =>
+    new Promise((resolve) => {
+      service.child.once('message', (message) => resolve(message.counts));
+      service.child.send('counts');
+    });
+  const perRequest = (before, after, requests) => {
+    const out = { total: 0 };
+    for (const verb of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      const n = ((after[verb] ?? 0) - (before[verb] ?? 0)) / requests;
+      if (n > 0) {
+        out[verb] = n;
+        out.total += n;
+      }
+    }
+    return out;
+  };
+  try {
+    const username = `bench-count-${noncePrefix.slice(0, 6)}`;
+    const user = await registerAndLogin(service.port, username);
+    const connection = await Connection.open(service.port);
+    const measure = async (requests, makeRequest) => {
+      const before = await read();
+      for (let i = 0; i < requests; i += 1) {
+        const { pattern, data } = makeRequest();
+        const failure = okReply(await connection.request(pattern, data));
+        if (failure) throw new Error(failure);
+      }
+      return perRequest(before, await read(), requests);
+    };
+    const counts = {
+      'system.ping': await measure(50, pingRequest),
+      'transactions.create': await measure(50, () => ({
+        pattern: 'transactions.create',
+        data: sign('transactions.create', { token: user.token, amount: '1.00', reference: nextReference() }),
+      })),
+      'auth.login': await measure(10, () => ({
+        pattern: 'auth.login',
+        data: sign('auth.login', { username, password: user.password }),
+      })),
+    };
+    connection.close();
+    return counts;
+  } finally {
     await service.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -682,7 +747,7 @@ async function main() {
     process.stderr.write(`nonce bytes/message: ${fmt(results.nonce_bytes_per_message, 1)}\n`);
   }
   if (wants('ping') || wants('sqlite')) await sqliteScenarios();
-  if (wants('tx') || wants('shared') || wants('login')) {
+  if (wants('tx') || wants('shared') || wants('login') || wants('trips')) {
     const server = await mysqlServer();
     results.settings.mysql = server.available ? 'available' : `unavailable: ${server.reason}`;
     if (server.available) {
