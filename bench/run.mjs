@@ -15,7 +15,7 @@
 // without it the machine's MariaDB at root@127.0.0.1:3306 is used if it answers.
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout, clearTimeout } from 'node:timers';
-import { URL, fileURLToPath } from 'node:url';
+import { URL, fileURLToPath, pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const canonicalize = require('canonicalize').default;
@@ -285,7 +285,7 @@ function startService(name, { databaseUrl, dataDir, extraEnv = {}, preload = [] 
   const nodeArgs = profile
     ? ['--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles')}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`]
     : [];
-  for (const file of preload) nodeArgs.push('--require', file);
+  for (const file of preload) nodeArgs.push('--import', pathToFileURL(file).href);
   return startProcess(name, join(root, 'dist/src/main.js'), env, nodeArgs, preload.length > 0);
 }
 
@@ -567,14 +567,14 @@ async function mysqlScenarios(server) {
 
 /**
  * Statements the service sends to MySQL per request, counted inside the service process
- * (bench/count-queries.cjs), requests sent one at a time.
+ * (bench/count-queries.mjs), requests sent one at a time.
  */
 async function roundTrips(server) {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'pai-bench-count-'));
   const service = await startService('pai-count', {
     databaseUrl: server.url,
     dataDir,
-    preload: [join(here, 'count-queries.cjs')],
+    preload: [join(here, 'count-queries.mjs')],
   });
   const read = () =>
     new Promise((resolve) => {

@@ -1,7 +1,11 @@
-// Preloaded into a service process by the bench (node --require): counts the statements the
+// Preloaded into a service process by the bench (node --import): counts the statements the
 // service sends to MySQL, by their first word, and sends the counts to the parent when it asks.
 // Round trips per request = difference of two readings / requests sent in between.
-const { dirname, join } = require('node:path');
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import process from 'node:process';
+
+const require = createRequire(import.meta.url);
 // Not among mysql2's exports: reached through its directory, for this measurement only.
 const BaseConnection = require(join(dirname(require.resolve('mysql2')), 'lib/base/connection.js'));
 
