@@ -51,6 +51,7 @@ const BCRYPT_COST = 10;
 const CORES = os.availableParallelism();
 const THREADPOOL = Math.max(1, CORES - 1);
 
+const MYSQL_CONNECTIONS = 32;
 const KID = 'bench';
 const KEY = randomBytes(32);
 const PEPPER = randomBytes(32);
@@ -280,6 +281,8 @@ function startService(name, { databaseUrl, dataDir, extraEnv = {}, preload = [] 
     PAI_BCRYPT_COST: String(BCRYPT_COST),
     PAI_DATA_DIR: dataDir,
     DATABASE_URL: databaseUrl ?? '',
+    // As many connections as the raw mysql2 baseline's pool (c=32).
+    PAI_DB_POOL_SIZE: String(MYSQL_CONNECTIONS),
     ...extraEnv,
   };
   const nodeArgs = profile
@@ -361,6 +364,7 @@ const results = {
     warmupMs: WARMUP_MS,
     cores: CORES,
     uvThreadpoolSize: THREADPOOL,
+    mysqlConnections: MYSQL_CONNECTIONS,
     bcryptCost: BCRYPT_COST,
     node: process.version,
     loadavgAtStart: os.loadavg(),
@@ -517,7 +521,7 @@ async function sqliteScenarios() {
 async function mysqlScenarios(server) {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'pai-bench-mysql-'));
   const service = await startService('pai-mysql', { databaseUrl: server.url, dataDir });
-  const pool = server.pool(32);
+  const pool = server.pool(MYSQL_CONNECTIONS);
   try {
     if (wants('tx')) {
       const tx = await txVsInsert('mysql', service, (userId, amount, reference, createdAt) =>
