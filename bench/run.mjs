@@ -9,13 +9,13 @@
 //   npm run bench -- --quick       2 rounds of 1 s, for development
 //   npm run bench -- --only=ping,tx,shared,login,nonce,sqlite
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
-//   npm run bench -- --only=ping --shape=8x16   one connection shape only
+//   npm run bench -- --only=ping --shape=8x16   one connection shape only (tx: --shape=c32)
 //
 // DATABASE_URL names the MySQL/MariaDB server to use (a bench database is created on it and dropped);
 // without it the machine's MariaDB at root@127.0.0.1:3306 is used if it answers.
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
@@ -197,11 +197,27 @@ async function load({ workers, op, durationMs = DURATION_MS }) {
   };
 }
 
-/** `connections` × `inflight` signed requests on one server. */
-async function tcpLoad(port, connections, inflight, makeRequest, check) {
-  const sockets = await Promise.all(Array.from({ length: connections }, () => Connection.open(port)));
+/** CPU time (user + system) a process has used, in ms; Linux /proc only, else NaN. */
+function cpuMs(pid) {
   try {
-    return await load({
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * `connections` × `inflight` signed requests on one server; also reports how many cores the
+ * server process kept busy meanwhile (`serverCores`: 1.0 is one core saturated).
+ */
+async function tcpLoad(server, connections, inflight, makeRequest, check) {
+  const sockets = await Promise.all(Array.from({ length: connections }, () => Connection.open(server.port)));
+  const cpuBefore = cpuMs(server.child.pid);
+  const began = performance.now();
+  try {
+    const result = await load({
       workers: connections * inflight,
       op: async (worker) => {
         const { pattern, data } = makeRequest(worker);
@@ -209,6 +225,8 @@ async function tcpLoad(port, connections, inflight, makeRequest, check) {
         return check(reply);
       },
     });
+    result.serverCores = (cpuMs(server.child.pid) - cpuBefore) / (performance.now() - began);
+    return result;
   } finally {
     sockets.forEach((socket) => socket.close());
   }
@@ -349,6 +367,7 @@ function summarize(runs) {
     p50: spread(runs.map((run) => run.p50)),
     p99: spread(runs.map((run) => run.p99)),
     max: spread(runs.map((run) => run.max)),
+    serverCores: runs[0].serverCores === undefined ? null : spread(runs.map((run) => run.serverCores)),
     errors: runs.reduce((sum, run) => sum + run.errors, 0),
     firstError: runs.find((run) => run.firstError)?.firstError ?? null,
     runs,
@@ -408,7 +427,8 @@ async function compare(key, label, a, b, { metric = 'throughput', invert = false
   totalErrors += entry.subject.errors + entry.baseline.errors;
   results.scenarios[key] = entry;
   table.push(entry);
-  process.stderr.write(` ${key}: ${entry.ratio.median.toFixed(2)}x\n`);
+  const cores = (side) => (side.serverCores ? `, ${side.name} server ${side.serverCores.median.toFixed(2)} cores` : '');
+  process.stderr.write(` ${key}: ${entry.ratio.median.toFixed(2)}x${cores(entry.subject)}${cores(entry.baseline)}\n`);
   return entry;
 }
 
@@ -427,8 +447,8 @@ async function pingVsEcho(tag, service, echo) {
     entries[`${connections}x${inflight}`] = await compare(
       `${tag}_ping_vs_echo_${connections}x${inflight}`,
       `${tag}: signed system.ping vs bare Nest echo, ${connections}x${inflight}`,
-      { name: 'system.ping', run: () => tcpLoad(service.port, connections, inflight, pingRequest, okReply) },
-      { name: 'Nest TCP echo', run: () => tcpLoad(echo.port, connections, inflight, pingRequest, echoReply) },
+      { name: 'system.ping', run: () => tcpLoad(service, connections, inflight, pingRequest, okReply) },
+      { name: 'Nest TCP echo', run: () => tcpLoad(echo, connections, inflight, pingRequest, echoReply) },
     );
   }
   return entries;
@@ -459,11 +479,12 @@ async function txVsInsert(tag, service, insertRow) {
   });
   const out = {};
   for (const concurrency of [1, 32]) {
+    if (shapeArg && shapeArg.slice(8) !== `c${concurrency}`) continue;
     const [connections, inflight] = concurrency === 1 ? [1, 1] : [8, 4];
     out[`c${concurrency}`] = await compare(
       `${tag}_tx_vs_insert_c${concurrency}`,
       `${tag}: transactions.create vs raw single-row INSERT, c=${concurrency}`,
-      { name: 'transactions.create', run: () => tcpLoad(service.port, connections, inflight, txRequest, okReply) },
+      { name: 'transactions.create', run: () => tcpLoad(service, connections, inflight, txRequest, okReply) },
       {
         name: 'raw INSERT',
         run: () =>
@@ -507,8 +528,9 @@ async function sqliteScenarios() {
       const tx = await txVsInsert('sqlite', service, async (userId, amount, reference, createdAt) => {
         insert.run(userId, amount, reference, createdAt.toISOString());
       });
-      results.ratios.sqlite_tx_vs_insert_c1 = tx.c1.ratio.median;
-      results.ratios.sqlite_tx_vs_insert_c32 = tx.c32.ratio.median;
+      for (const [shape, entry] of Object.entries(tx)) {
+        results.ratios[`sqlite_tx_vs_insert_${shape}`] = entry.ratio.median;
+      }
       raw.close();
     }
   } finally {
@@ -530,15 +552,14 @@ async function mysqlScenarios(server) {
           [userId, amount, reference, createdAt],
         ),
       );
-      results.ratios.tx_vs_insert_c1 = tx.c1.ratio.median;
-      results.ratios.tx_vs_insert_c32 = tx.c32.ratio.median;
+      for (const [shape, entry] of Object.entries(tx)) results.ratios[`tx_vs_insert_${shape}`] = entry.ratio.median;
     }
     if (wants('shared')) {
       const window = 300_000;
       const entry = await compare(
         'mysql_shared_ping_vs_insert_c32',
         'mysql (shared nonce record): signed system.ping vs raw nonce INSERT, c=32',
-        { name: 'system.ping', run: () => tcpLoad(service.port, 8, 4, pingRequest, okReply) },
+        { name: 'system.ping', run: () => tcpLoad(service, 8, 4, pingRequest, okReply) },
         {
           name: 'raw INSERT',
           run: () =>
@@ -558,6 +579,24 @@ async function mysqlScenarios(server) {
       results.ratios.shared_ping_vs_insert_c32 = entry.ratio.median;
     }
     if (wants('login')) await loginScenarios(service);
+    if (wants('probe')) {
+      const user = await registerAndLogin(service.port, `bench-probe-${noncePrefix.slice(0, 6)}`);
+      const connection = await Connection.open(service.port);
+      for (const [name, make] of [
+        ['ping', pingRequest],
+        ['tx', () => ({ pattern: 'transactions.create', data: sign('transactions.create', { token: user.token, amount: '1.00', reference: nextReference() }) })],
+        ['list', () => ({ pattern: 'transactions.list', data: sign('transactions.list', { token: user.token, limit: 1 }) })],
+      ]) {
+        const began = performance.now();
+        for (let i = 0; i < 100; i += 1) {
+          const { pattern, data } = make();
+          const failure = okReply(await connection.request(pattern, data));
+          if (failure) throw new Error(failure);
+        }
+        process.stderr.write(`probe ${name}: ${((performance.now() - began) / 100).toFixed(2)} ms sequential\n`);
+      }
+      connection.close();
+    }
     if (wants('trips')) {
       results.mysqlStatementsPerRequest = await roundTrips(server);
       process.stderr.write(`statements per request: ${JSON.stringify(results.mysqlStatementsPerRequest)}\n`);
@@ -691,13 +730,13 @@ async function loginScenarios(service) {
       name: 'ping during login storm',
       run: async () => {
         const [ping] = await Promise.all([
-          tcpLoad(service.port, 1, 1, pingRequest, okReply),
+          tcpLoad(service, 1, 1, pingRequest, okReply),
           loginStorm(DURATION_MS),
         ]);
         return ping;
       },
     },
-    { name: 'ping idle', run: () => tcpLoad(service.port, 1, 1, pingRequest, okReply) },
+    { name: 'ping idle', run: () => tcpLoad(service, 1, 1, pingRequest, okReply) },
     { metric: 'p99' },
   );
   results.ratios.ping_p99_storm_vs_idle = storm.ratio.median;
@@ -751,7 +790,7 @@ async function main() {
     process.stderr.write(`nonce bytes/message: ${fmt(results.nonce_bytes_per_message, 1)}\n`);
   }
   if (wants('ping') || wants('sqlite')) await sqliteScenarios();
-  if (wants('tx') || wants('shared') || wants('login') || wants('trips')) {
+  if (['tx', 'shared', 'login', 'trips', 'probe'].some(wants)) {
     const server = await mysqlServer();
     results.settings.mysql = server.available ? 'available' : `unavailable: ${server.reason}`;
     if (server.available) {

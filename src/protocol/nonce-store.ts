@@ -18,8 +18,8 @@ import { PaiError } from './pai.error';
 
 /** Rows in one multi-row INSERT at most. */
 const MAX_BATCH = 256;
-/** Batches written at once at most; pairs arriving meanwhile wait for the next one. */
-const MAX_BATCHES_IN_FLIGHT = 4;
+/** Batches written at once at most (each holds one pooled connection); later pairs wait for the next. */
+const MAX_BATCHES_IN_FLIGHT = 16;
 
 interface PendingPair {
   kid: string;
