@@ -7,7 +7,7 @@
 //
 //   npm run bench                  full run (5 rounds of 3 s per measurement)
 //   npm run bench -- --quick       2 rounds of 1 s, for development
-//   npm run bench -- --only=ping,tx,shared,login,nonce,sqlite
+//   npm run bench -- --only=ping,tx,shared,login,nonce,trips   (probe: sequential latencies on MySQL)
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
 //   npm run bench -- --only=ping --shape=8x16   one connection shape only (tx: --shape=c32)
 //
@@ -506,7 +506,7 @@ async function sqliteScenarios() {
   const service = await startService('pai-sqlite', { dataDir });
   const echo = await startEcho();
   try {
-    const ping = await pingVsEcho('sqlite', service, echo);
+    const ping = wants('ping') ? await pingVsEcho('sqlite', service, echo) : {};
     for (const [shape, entry] of Object.entries(ping)) {
       results.ratios[`ping_vs_echo_${shape}`] = entry.ratio.median;
     }
@@ -579,7 +579,7 @@ async function mysqlScenarios(server) {
       results.ratios.shared_ping_vs_insert_c32 = entry.ratio.median;
     }
     if (wants('login')) await loginScenarios(service);
-    if (wants('probe')) {
+    if (only?.has('probe')) {
       const user = await registerAndLogin(service.port, `bench-probe-${noncePrefix.slice(0, 6)}`);
       const connection = await Connection.open(service.port);
       for (const [name, make] of [
@@ -789,8 +789,8 @@ async function main() {
     results.nonce_bytes_per_message = results.nonce.memory.bytesPerMessage;
     process.stderr.write(`nonce bytes/message: ${fmt(results.nonce_bytes_per_message, 1)}\n`);
   }
-  if (wants('ping') || wants('sqlite')) await sqliteScenarios();
-  if (['tx', 'shared', 'login', 'trips', 'probe'].some(wants)) {
+  if (wants('ping') || wants('tx')) await sqliteScenarios();
+  if (['tx', 'shared', 'login', 'trips'].some(wants) || only?.has('probe')) {
     const server = await mysqlServer();
     results.settings.mysql = server.available ? 'available' : `unavailable: ${server.reason}`;
     if (server.available) {
