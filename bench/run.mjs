@@ -22,7 +22,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { setTimeout, clearTimeout } from 'node:timers';
+import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { URL, fileURLToPath, pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
@@ -471,8 +471,9 @@ async function registerAndLogin(port, username) {
 let referenceCounter = 0;
 const nextReference = () => `bench-${noncePrefix}-${(referenceCounter++).toString(36)}`;
 
-async function txVsInsert(tag, service, insertRow) {
+async function txVsInsert(tag, service, prepareBaseline) {
   const user = await registerAndLogin(service.port, `bench-tx-${randomBytes(3).toString('hex')}`);
+  const insertRow = await prepareBaseline();
   const txRequest = () => ({
     pattern: 'transactions.create',
     data: sign('transactions.create', { token: user.token, amount: '12.50', reference: nextReference() }),
@@ -511,22 +512,26 @@ async function sqliteScenarios() {
       results.ratios[`ping_vs_echo_${shape}`] = entry.ratio.median;
     }
     if (wants('tx')) {
-      // The baseline writes its own copy of the schema, with the service's journal settings, so
-      // the two never wait on one file lock.
-      const source = new SqliteDatabase(join(dataDir, 'pai.sqlite'), { readonly: true });
-      const ddl = source
-        .prepare("SELECT sql FROM sqlite_master WHERE name LIKE 'transacciones%' AND sql IS NOT NULL")
-        .all();
-      source.close();
-      const raw = new SqliteDatabase(join(dataDir, 'raw.sqlite'));
-      raw.pragma('journal_mode = WAL');
-      raw.pragma('synchronous = FULL');
-      for (const { sql } of ddl) raw.exec(sql);
-      const insert = raw.prepare(
-        'INSERT INTO transacciones (usuario_id, cantidad, referencia, descripcion, creado_en) VALUES (?, ?, ?, NULL, ?)',
-      );
-      const tx = await txVsInsert('sqlite', service, async (userId, amount, reference, createdAt) => {
-        insert.run(userId, amount, reference, createdAt.toISOString());
+      // The baseline writes to its own copy of the database (taken once the bench user exists),
+      // with the service's settings, so the two never wait on one file lock.
+      let raw;
+      const tx = await txVsInsert('sqlite', service, async () => {
+        const source = new SqliteDatabase(join(dataDir, 'pai.sqlite'), { readonly: true });
+        await source.backup(join(dataDir, 'raw.sqlite'));
+        source.close();
+        raw = new SqliteDatabase(join(dataDir, 'raw.sqlite'));
+        raw.pragma('journal_mode = WAL');
+        raw.pragma('synchronous = FULL');
+        raw.pragma('foreign_keys = ON');
+        const insert = raw.prepare(
+          'INSERT INTO transacciones (usuario_id, cantidad, referencia, descripcion, creado_en) VALUES (?, ?, ?, NULL, ?)',
+        );
+        // better-sqlite3 is synchronous: yield after each statement so timers and the other
+        // workers run (an event loop serving requests would do no less).
+        return async (userId, amount, reference, createdAt) => {
+          insert.run(userId, amount, reference, createdAt.toISOString());
+          await new Promise((resolve) => setImmediate(resolve));
+        };
       });
       for (const [shape, entry] of Object.entries(tx)) {
         results.ratios[`sqlite_tx_vs_insert_${shape}`] = entry.ratio.median;
@@ -546,7 +551,7 @@ async function mysqlScenarios(server) {
   const pool = server.pool(MYSQL_CONNECTIONS);
   try {
     if (wants('tx')) {
-      const tx = await txVsInsert('mysql', service, (userId, amount, reference, createdAt) =>
+      const tx = await txVsInsert('mysql', service, async () => (userId, amount, reference, createdAt) =>
         pool.query(
           'INSERT INTO transacciones (usuario_id, cantidad, referencia, descripcion, creado_en) VALUES (?, ?, ?, NULL, ?)',
           [userId, amount, reference, createdAt],
