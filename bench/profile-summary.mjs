@@ -13,7 +13,11 @@ for (let i = 0; i < profile.samples.length; i += 1) {
   const id = profile.samples[i];
   self.set(id, (self.get(id) ?? 0) + (deltas[i] ?? 0));
 }
-const total = [...self.values()].reduce((a, b) => a + b, 0);
+const all = [...self.values()].reduce((a, b) => a + b, 0);
+// Percentages are of busy time: samples where the thread was idle (waiting for I/O) are left out.
+let idle = 0;
+for (const [id, time] of self) if (byId.get(id).callFrame.functionName === '(idle)') idle += time;
+const total = all - idle;
 const where = (frame) => {
   const url = frame.url || '(native)';
   const pkg = url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
@@ -26,6 +30,7 @@ const byFunction = new Map();
 const byPlace = new Map();
 for (const [id, time] of self) {
   const frame = byId.get(id).callFrame;
+  if (frame.functionName === '(idle)') continue;
   const name = `${frame.functionName || '(anonymous)'} ${where(frame)}:${frame.lineNumber + 1}`;
   byFunction.set(name, (byFunction.get(name) ?? 0) + time);
   byPlace.set(where(frame), (byPlace.get(where(frame)) ?? 0) + time);
@@ -36,6 +41,6 @@ const show = (title, map) => {
     console.log(`${((100 * time) / total).toFixed(1).padStart(5)}%  ${name}`);
   }
 };
-console.log(`total sampled ${(total / 1000).toFixed(0)} ms`);
+console.log(`sampled ${(all / 1000).toFixed(0)} ms, busy ${(total / 1000).toFixed(0)} ms (percentages are of busy time)`);
 show('self time by package / file', byPlace);
 show('self time by function', byFunction);

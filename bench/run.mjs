@@ -9,6 +9,7 @@
 //   npm run bench -- --quick       2 rounds of 1 s, for development
 //   npm run bench -- --only=ping,tx,shared,login,nonce,trips   (probe: sequential latencies on MySQL)
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
+//   npm run bench -- --threads=2   another UV_THREADPOOL_SIZE (default: cores - 1)
 //   npm run bench -- --only=ping --shape=8x16   one connection shape only (tx: --shape=c32)
 //
 // DATABASE_URL names the MySQL/MariaDB server to use (a bench database is created on it and dropped);
@@ -49,7 +50,8 @@ const BCRYPT_COST = 10;
 // The libuv pool runs bcrypt. One core is left to the event loop, so the pool never starves the
 // loop that answers everything else; both processes get the same value.
 const CORES = os.availableParallelism();
-const THREADPOOL = Math.max(1, CORES - 1);
+const threadsArg = process.argv.find((arg) => arg.startsWith('--threads='));
+const THREADPOOL = threadsArg ? Number(threadsArg.slice(10)) : Math.max(1, CORES - 1);
 
 const MYSQL_CONNECTIONS = 32;
 const KID = 'bench';
