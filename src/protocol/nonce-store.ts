@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { setImmediate } from 'node:timers';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { isUniqueViolation } from '../database/database-errors';
+import { isDeadlock, isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
 import { startPeriodicTask } from '../database/periodic-task';
 import { UsedNonce } from './used-nonce.entity';
@@ -36,8 +36,8 @@ interface PendingPair {
  * `database` (the default on MySQL): a table whose primary key decides, so a replay is refused after
  * a restart and by every instance sharing the database, and of N copies sent at once exactly one is
  * accepted. Pairs arriving together are written in one multi-row INSERT; a batch that hits a
- * duplicate was rolled back whole by the database and is written again row by row, so each pair
- * still learns for itself whether it was new.
+ * duplicate (or is chosen as a deadlock victim) was rolled back whole by the database and is
+ * written again row by row, so each pair still learns for itself whether it was new.
  *
  * `memory` (the default on SQLite, whose database belongs to one process): keyed fingerprints in
  * this process (NonceFingerprints). What a previous process accepted is not in memory, so messages
@@ -121,7 +121,8 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
       await this.insert(batch);
       batch.forEach((pair) => pair.resolve());
     } catch (error) {
-      if (batch.length > 1 && isUniqueViolation(error)) {
+      // Either way the statement was rolled back whole: each pair is written again on its own.
+      if (batch.length > 1 && (isUniqueViolation(error) || isDeadlock(error))) {
         await Promise.all(batch.map((pair) => this.insertOne(pair)));
       } else {
         const refusal = isUniqueViolation(error)
