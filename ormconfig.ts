@@ -32,7 +32,7 @@ export function dataSourceOptions(database: DatabaseConfig): DataSourceOptions {
       supportBigNumbers: true,
       bigNumberStrings: true,
       connectTimeout: 10_000,
-      poolSize: 10,
+      poolSize: database.poolSize,
     };
   }
   return {

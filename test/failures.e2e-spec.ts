@@ -29,8 +29,12 @@ describe(`failures reaching the client (${databaseKind})`, () => {
   });
 
   async function startWith(error: Error) {
-    service = await startTestApp(database, {}, (builder) =>
-      builder.overrideProvider(Database).useValue(failingDatabase(error)),
+    // The nonce is recorded in the (failing) database, as every instance sharing MySQL does.
+    service = await startTestApp(
+      database,
+      { nonceStore: 'database' },
+      (builder) =>
+        builder.overrideProvider(Database).useValue(failingDatabase(error)),
     );
     raw = await RawClient.connect(service.port);
     return raw;

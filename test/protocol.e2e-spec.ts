@@ -1,3 +1,4 @@
+import type { AppConfig } from '../src/config/config';
 import { NonceStore } from '../src/protocol/nonce-store';
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
 import {
@@ -31,6 +32,14 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     await service.close();
     await database.drop();
   });
+
+  /** Restarts the service on the same database with other settings. */
+  async function restartWith(overrides: Partial<AppConfig>) {
+    raw.close();
+    await service.close();
+    service = await startTestApp(database, overrides);
+    raw = await RawClient.connect(service.port);
+  }
 
   async function send(
     pattern: string,
@@ -173,18 +182,42 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     }
   });
 
-  it('should refuse a message accepted before a restart', async () => {
+  it('should refuse a message accepted before a restart (database record: REPLAY)', async () => {
+    await restartWith({ nonceStore: 'database' });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
-    raw.close();
-    await service.close();
-    service = await startTestApp(database);
-    raw = await RawClient.connect(service.port);
+    await restartWith({ nonceStore: 'database' });
+    expect((await send('system.ping', envelope)).error?.code).toBe('REPLAY');
+  });
+
+  it('should refuse a message accepted before a restart (memory record: STALE, dated before the start)', async () => {
+    await restartWith({ nonceStore: 'memory' });
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await send('system.ping', envelope)).ok).toBe(true);
+    await restartWith({ nonceStore: 'memory' });
+    const reply = await send('system.ping', envelope);
+    expect(reply.error?.code).toBe('STALE');
+    expect(typeof reply.error?.serverTime).toBe('number');
+    expectSigned(reply, 'system.ping', envelope);
+    // The client module re-signs on STALE and gets through.
+    await expect(service.client().send('system.ping', {})).resolves.toEqual({
+      serverTime: expect.any(Number),
+    });
+  });
+
+  it('should refuse a message dated in the future accepted before a restart (memory record)', async () => {
+    await restartWith({ nonceStore: 'memory' });
+    const envelope = signEnvelope('system.ping', {}, key, {
+      ts: Date.now() + 120_000,
+    });
+    expect((await send('system.ping', envelope)).ok).toBe(true);
+    await restartWith({ nonceStore: 'memory' });
     expect((await send('system.ping', envelope)).error?.code).toBe('REPLAY');
   });
 
   it('should refuse a replay sent to another instance sharing the database', async () => {
-    const other = await startTestApp(database);
+    await restartWith({ nonceStore: 'database' });
+    const other = await startTestApp(database, { nonceStore: 'database' });
     const otherRaw = await RawClient.connect(other.port);
     try {
       const envelope = signEnvelope('system.ping', {}, key);
@@ -198,27 +231,36 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
     }
   });
 
-  it('should not record the nonce of a message that failed a check', async () => {
-    const nonce = newNonce();
-    const forged = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
-      kid: 'default',
-      nonce,
-    });
-    expect((await send('system.ping', forged)).error?.code).toBe('MAC_INVALID');
-    const stale = signEnvelope('system.ping', {}, key, {
-      nonce,
-      ts: Date.now() - 400_000,
-    });
-    expect((await send('system.ping', stale)).error?.code).toBe('STALE');
-    const genuine = signEnvelope('system.ping', {}, key, { nonce });
-    expect((await send('system.ping', genuine)).ok).toBe(true);
-    const rows: unknown[] = await service.dataSource.query(
-      'SELECT nonce FROM nonces_usados',
-    );
-    expect(rows).toHaveLength(1);
-  });
+  it.each(['database', 'memory'] as const)(
+    'should not record the nonce of a message that failed a check (%s record)',
+    async (nonceStore) => {
+      await restartWith({ nonceStore });
+      const nonce = newNonce();
+      const forged = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
+        kid: 'default',
+        nonce,
+      });
+      expect((await send('system.ping', forged)).error?.code).toBe(
+        'MAC_INVALID',
+      );
+      const stale = signEnvelope('system.ping', {}, key, {
+        nonce,
+        ts: Date.now() - 400_000,
+      });
+      expect((await send('system.ping', stale)).error?.code).toBe('STALE');
+      const genuine = signEnvelope('system.ping', {}, key, { nonce });
+      expect((await send('system.ping', genuine)).ok).toBe(true);
+      const rows: unknown[] = await service.dataSource.query(
+        'SELECT nonce FROM nonces_usados',
+      );
+      const held = service.app.get(NonceStore).memoryHeld;
+      expect(nonceStore === 'database' ? rows.length : held).toBe(1);
+      expect(nonceStore === 'database' ? held : rows.length).toBe(0);
+    },
+  );
 
   it('should forget a nonce once its message is past the window, and still refuse that message', async () => {
+    await restartWith({ nonceStore: 'database' });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
     const nonces = service.app.get(NonceStore);
@@ -229,6 +271,22 @@ describe(`MacGuard over TCP (${databaseKind})`, () => {
       'SELECT nonce FROM nonces_usados',
     );
     expect(rows).toHaveLength(0);
+    expect((await send('system.ping', envelope)).error?.code).toBe('STALE');
+  });
+
+  it('should forget a nonce held in memory once its message is past the window', async () => {
+    await restartWith({ nonceStore: 'memory' });
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await send('system.ping', envelope)).ok).toBe(true);
+    const nonces = service.app.get(NonceStore);
+    expect(nonces.memoryHeld).toBe(1);
+    // Past the window and the generation the pair was filed in.
+    service.clock.advance(service.config.macWindowMs * 1.5);
+    const later = signEnvelope('system.ping', {}, key, {
+      ts: service.clock.now(),
+    });
+    expect((await send('system.ping', later)).ok).toBe(true);
+    expect(nonces.memoryHeld).toBe(1);
     expect((await send('system.ping', envelope)).error?.code).toBe('STALE');
   });
 

@@ -117,7 +117,45 @@ describe(loadConfig.name, () => {
       expect(config.database).toMatchObject({
         type: 'mysql',
         database: 'pai',
+        poolSize: 10,
       });
+      expect(config.nonceStore).toBe('database');
+    });
+
+    it('should keep nonces in memory on SQLite unless told otherwise', () => {
+      expect(loadConfig(env).nonceStore).toBe('memory');
+      expect(
+        loadConfig({ ...env, PAI_NONCE_STORE: 'database' }).nonceStore,
+      ).toBe('database');
+      expect(
+        loadConfig({
+          ...env,
+          DATABASE_URL: 'mysql://u:p@db.example:3306/pai',
+          PAI_NONCE_STORE: 'memory',
+        }).nonceStore,
+      ).toBe('memory');
+    });
+
+    it.each(['0', '1001', 'ten'])(
+      'should refuse PAI_DB_POOL_SIZE=%j naming the variable',
+      (value) => {
+        const error = configErrorOf({
+          ...env,
+          DATABASE_URL: 'mysql://u:p@db.example:3306/pai',
+          PAI_DB_POOL_SIZE: value,
+        });
+        expect(error.variable).toBe('PAI_DB_POOL_SIZE');
+      },
+    );
+
+    it('should read PAI_DB_POOL_SIZE', () => {
+      expect(
+        loadConfig({
+          ...env,
+          DATABASE_URL: 'mysql://u:p@db.example:3306/pai',
+          PAI_DB_POOL_SIZE: '32',
+        }).database,
+      ).toMatchObject({ poolSize: 32 });
     });
   });
 
@@ -136,6 +174,7 @@ describe(loadConfig.name, () => {
       ['DATABASE_URL', 'postgres://x/y'],
       ['DATABASE_URL', 'mysql://host/'],
       ['DATABASE_URL', 'not a url'],
+      ['PAI_NONCE_STORE', 'redis'],
     ])('should refuse %s=%j naming the variable', (variable, value) => {
       const error = configErrorOf({ ...env, [variable]: value });
 

@@ -42,6 +42,11 @@ export interface AppConfig {
   readonly drainTimeoutMs: number;
   /** A unit of work that has not finished in this time answers UNAVAILABLE instead of hanging. */
   readonly databaseTimeoutMs: number;
+  /**
+   * Where accepted (kid, nonce) pairs are kept: in this process's memory (one instance only: the
+   * embedded SQLite default) or in the database (shared by every instance: the MySQL default).
+   */
+  readonly nonceStore: NonceStoreKind;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** The HTTP side port (health and metrics); absent when PAI_HTTP_PORT is unset. */
   readonly http?: { readonly host: string; readonly port: number };
@@ -66,6 +71,8 @@ export interface LogConfig {
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
+
+export type NonceStoreKind = 'memory' | 'database';
 
 export const DEV_SECRETS_FILE = 'dev-secrets.json';
 const MIN_SECRET_BYTES = 32;
@@ -361,6 +368,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const tls = readTls(env);
   const http = readHttp(env, port);
   const log = readLog(env);
+  const nonceStore = parseNonceStore(env, database);
 
   const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
   const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
@@ -410,8 +418,23 @@ export function loadConfig(env: Env = process.env): AppConfig {
     maxConnections,
     drainTimeoutMs,
     databaseTimeoutMs,
+    nonceStore,
     tls,
     http,
     log,
   };
+}
+
+function parseNonceStore(env: Env, database: DatabaseConfig): NonceStoreKind {
+  const raw = env.PAI_NONCE_STORE || undefined;
+  if (raw === undefined) {
+    return database.type === 'mysql' ? 'database' : 'memory';
+  }
+  if (raw !== 'memory' && raw !== 'database') {
+    throw new ConfigError(
+      'PAI_NONCE_STORE',
+      `must be "memory" or "database", got "${raw}"`,
+    );
+  }
+  return raw;
 }

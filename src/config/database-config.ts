@@ -3,10 +3,11 @@ import { ConfigError } from './config.error';
 import { envOrFile } from './env-file';
 
 export type DatabaseConfig =
-  | { type: 'mysql'; url: string; database: string }
+  | { type: 'mysql'; url: string; database: string; poolSize: number }
   | { type: 'sqlite'; file: string };
 
 const DEFAULT_DATA_DIR = 'data';
+const DEFAULT_POOL_SIZE = 10;
 export const SQLITE_FILE_NAME = 'pai.sqlite';
 
 type Env = Record<string, string | undefined>;
@@ -56,5 +57,24 @@ export function parseDatabaseConfig(env: Env): DatabaseConfig {
   }
   // mysql2 only understands mysql://
   url.protocol = 'mysql:';
-  return { type: 'mysql', url: url.toString(), database };
+  return {
+    type: 'mysql',
+    url: url.toString(),
+    database,
+    poolSize: parsePoolSize(env),
+  };
+}
+
+/** Connections to MySQL at most (PAI_DB_POOL_SIZE): concurrent statements, and commits to group. */
+function parsePoolSize(env: Env): number {
+  const raw = env.PAI_DB_POOL_SIZE;
+  if (raw === undefined || raw === '') return DEFAULT_POOL_SIZE;
+  const value = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || value < 1 || value > 1000) {
+    throw new ConfigError(
+      'PAI_DB_POOL_SIZE',
+      `must be a whole number between 1 and 1000, got "${raw}"`,
+    );
+  }
+  return value;
 }

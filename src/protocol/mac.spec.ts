@@ -1,4 +1,5 @@
 import type { Envelope } from './envelope';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hmacHex, macMatches, replyMacInput, requestMacInput } from './mac';
@@ -154,5 +155,34 @@ describe('protocol MAC', () => {
         expect(macMatches(expected, flipDigit(expected, at))).toBe(false);
       },
     );
+  });
+
+  describe('hmacHex', () => {
+    it.each([1, 32, 63, 64, 65, 100])(
+      'should equal HMAC-SHA256 from node:crypto for a %i-byte key',
+      (keyBytes) => {
+        const key = randomBytes(keyBytes);
+        for (const input of [
+          '',
+          'PAI-MAC-V1\nx',
+          'é€😀\n{"a":1}',
+          'x'.repeat(5000),
+        ]) {
+          expect(hmacHex(key, input)).toBe(
+            createHmac('sha256', key).update(input, 'utf8').digest('hex'),
+          );
+        }
+      },
+    );
+
+    it('should keep keys apart when called in turn', () => {
+      const first = randomBytes(32);
+      const second = randomBytes(32);
+      const expected = (key: Buffer) =>
+        createHmac('sha256', key).update('same input').digest('hex');
+      expect(hmacHex(first, 'same input')).toBe(expected(first));
+      expect(hmacHex(second, 'same input')).toBe(expected(second));
+      expect(hmacHex(first, 'same input')).toBe(expected(first));
+    });
   });
 });

@@ -5,42 +5,162 @@ import {
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
+import { setImmediate } from 'node:timers';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { isUniqueViolation } from '../database/database-errors';
+import { isDeadlock, isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
 import { startPeriodicTask } from '../database/periodic-task';
 import { UsedNonce } from './used-nonce.entity';
 import { Clock } from './clock';
 import { ErrorCode } from './error-code';
+import { NonceFingerprints } from './nonce-fingerprints';
 import { PaiError } from './pai.error';
 
+/** Rows in one multi-row INSERT at most. */
+const MAX_BATCH = 256;
+/** Batches written at once at most (each holds one pooled connection); later pairs wait for the next. */
+const MAX_BATCHES_IN_FLIGHT = 16;
+
+interface PendingPair {
+  kid: string;
+  nonce: string;
+  expiresAt: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
- * The record of accepted (kid, nonce) pairs. It lives in the database, so a replay is refused
- * after a restart and by every instance that shares the database; the primary key makes the
- * refusal atomic, so of N copies sent at once exactly one is accepted.
+ * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of two forms
+ * (`PAI_NONCE_STORE`).
+ *
+ * `database` (the default on MySQL): a table whose primary key decides, so a replay is refused after
+ * a restart and by every instance sharing the database, and of N copies sent at once exactly one is
+ * accepted. Pairs arriving together are written in one multi-row INSERT; a batch that hits a
+ * duplicate (or is chosen as a deadlock victim) was rolled back whole by the database and is
+ * written again row by row, so each pair still learns for itself whether it was new.
+ *
+ * `memory` (the default on SQLite, whose database belongs to one process): keyed fingerprints in
+ * this process (NonceFingerprints). What a previous process accepted is not in memory, so messages
+ * dated at or before this process started are refused as STALE (with serverTime: the client module
+ * re-signs with a fresh ts and nonce and is accepted). The one message a previous process could have
+ * accepted with a later ts is one dated in the future; such messages (ts ahead of the clock) are also
+ * written to the table, and a process that finds pairs there at start checks every message dated up
+ * to the last of their expiries against the table as well.
  */
 @Injectable()
 export class NonceStore implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(NonceStore.name);
   private stopPurge?: () => void;
+  private readonly memory?: NonceFingerprints;
+  /** Memory record only: messages dated at or before this instant are refused. */
+  readonly startedAt: number;
+  /** Memory record only: messages dated up to this are checked against the table too. */
+  private durableUntil = Infinity;
+  private waiting: PendingPair[] = [];
+  private flushScheduled = false;
+  private batchesInFlight = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly database: Database,
     private readonly clock: Clock,
-  ) {}
-
-  /** Records the pair, valid until `ts` plus the window; throws REPLAY if it was recorded before. */
-  async consume(kid: string, nonce: string, ts: number): Promise<void> {
-    const expiresAt = ts + this.config.macWindowMs;
-    try {
-      await this.database.run((manager) =>
-        manager.insert(UsedNonce, { kid, nonce, expiresAt: String(expiresAt) }),
-      );
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new PaiError(ErrorCode.REPLAY);
-      throw error;
+  ) {
+    this.startedAt = clock.now();
+    if (config.nonceStore === 'memory') {
+      this.memory = new NonceFingerprints(config.macWindowMs);
     }
+  }
+
+  /**
+   * Records the pair, valid until `ts` plus the window; throws REPLAY if it was recorded before.
+   * Returns nothing when the pair was decided at once (memory record), else a promise.
+   */
+  consume(kid: string, nonce: string, ts: number): Promise<void> | void {
+    const memory = this.memory;
+    if (!memory) return this.record(kid, nonce, ts);
+    const now = this.clock.now();
+    if (ts <= this.startedAt) {
+      throw new PaiError(ErrorCode.STALE, { serverTime: now });
+    }
+    if (!memory.accept(kid, nonce, ts, now)) {
+      throw new PaiError(ErrorCode.REPLAY);
+    }
+    if (ts > now || ts <= this.durableUntil) return this.record(kid, nonce, ts);
+  }
+
+  /** Pairs held in memory (memory record), for tests and the benchmark. */
+  get memoryHeld(): number {
+    return this.memory?.size ?? 0;
+  }
+
+  private record(kid: string, nonce: string, ts: number): Promise<void> {
+    const expiresAt = String(ts + this.config.macWindowMs);
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ kid, nonce, expiresAt, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT)
+      return;
+    this.flushScheduled = true;
+    // After the current I/O phase: every message read from the sockets in it joins the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.waiting.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    this.batchesInFlight += 1;
+    if (this.waiting.length > 0) this.scheduleFlush();
+    try {
+      await this.insert(batch);
+      batch.forEach((pair) => pair.resolve());
+    } catch (error) {
+      // Either way the statement was rolled back whole: each pair is written again on its own.
+      if (batch.length > 1 && (isUniqueViolation(error) || isDeadlock(error))) {
+        await Promise.all(batch.map((pair) => this.insertOne(pair)));
+      } else {
+        const refusal = isUniqueViolation(error)
+          ? new PaiError(ErrorCode.REPLAY)
+          : error;
+        batch.forEach((pair) => pair.reject(refusal));
+      }
+    } finally {
+      this.batchesInFlight -= 1;
+      if (this.waiting.length > 0) this.scheduleFlush();
+    }
+  }
+
+  private async insertOne(pair: PendingPair): Promise<void> {
+    try {
+      await this.insert([pair]);
+      pair.resolve();
+    } catch (error) {
+      pair.reject(
+        isUniqueViolation(error) ? new PaiError(ErrorCode.REPLAY) : error,
+      );
+    }
+  }
+
+  private insert(pairs: PendingPair[]): Promise<unknown> {
+    // Plain SQL, the same on both databases: the query builder's per-row metadata work would
+    // cost more than the statement.
+    const parameters: string[] = [];
+    for (const { kid, nonce, expiresAt } of pairs) {
+      parameters.push(kid, nonce, expiresAt);
+    }
+    const rows = ',(?, ?, ?)'.repeat(pairs.length).slice(1);
+    return this.database.run((manager) =>
+      manager.query(
+        `INSERT INTO nonces_usados (kid, nonce, expira_en) VALUES ${rows}`,
+        parameters,
+      ),
+    );
   }
 
   /** Forgets every pair whose message can no longer pass the freshness check anyway. */
@@ -56,7 +176,17 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
     return result.affected ?? 0;
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    if (this.memory) {
+      // Pairs in the table were accepted by a previous process with a ts up to their expiry.
+      const row = await this.database.run((manager) =>
+        manager
+          .createQueryBuilder(UsedNonce, 'n')
+          .select('MAX(n.expiresAt)', 'last')
+          .getRawOne<{ last: string | number | null }>(),
+      );
+      this.durableUntil = Number(row?.last ?? 0);
+    }
     // A tenth of the window keeps the record within 110% of what the window needs.
     const every = Math.min(
       Math.max(Math.floor(this.config.macWindowMs / 10), 1_000),

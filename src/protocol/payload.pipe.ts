@@ -89,6 +89,8 @@ export class PayloadPipe implements PipeTransform {
         configurable: true,
       });
     }
+    // A DTO without fields (system.ping) has no rule to run, and {} is all that got here.
+    if (declared.size === 0) return instance;
     const errors = await validate(instance, {
       // Payloads are always DTO instances here; an empty DTO (system.ping) must not count as unknown.
       forbidUnknownValues: false,

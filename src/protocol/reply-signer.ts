@@ -3,7 +3,8 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Clock } from './clock';
 import { replyBinding } from './envelope';
 import { ErrorCode } from './error-code';
-import { hmacHex, replyMacInput } from './mac';
+import { canonicalJson } from './canonical-json';
+import { hmacHex, replyMacInputOfCanonical } from './mac';
 import { patternOf } from './rpc-pattern';
 
 export interface SuccessReply {
@@ -29,7 +30,15 @@ export class ReplySigner {
   ) {}
 
   success(host: ArgumentsHost, payload: object): SuccessReply {
-    return this.seal(host, { ok: true, ts: this.clock.now(), payload });
+    const ts = this.clock.now();
+    const reply: SuccessReply = { ok: true, ts, payload, mac: null };
+    // JCS of { ok, payload, ts } written directly: the keys are already in sorted order and ts is
+    // a safe integer, so only the payload needs the general canonical form.
+    reply.mac = this.sign(
+      host,
+      () => `{"ok":true,"payload":${canonicalJson(payload)},"ts":${ts}}`,
+    );
+    return reply;
   }
 
   failure(
@@ -39,26 +48,30 @@ export class ReplySigner {
     details: Readonly<Record<string, unknown>>,
   ): ErrorReply {
     const error = { ...details, code, message };
-    return this.seal(host, { ok: false, ts: this.clock.now(), error });
+    const ts = this.clock.now();
+    const reply: ErrorReply = { ok: false, ts, error, mac: null };
+    reply.mac = this.sign(host, () => canonicalJson({ ok: false, ts, error }));
+    return reply;
   }
 
-  private seal<T extends object>(
+  /** The reply's MAC, or null when there is nothing to sign with. */
+  private sign(
     host: ArgumentsHost,
-    body: T,
-  ): T & { mac: string | null } {
+    canonicalBody: () => string,
+  ): string | null {
     const binding = replyBinding(host.switchToRpc().getData());
     const key = binding ? this.config.macKeys.get(binding.kid) : undefined;
-    if (!binding || !key) {
-      // Nothing to sign with: the request's kid is unknown, missing or malformed, or it has no
-      // well-formed nonce to bind the reply to.
-      return { ...body, mac: null };
-    }
-    const input = replyMacInput(
-      patternOf(host),
-      binding.kid,
-      binding.nonce,
-      body,
+    // Nothing to sign with: the request's kid is unknown, missing or malformed, or it has no
+    // well-formed nonce to bind the reply to.
+    if (!binding || !key) return null;
+    return hmacHex(
+      key,
+      replyMacInputOfCanonical(
+        patternOf(host),
+        binding.kid,
+        binding.nonce,
+        canonicalBody(),
+      ),
     );
-    return { ...body, mac: hmacHex(key, input) };
   }
 }

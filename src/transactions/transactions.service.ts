@@ -46,54 +46,67 @@ export class TransactionsService {
     private readonly clock: Clock,
   ) {}
 
+  /**
+   * One INSERT, atomic on its own, in the common case: the unique index on (user, reference)
+   * decides between concurrent requests with one reference, and only the loser reads the row
+   * that won (a second round trip) to answer as its replay or as IDEMPOTENCY_CONFLICT.
+   */
   async create(
     userId: string,
     input: Omit<CreateTransactionDto, 'token'>,
   ): Promise<{ transaction: TransactionView; created: boolean }> {
-    const values = {
+    const row = {
       userId,
       amount: normalizeAmount(input.amount),
       reference: input.reference ?? null,
       description: input.description ?? null,
+      createdAt: new Date(this.clock.now()),
     };
-    const attempt = () =>
-      this.database.transaction((manager) => this.insertOnce(manager, values));
     try {
-      return await attempt();
+      const id = await this.database.run((manager) =>
+        this.insert(manager, row),
+      );
+      return {
+        transaction: toView(Object.assign(new Transaction(), row, { id })),
+        created: true,
+      };
     } catch (error) {
-      // A concurrent request with the same reference committed first: answer as its replay.
-      if (!isUniqueViolation(error) || values.reference === null) throw error;
-      return attempt();
+      if (!isUniqueViolation(error) || row.reference === null) throw error;
     }
+    const existing = await this.database.run((manager) =>
+      manager.findOneBy(Transaction, {
+        userId: row.userId,
+        reference: row.reference!,
+      }),
+    );
+    // The row that won cannot go away: transactions are never deleted.
+    if (!existing) throw new Error('the conflicting transaction is missing');
+    const same =
+      parseAmount(existing.amount) === parseAmount(row.amount) &&
+      existing.description === row.description;
+    if (!same) throw new PaiError(ErrorCode.IDEMPOTENCY_CONFLICT);
+    return { transaction: toView(existing), created: false };
   }
 
-  private async insertOnce(
+  /** The new row's id, from the driver's insert id: no statement besides the INSERT. */
+  private async insert(
     manager: EntityManager,
-    values: Pick<
-      Transaction,
-      'userId' | 'amount' | 'reference' | 'description'
-    >,
-  ) {
-    if (values.reference !== null) {
-      const existing = await manager.findOneBy(Transaction, {
-        userId: values.userId,
-        reference: values.reference,
-      });
-      if (existing) {
-        const same =
-          parseAmount(existing.amount) === parseAmount(values.amount) &&
-          existing.description === values.description;
-        if (!same) throw new PaiError(ErrorCode.IDEMPOTENCY_CONFLICT);
-        return { transaction: toView(existing), created: false };
-      }
+    row: Omit<Transaction, 'id'>,
+  ): Promise<string> {
+    const result = await manager
+      .createQueryBuilder()
+      .insert()
+      .into(Transaction)
+      .values(row)
+      .updateEntity(false)
+      .execute();
+    const raw = result.raw as
+      { insertId?: number | string } | number | bigint | string;
+    const id = typeof raw === 'object' ? raw.insertId : raw;
+    if (id === undefined || id === null) {
+      throw new Error('the driver reported no insert id');
     }
-    const row = { ...values, createdAt: new Date(this.clock.now()) };
-    const result = await manager.insert(Transaction, row);
-    const id = String(result.identifiers[0].id);
-    return {
-      transaction: toView(Object.assign(new Transaction(), row, { id })),
-      created: true,
-    };
+    return String(id);
   }
 
   async list(

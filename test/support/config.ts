@@ -23,6 +23,7 @@ export function testConfig(
     drainTimeoutMs: 10_000,
     databaseTimeoutMs: 5_000,
     log: { level: 'silent', format: 'json' },
+    nonceStore: 'memory',
     ...overrides,
   };
 }

@@ -70,6 +70,7 @@ export async function startTestApp(
     drainTimeoutMs: 10_000,
     databaseTimeoutMs: 5_000,
     log: { level: 'silent', format: 'json' },
+    nonceStore: database.config.type === 'mysql' ? 'database' : 'memory',
     ...overrides,
   };
   const clock = new TestClock();

@@ -1,0 +1,257 @@
+import { Test } from '@nestjs/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../../ormconfig';
+import type { AppConfig, NonceStoreKind } from '../config/config';
+import { APP_CONFIG } from '../config/config';
+import { Database } from '../database/database.service';
+import { testConfig } from '../../test/support/config';
+import { Clock } from './clock';
+import { ErrorCode } from './error-code';
+import { NonceFingerprints } from './nonce-fingerprints';
+import { NonceStore } from './nonce-store';
+import { PaiError } from './pai.error';
+
+const WINDOW_MS = 300_000;
+const GENERATION_MS = WINDOW_MS / 4;
+const T0 = 1_800_000_000_000;
+
+class ManualClock extends Clock {
+  constructor(public time: number) {
+    super();
+  }
+  now(): number {
+    return this.time;
+  }
+}
+
+const nonceOf = (i: number) => `nonce-${String(i).padStart(16, '0')}`;
+
+async function codeOf(
+  consumed: () => Promise<void> | void,
+): Promise<ErrorCode | 'OK'> {
+  try {
+    await consumed();
+    return 'OK';
+  } catch (error) {
+    if (error instanceof PaiError) return error.code;
+    throw error;
+  }
+}
+
+describe(NonceFingerprints.name, () => {
+  it('should refuse a pair it accepted, and accept the same nonce under another kid', () => {
+    const record = new NonceFingerprints(WINDOW_MS);
+    expect(record.accept('a', nonceOf(1), T0, T0)).toBe(true);
+    expect(record.accept('a', nonceOf(1), T0, T0)).toBe(false);
+    expect(record.accept('b', nonceOf(1), T0, T0)).toBe(true);
+    expect(record.accept('a', nonceOf(2), T0, T0)).toBe(true);
+    expect(record.size).toBe(3);
+  });
+
+  it('should keep a pair for as long as its message is fresh, the last millisecond included', () => {
+    const record = new NonceFingerprints(WINDOW_MS);
+    const ts = T0 - 1234;
+    expect(record.accept('a', nonceOf(1), ts, T0)).toBe(true);
+    for (let now = T0, step = 0; now <= ts + WINDOW_MS; now += 997, step += 1) {
+      // Messages at the far edge of the window make older generations expire all along.
+      record.accept('b', nonceOf(step), now - WINDOW_MS, now);
+      expect(record.accept('a', nonceOf(1), ts, now)).toBe(false);
+    }
+    expect(record.accept('a', nonceOf(1), ts, ts + WINDOW_MS)).toBe(false);
+  });
+
+  it('should drop pairs once their messages are past the window, so the record stays bounded', () => {
+    const record = new NonceFingerprints(WINDOW_MS);
+    // Ten windows of steady traffic, one message a second.
+    for (let second = 0; second < (10 * WINDOW_MS) / 1000; second += 1) {
+      const now = T0 + second * 1000;
+      expect(record.accept('a', nonceOf(second), now, now)).toBe(true);
+    }
+    // Held: the window's messages plus at most one generation more.
+    expect(record.size).toBeGreaterThanOrEqual(WINDOW_MS / 1000);
+    expect(record.size).toBeLessThanOrEqual(
+      (WINDOW_MS + GENERATION_MS) / 1000 + 1,
+    );
+  });
+
+  it('should hold many pairs without refusing a new one', () => {
+    const record = new NonceFingerprints(WINDOW_MS);
+    for (let i = 0; i < 50_000; i += 1) {
+      expect(record.accept('a', nonceOf(i), T0, T0)).toBe(true);
+    }
+    expect(record.size).toBe(50_000);
+    expect(record.accept('a', nonceOf(49_999), T0, T0)).toBe(false);
+  });
+});
+
+describe(NonceStore.name, () => {
+  let dataDir: string;
+  const open: { dataSource: DataSource; store: NonceStore }[] = [];
+
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'pai-nonce-'));
+  });
+
+  afterEach(async () => {
+    for (const { dataSource, store } of open.splice(0)) {
+      store.onModuleDestroy();
+      await dataSource.destroy();
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A store as the service builds it, on an SQLite file that outlives it (a "restart"). */
+  async function startStore(
+    clock: Clock,
+    nonceStore: NonceStoreKind,
+  ): Promise<NonceStore> {
+    const config: AppConfig = testConfig(
+      {},
+      { macWindowMs: WINDOW_MS, nonceStore },
+    );
+    const dataSource = await new DataSource(
+      dataSourceOptions({ type: 'sqlite', file: join(dataDir, 'pai.sqlite') }),
+    ).initialize();
+    await dataSource.runMigrations();
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        NonceStore,
+        { provide: APP_CONFIG, useValue: config },
+        { provide: Clock, useValue: clock },
+        { provide: DataSource, useValue: dataSource },
+        Database,
+      ],
+    }).compile();
+    const store = moduleRef.get(NonceStore);
+    await store.onModuleInit();
+    open.push({ dataSource, store });
+    return store;
+  }
+
+  async function rows(): Promise<number> {
+    const { dataSource } = open[open.length - 1];
+    const [{ count }] = await dataSource.query<{ count: number }[]>(
+      'SELECT COUNT(*) AS count FROM nonces_usados',
+    );
+    return Number(count);
+  }
+
+  describe('memory', () => {
+    it('should accept a new pair without writing it to the database, and refuse it again', async () => {
+      const clock = new ManualClock(T0);
+      const store = await startStore(clock, 'memory');
+      clock.time += 10;
+      expect(await codeOf(() => store.consume('a', nonceOf(1), T0 + 5))).toBe(
+        'OK',
+      );
+      expect(await codeOf(() => store.consume('a', nonceOf(1), T0 + 5))).toBe(
+        ErrorCode.REPLAY,
+      );
+      expect(store.memoryHeld).toBe(1);
+      expect(await rows()).toBe(0);
+    });
+
+    it('should accept exactly one of many copies arriving at once', async () => {
+      const clock = new ManualClock(T0);
+      const store = await startStore(clock, 'memory');
+      clock.time += 10;
+      const codes = await Promise.all(
+        Array.from({ length: 24 }, () =>
+          codeOf(() => store.consume('a', nonceOf(1), T0 + 5)),
+        ),
+      );
+      expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
+      expect(codes.filter((code) => code === ErrorCode.REPLAY)).toHaveLength(
+        23,
+      );
+    });
+
+    it('should refuse, after a restart, a message the previous process accepted, as STALE with serverTime', async () => {
+      const clock = new ManualClock(T0);
+      const first = await startStore(clock, 'memory');
+      clock.time += 1_000;
+      const ts = clock.time - 100;
+      expect(await codeOf(() => first.consume('a', nonceOf(1), ts))).toBe('OK');
+
+      clock.time += 2_000;
+      const restarted = await startStore(clock, 'memory');
+      clock.time += 1_000;
+      let refusal: unknown;
+      try {
+        await restarted.consume('a', nonceOf(1), ts);
+      } catch (error) {
+        refusal = error;
+      }
+      expect(refusal).toBeInstanceOf(PaiError);
+      expect((refusal as PaiError).code).toBe(ErrorCode.STALE);
+      expect((refusal as PaiError).details).toEqual({ serverTime: clock.time });
+      // A message signed after the restart is accepted.
+      expect(
+        await codeOf(() => restarted.consume('a', nonceOf(2), clock.time)),
+      ).toBe('OK');
+    });
+
+    it('should refuse, after a restart, a message dated in the future that the previous process accepted', async () => {
+      const clock = new ManualClock(T0);
+      const first = await startStore(clock, 'memory');
+      const ts = T0 + 60_000;
+      expect(await codeOf(() => first.consume('a', nonceOf(1), ts))).toBe('OK');
+      expect(await rows()).toBe(1);
+
+      clock.time += 10_000;
+      const restarted = await startStore(clock, 'memory');
+      clock.time += 10_000;
+      // Still in the future here, and in the past later: the table answers both times.
+      expect(await codeOf(() => restarted.consume('a', nonceOf(1), ts))).toBe(
+        ErrorCode.REPLAY,
+      );
+      clock.time = ts + 1_000;
+      const again = await startStore(clock, 'memory');
+      clock.time += 10;
+      expect(await codeOf(() => again.consume('a', nonceOf(1), ts))).toBe(
+        ErrorCode.STALE,
+      );
+      expect(await codeOf(() => restarted.consume('a', nonceOf(1), ts))).toBe(
+        ErrorCode.REPLAY,
+      );
+    });
+  });
+
+  describe('database', () => {
+    it('should write pairs arriving together and tell each waiter whether its pair was new', async () => {
+      const clock = new ManualClock(T0);
+      const store = await startStore(clock, 'database');
+      expect(await codeOf(() => store.consume('a', nonceOf(0), T0))).toBe('OK');
+      const codes = await Promise.all([
+        ...Array.from({ length: 30 }, (_, i) =>
+          codeOf(() => store.consume('a', nonceOf(i + 1), T0)),
+        ),
+        ...Array.from({ length: 8 }, () =>
+          codeOf(() => store.consume('a', nonceOf(100), T0)),
+        ),
+        codeOf(() => store.consume('a', nonceOf(0), T0)),
+      ]);
+      expect(codes.slice(0, 30)).toEqual(Array(30).fill('OK'));
+      expect(codes.slice(30, 38).filter((code) => code === 'OK')).toHaveLength(
+        1,
+      );
+      expect(codes[38]).toBe(ErrorCode.REPLAY);
+      expect(await rows()).toBe(32);
+      expect(store.memoryHeld).toBe(0);
+    });
+
+    it('should refuse a pair accepted before a restart with REPLAY', async () => {
+      const clock = new ManualClock(T0);
+      const first = await startStore(clock, 'database');
+      expect(await codeOf(() => first.consume('a', nonceOf(1), T0))).toBe('OK');
+      clock.time += 1_000;
+      const restarted = await startStore(clock, 'database');
+      expect(await codeOf(() => restarted.consume('a', nonceOf(1), T0))).toBe(
+        ErrorCode.REPLAY,
+      );
+    });
+  });
+});
