@@ -154,30 +154,42 @@ describe(`transport limits (${databaseKind})`, () => {
   describe('graceful stop', () => {
     let release: () => void;
     let held: number;
+    let holding: boolean;
 
     beforeEach(() => {
       release = () => undefined;
       held = 0;
+      holding = false;
     });
 
-    /** Holds every transaction that writes until released, as a slow database would. */
-    function slowWrites(real: Database) {
-      const gate = () =>
-        new Promise<void>((resolve) => {
-          held += 1;
-          const previous = release;
-          release = () => {
-            previous();
-            resolve();
-          };
-        });
+    /**
+     * A database that, once `holding` is set (after the app has started), holds every call until
+     * released, as a slow one would; once released it lets everything through. Each request
+     * stops at its first call, so `held` counts requests.
+     */
+    function slowDatabase(real: Database) {
+      let opened = false;
+      let open: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      release = () => {
+        opened = true;
+        open();
+      };
+      const wait = async () => {
+        if (opened || !holding) return;
+        held += 1;
+        await gate;
+      };
       return {
         dialect: real.dialect,
-        run: real.run.bind(real),
+        run: async <T>(work: Parameters<Database['run']>[0]) => {
+          await wait();
+          return (await real.run(work)) as T;
+        },
         transaction: async <T>(
           work: Parameters<Database['transaction']>[0],
         ) => {
-          await gate();
+          await wait();
           return (await real.transaction(work)) as T;
         },
       };
@@ -206,11 +218,11 @@ describe(`transport limits (${databaseKind})`, () => {
       const token = await sessionToken('drain');
 
       // The same database, now behind a Database whose writes wait for a signal.
-      let gated: ReturnType<typeof slowWrites> | undefined;
+      let gated: ReturnType<typeof slowDatabase> | undefined;
       service = await startTestApp(database, { drainTimeoutMs: 10_000 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
-            (gated = slowWrites(
+            (gated = slowDatabase(
               new Database(dataSource, { databaseTimeoutMs: 60_000 }),
             )),
           inject: [DataSource],
@@ -218,6 +230,7 @@ describe(`transport limits (${databaseKind})`, () => {
       );
       expect(gated).toBeDefined();
       const raw = await rawClient();
+      holding = true;
       const inFlight = [1, 2, 3].map((n) =>
         replyOrClosed(
           raw,
@@ -268,11 +281,14 @@ describe(`transport limits (${databaseKind})`, () => {
       service = await startTestApp(database, { drainTimeoutMs: 300 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
-            slowWrites(new Database(dataSource, { databaseTimeoutMs: 60_000 })),
+            slowDatabase(
+              new Database(dataSource, { databaseTimeoutMs: 60_000 }),
+            ),
           inject: [DataSource],
         }),
       );
       const raw = await rawClient();
+      holding = true;
       const stuck = replyOrClosed(
         raw,
         raw.request(

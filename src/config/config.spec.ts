@@ -516,6 +516,7 @@ describe(loadConfig.name, () => {
         type: 'mysql',
         url: 'mysql://pai:s3cret@db:3306/pai_1',
         database: 'pai_1',
+        poolSize: 10,
       });
     });
 

@@ -1,3 +1,4 @@
+import type { ModuleRef } from '@nestjs/core';
 import { testConfig } from '../../test/support/config';
 import type { Database } from '../database/database.service';
 import { Metrics } from './metrics';
@@ -7,8 +8,10 @@ const http = { host: '127.0.0.1', port: 0 };
 function metricsWith(
   config = testConfig({}, { http }),
   database: Partial<Database> = { run: () => Promise.resolve(7) as never },
+  memoryHeld = 0,
 ): Metrics {
-  return new Metrics(config, database as Database);
+  const moduleRef = { get: () => ({ memoryHeld }) } as unknown as ModuleRef;
+  return new Metrics(config, database as Database, moduleRef);
 }
 
 async function value(metrics: Metrics, name: string, labels = {}) {
@@ -53,13 +56,24 @@ describe(Metrics.name, () => {
 
   it('should read the nonce record at scrape time, and give NaN when the database fails', async () => {
     let count: Promise<number> = Promise.resolve(7);
-    const metrics = metricsWith(undefined, {
-      run: (() => count) as Database['run'],
-    });
+    const metrics = metricsWith(
+      testConfig({}, { http, nonceStore: 'database' }),
+      { run: (() => count) as Database['run'] },
+    );
 
     expect(await value(metrics, 'pai_nonce_records')).toBe(7);
     count = Promise.reject(new Error('ECONNREFUSED'));
     expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+  });
+
+  it('should read an in-memory nonce record from the store, not the database', async () => {
+    const metrics = metricsWith(
+      testConfig({}, { http, nonceStore: 'memory' }),
+      { run: () => Promise.reject(new Error('not asked')) },
+      42,
+    );
+
+    expect(await value(metrics, 'pai_nonce_records')).toBe(42);
   });
 
   it('should report no connections before a TCP server is tracked', async () => {

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import type { Server } from 'node:net';
 import {
   Counter,
@@ -10,6 +11,7 @@ import {
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
 import type { PaiTcpServer } from '../protocol/pai-tcp.server';
+import { NonceStore } from '../protocol/nonce-store';
 import { UsedNonce } from '../protocol/used-nonce.entity';
 
 const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
@@ -61,8 +63,9 @@ export class Metrics {
   private readonly reasonLabels = new Map<string, Labels<'reason'>>();
 
   constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly database: Database,
+    private readonly moduleRef: ModuleRef,
   ) {
     this.enabled = config.http !== undefined;
     const load = () => this.tcpServer?.load ?? { connections: 0, inFlight: 0 };
@@ -85,7 +88,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'pai_nonce_records',
-      help: 'Accepted (kid, nonce) pairs kept against replays (rows of nonces_usados)',
+      help: 'Accepted (kid, nonce) pairs kept against replays (in memory, or rows of nonces_usados)',
       registers: [this.registry],
       async collect() {
         try {
@@ -155,6 +158,10 @@ export class Metrics {
   }
 
   private async nonceRecords(): Promise<number> {
+    if (this.config.nonceStore === 'memory') {
+      // Looked up at scrape time: the protocol module depends on this one, not the reverse.
+      return this.moduleRef.get(NonceStore, { strict: false }).memoryHeld;
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([

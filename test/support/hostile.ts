@@ -97,6 +97,17 @@ export interface Expectation {
   uncanonical?: boolean;
 }
 
+let startCutoff = -Infinity;
+
+/**
+ * The in-memory nonce record (the single-instance default) refuses, as STALE, every message dated
+ * at or before its process's start: what it accepted before a restart is gone from memory. The
+ * database record has no such rule (-Infinity).
+ */
+export function setStartCutoff(ms: number): void {
+  startCutoff = ms;
+}
+
 /**
  * PROTOCOL.md 3, checks 1-5 in order, for `data` sent under `pattern` at `now`.
  * `accepted` holds the `kid\nnonce` pairs the service has accepted so far.
@@ -155,6 +166,7 @@ export function expectGuard(
     return loose ? result('BAD_REQUEST', 'MAC_INVALID') : result('MAC_INVALID');
   if (Math.abs(ts - now) > WINDOW_MS)
     return loose ? result('BAD_REQUEST', 'STALE') : result('STALE');
+  if (ts <= startCutoff) return result('STALE');
   if (accepted.has(`${kid}\n${nonce}`)) return result('REPLAY');
   return result('PASS');
 }
