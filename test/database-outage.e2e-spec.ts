@@ -1,6 +1,7 @@
 import { parseDatabaseConfig } from '../src/config/database-config';
 import type { PaiClient } from '../src/client/pai-client';
 import { PaiClientError } from '../src/client/pai-client.error';
+import { signUp } from './support/accounts';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
 import { startTestApp, type TestApp } from './support/test-app';
 import {
@@ -57,14 +58,7 @@ onMySql(`database outage (${databaseKind})`, () => {
       databaseTimeoutMs: DATABASE_TIMEOUT_MS,
     });
     client = service.client({ timeoutMs: 30_000 });
-    await client.send('auth.register', {
-      username: 'outage',
-      password: 'correct horse',
-    });
-    ({ token } = await client.send('auth.login', {
-      username: 'outage',
-      password: 'correct horse',
-    }));
+    token = await signUp(client, 'outage');
     expect(await outcome(create('1.00'))).toBe('ok');
   });
 

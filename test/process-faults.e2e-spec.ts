@@ -13,6 +13,7 @@ import {
   type ServiceProcess,
 } from './support/service-process';
 import { RawClient, signEnvelope } from './support/raw-client';
+import { signUp } from './support/accounts';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
 import { TEST_KEYS, startTestApp } from './support/test-app';
 import {
@@ -49,18 +50,6 @@ describe(`the service as a process (${databaseKind})`, () => {
     });
     clients.push(client);
     return client;
-  }
-
-  async function signUp(client: PaiClient, username: string): Promise<string> {
-    await client.send('auth.register', {
-      username,
-      password: 'correct horse',
-    });
-    const { token } = await client.send('auth.login', {
-      username,
-      password: 'correct horse',
-    });
-    return token;
   }
 
   /** Ids of every transaction stored, read through a fresh in-process app on the same database. */

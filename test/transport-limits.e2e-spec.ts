@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { Database } from '../src/database/database.service';
 import type { PaiTcpServer } from '../src/protocol/pai-tcp.server';
+import { signUp } from './support/accounts';
 import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
 import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
 import {
@@ -199,16 +200,7 @@ describe(`transport limits (${databaseKind})`, () => {
     async function sessionToken(username: string): Promise<string> {
       const plain = await startTestApp(database);
       try {
-        const client = plain.client();
-        await client.send('auth.register', {
-          username,
-          password: 'correct horse',
-        });
-        const { token } = await client.send('auth.login', {
-          username,
-          password: 'correct horse',
-        });
-        return token;
+        return await signUp(plain.client(), username);
       } finally {
         await plain.close();
       }
