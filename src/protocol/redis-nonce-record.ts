@@ -79,6 +79,8 @@ export class RedisNonceRecord {
     this.sinceKey = `${options.prefix}nonce-record-since`;
     this.redis = new Redis(options.url, {
       lazyConnect: true,
+      // Messages read in one turn of the event loop share one write to Redis.
+      enableAutoPipelining: true,
       // A command issued while disconnected fails at once instead of waiting in a queue: the
       // request it belongs to answers UNAVAILABLE rather than hanging.
       enableOfflineQueue: false,
