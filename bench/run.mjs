@@ -8,6 +8,8 @@
 //   npm run bench                  full run (5 rounds of 3 s per measurement)
 //   npm run bench -- --quick       2 rounds of 1 s, for development
 //   npm run bench -- --only=ping,tx,shared,login,nonce,trips   (probe: sequential latencies on MySQL)
+//   npm run bench -- --only=scale,noncecost   1 vs 2 instances behind HAProxy; the shared nonce
+//                                  records (database, Redis) against the in-memory one
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
 //   npm run bench -- --threads=2   another UV_THREADPOOL_SIZE (default: cores - 1)
 //   npm run bench -- --only=ping --shape=8x16   one connection shape only (tx: --shape=c32)
@@ -763,6 +765,219 @@ function nonceBytes() {
   });
 }
 
+// ---------------------------------------------------------------- scale-out (issue 7)
+
+const HAPROXY = process.env.HAPROXY_BIN || '/usr/sbin/haproxy';
+const REDIS_URL = process.env.PAI_BENCH_REDIS_URL || 'redis://127.0.0.1:6379/0';
+
+/**
+ * HAProxy in TCP mode in front of `backends`, started from deploy/haproxy.cfg, the file the
+ * deployment and the scale-out tests use, with its addresses filled in from the environment.
+ */
+async function startHaproxy(name, backends) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(os.tmpdir(), 'pai-bench-haproxy-'));
+  // The file wants two servers; "1 instance" lists the same instance twice.
+  const [first, second = backends[0]] = backends;
+  const env = {
+    ...process.env,
+    PAI_LISTEN_ADDR: `127.0.0.1:${port}`,
+    PAI_1_ADDR: `127.0.0.1:${first.port}`,
+    PAI_1_CHECK_PORT: String(first.httpPort),
+    PAI_2_ADDR: `127.0.0.1:${second.port}`,
+    PAI_2_CHECK_PORT: String(second.httpPort),
+    PAI_HAPROXY_STATS_SOCKET: join(dir, 'admin.sock'),
+    // The load client is one address with up to 32 connections.
+    PAI_HAPROXY_MAX_CONN_PER_SOURCE: '1000',
+  };
+  const child = spawn(HAPROXY, ['-db', '-f', join(root, 'deploy', 'haproxy.cfg')], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  for (let attempt = 0; ; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`${name} exited:\n${output}`);
+    const ok = await Connection.open(port).then(
+      (c) => (c.close(), true),
+      () => false,
+    );
+    if (ok) break;
+    if (attempt > 100) throw new Error(`${name} did not listen:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    port,
+    child,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      children.delete(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Combined CPU use of several processes, for `serverCores` across instances. */
+function groupOf(name, port, members) {
+  return { name, port, child: { pid: null }, members };
+}
+
+async function groupLoad(front, connections, inflight, makeRequest, check) {
+  const before = front.members.map((m) => cpuMs(m.child.pid));
+  const began = performance.now();
+  const result = await tcpLoad({ port: front.port, child: { pid: 0 } }, connections, inflight, makeRequest, check);
+  const elapsed = performance.now() - began;
+  result.serverCores = front.members.reduce((sum, m, i) => sum + (cpuMs(m.child.pid) - before[i]), 0) / elapsed;
+  return result;
+}
+
+/**
+ * 1 versus 2 instances on one MySQL database, each behind HAProxy (the same config, one or two
+ * servers), same load client. On a 2-core machine the load client, HAProxy, MariaDB and the
+ * instances share the cores, so this shows what a second instance adds here, not on real hosts.
+ */
+async function scaleScenarios(server) {
+  const dataDirs = [0, 1].map(() => mkdtempSync(join(os.tmpdir(), 'pai-bench-scale-')));
+  const instances = [];
+  const proxies = [];
+  try {
+    for (const [i, dataDir] of dataDirs.entries()) {
+      const httpPort = await freePort();
+      const instance = await startService(`pai-${i + 1}`, {
+        databaseUrl: server.url,
+        dataDir,
+        // Half the pool each: the two instances together hold what one holds alone. The HTTP
+        // side port is HAProxy's health check.
+        extraEnv: {
+          PAI_NONCE_STORE: 'database',
+          PAI_DB_POOL_SIZE: String(MYSQL_CONNECTIONS / 2),
+          PAI_HTTP_PORT: String(httpPort),
+        },
+      });
+      instances.push(Object.assign(instance, { httpPort }));
+    }
+    const one = await startHaproxy('haproxy-1', [instances[0]]);
+    proxies.push(one);
+    const two = await startHaproxy('haproxy-2', instances);
+    proxies.push(two);
+    const front1 = groupOf('1 instance', one.port, [instances[0]]);
+    const front2 = groupOf('2 instances', two.port, instances);
+
+    const user = await registerAndLogin(two.port, `bench-scale-${randomBytes(3).toString('hex')}`);
+    const txRequest = () => ({
+      pattern: 'transactions.create',
+      data: sign('transactions.create', { token: user.token, amount: '12.50', reference: nextReference() }),
+    });
+    const workloads = [
+      ['ping', 'signed system.ping, 8x4', pingRequest],
+      ['tx', 'transactions.create, 8x4', txRequest],
+    ];
+    for (const [key, label, make] of workloads) {
+      const entry = await compare(
+        `mysql_scale_${key}_2_vs_1`,
+        `mysql behind HAProxy: ${label}, 2 instances vs 1`,
+        { name: '2 instances', run: () => groupLoad(front2, 8, 4, make, okReply) },
+        { name: '1 instance', run: () => groupLoad(front1, 8, 4, make, okReply) },
+      );
+      results.ratios[`scale_${key}_2_vs_1`] = entry.ratio.median;
+    }
+    // bcrypt is CPU bound: the one workload where a second process can add cores' worth of work.
+    const users = [];
+    for (let i = 0; i < 8; i += 1) {
+      const username = `bench-scale-login-${noncePrefix.slice(0, 6)}-${i}`;
+      users.push({ username, ...(await registerAndLogin(two.port, username)) });
+    }
+    const login = (worker) => ({
+      pattern: 'auth.login',
+      data: sign('auth.login', { username: users[worker % users.length].username, password: users[worker % users.length].password }),
+    });
+    let worker = 0;
+    const loginEntry = await compare(
+      'mysql_scale_login_2_vs_1',
+      'mysql behind HAProxy: auth.login, 8 in flight, 2 instances vs 1',
+      { name: '2 instances', run: () => groupLoad(front2, 8, 1, () => login(worker++), okReply) },
+      { name: '1 instance', run: () => groupLoad(front1, 8, 1, () => login(worker++), okReply) },
+    );
+    results.ratios.scale_login_2_vs_1 = loginEntry.ratio.median;
+    const direct = await compare(
+      'mysql_haproxy_hop_ping',
+      'mysql: signed system.ping 8x4 through HAProxy (1 instance) vs direct (lower than 1 is the hop\'s cost)',
+      { name: 'via HAProxy', run: () => groupLoad(front1, 8, 4, pingRequest, okReply) },
+      { name: 'direct', run: () => groupLoad(groupOf('direct', instances[0].port, [instances[0]]), 8, 4, pingRequest, okReply) },
+    );
+    results.ratios.haproxy_hop_ping = direct.ratio.median;
+  } finally {
+    for (const proxy of proxies) await proxy.stop();
+    for (const instance of instances) await instance.stop();
+    dataDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  }
+}
+
+/**
+ * What a shared nonce record costs against the single-instance one: one instance on MySQL, signed
+ * system.ping at 8x4 (the request whose only write is the nonce), with the record in the database
+ * table or in Redis, against the in-memory record.
+ */
+async function nonceCostScenarios(server) {
+  const kinds = ['memory', 'database', 'redis'];
+  const services = {};
+  const dataDirs = [];
+  const Redis = require('ioredis');
+  const redis = new Redis(REDIS_URL);
+  const redisPrefix = `pai-bench:${noncePrefix}:`;
+  const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
+  const memoryBefore = await usedMemory();
+  try {
+    for (const kind of kinds) {
+      const dataDir = mkdtempSync(join(os.tmpdir(), `pai-bench-nonce-${kind}-`));
+      dataDirs.push(dataDir);
+      services[kind] = await startService(`pai-nonce-${kind}`, {
+        databaseUrl: server.url,
+        dataDir,
+        extraEnv: {
+          PAI_NONCE_STORE: kind,
+          ...(kind === 'redis' ? { PAI_REDIS_URL: REDIS_URL, PAI_REDIS_PREFIX: redisPrefix } : {}),
+        },
+      });
+    }
+    for (const kind of ['database', 'redis']) {
+      const entry = await compare(
+        `mysql_nonce_${kind}_vs_memory`,
+        `mysql: signed system.ping 8x4, ${kind} nonce record vs in-memory (single instance)`,
+        { name: `${kind} record`, run: () => tcpLoad(services[kind], 8, 4, pingRequest, okReply) },
+        { name: 'memory record', run: () => tcpLoad(services.memory, 8, 4, pingRequest, okReply) },
+      );
+      results.ratios[`nonce_${kind}_vs_memory_ping`] = entry.ratio.median;
+    }
+    // Every message of the Redis runs is still held (their window has not ended): Redis's memory
+    // growth over the keys it holds under the bench's prefix.
+    let keys = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${redisPrefix}nonce:*`, 'COUNT', 10_000);
+      cursor = next;
+      keys += batch.length;
+    } while (cursor !== '0');
+    const bytes = (await usedMemory()) - memoryBefore;
+    results.redisNonce = { keys, bytesPerMessage: bytes / keys };
+    process.stderr.write(`redis nonce record: ${keys} pairs, ${(bytes / keys).toFixed(1)} bytes each\n`);
+  } finally {
+    // The bench's pairs would otherwise stay for the window.
+    const stream = redis.scanStream({ match: `${redisPrefix}*`, count: 10_000 });
+    for await (const batch of stream) if (batch.length > 0) await redis.unlink(...batch);
+    await redis.quit();
+    for (const service of Object.values(services)) await service.stop();
+    dataDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -777,6 +992,11 @@ function printTable() {
     const lat = (s) => `${fmt(s.p50.median, 2)} / ${fmt(s.p99.median, 2)} / ${fmt(s.max.median, 1)}`;
     lines.push(
       `| ${e.label} | ${range(e.subject.throughput)} | ${lat(e.subject)} | ${range(e.baseline.throughput)} | ${lat(e.baseline)} | ${range(e.ratio, 2)} |`,
+    );
+  }
+  if (results.redisNonce) {
+    lines.push(
+      `| Redis nonce record, bytes of Redis memory per accepted message held (${results.redisNonce.keys} messages) | ${fmt(results.redisNonce.bytesPerMessage, 1)} | | | | |`,
     );
   }
   if (results.nonce) {
@@ -797,12 +1017,14 @@ async function main() {
     process.stderr.write(`nonce bytes/message: ${fmt(results.nonce_bytes_per_message, 1)}\n`);
   }
   if (wants('ping') || wants('tx')) await sqliteScenarios();
-  if (['tx', 'shared', 'login', 'trips'].some(wants) || only?.has('probe')) {
+  if (['tx', 'shared', 'login', 'trips', 'scale', 'noncecost'].some(wants) || only?.has('probe')) {
     const server = await mysqlServer();
     results.settings.mysql = server.available ? 'available' : `unavailable: ${server.reason}`;
     if (server.available) {
       try {
-        await mysqlScenarios(server);
+        if (['tx', 'shared', 'login', 'trips'].some(wants) || only?.has('probe')) await mysqlScenarios(server);
+        if (wants('scale')) await scaleScenarios(server);
+        if (wants('noncecost')) await nonceCostScenarios(server);
       } finally {
         await server.drop();
       }

@@ -136,6 +136,42 @@ describe(loadConfig.name, () => {
       ).toBe('memory');
     });
 
+    it('should take a Redis nonce record only with a redis:// URL, never echoing it', () => {
+      const redis = loadConfig({
+        ...env,
+        PAI_NONCE_STORE: 'redis',
+        PAI_REDIS_URL: 'redis://:s3cret@cache.example:6379/2',
+      });
+      expect(redis.nonceStore).toBe('redis');
+      expect(redis.redis).toEqual({
+        url: 'redis://:s3cret@cache.example:6379/2',
+        prefix: 'pai:',
+      });
+      expect(loadConfig(env).redis).toBeUndefined();
+      expect(() => loadConfig({ ...env, PAI_NONCE_STORE: 'redis' })).toThrow(
+        /PAI_REDIS_URL.*required when PAI_NONCE_STORE=redis/,
+      );
+      const wrong = () =>
+        loadConfig({
+          ...env,
+          PAI_NONCE_STORE: 'redis',
+          PAI_REDIS_URL: 'http://:s3cret@cache.example',
+        });
+      expect(wrong).toThrow(/PAI_REDIS_URL: must start with redis:\/\//);
+      expect(wrong).not.toThrow(/s3cret/);
+      expect(() =>
+        loadConfig({
+          ...env,
+          PAI_NONCE_STORE: 'redis',
+          PAI_REDIS_URL: 'redis://cache.example',
+          PAI_REDIS_PREFIX: 'has space',
+        }),
+      ).toThrow(/PAI_REDIS_PREFIX/);
+      expect(() => loadConfig({ ...env, PAI_NONCE_STORE: 'disk' })).toThrow(
+        /PAI_NONCE_STORE: must be "memory", "database" or "redis"/,
+      );
+    });
+
     it.each(['0', '1001', 'ten'])(
       'should refuse PAI_DB_POOL_SIZE=%j naming the variable',
       (value) => {
@@ -174,7 +210,7 @@ describe(loadConfig.name, () => {
       ['DATABASE_URL', 'postgres://x/y'],
       ['DATABASE_URL', 'mysql://host/'],
       ['DATABASE_URL', 'not a url'],
-      ['PAI_NONCE_STORE', 'redis'],
+      ['PAI_NONCE_STORE', 'disk'],
     ])('should refuse %s=%j naming the variable', (variable, value) => {
       const error = configErrorOf({ ...env, [variable]: value });
 

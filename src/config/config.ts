@@ -47,6 +47,8 @@ export interface AppConfig {
    * embedded SQLite default) or in the database (shared by every instance: the MySQL default).
    */
   readonly nonceStore: NonceStoreKind;
+  /** The Redis behind the `redis` nonce record; present exactly when that record is chosen. */
+  readonly redis?: RedisConfig;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** The HTTP side port (health and metrics); absent when PAI_HTTP_PORT is unset. */
   readonly http?: { readonly host: string; readonly port: number };
@@ -72,7 +74,14 @@ export interface LogConfig {
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
 
-export type NonceStoreKind = 'memory' | 'database';
+export type NonceStoreKind = 'memory' | 'database' | 'redis';
+
+export interface RedisConfig {
+  /** redis:// or rediss:// URL; may hold a password, so it is never logged. */
+  readonly url: string;
+  /** Prefix of every key PAI writes, so deployments can share one Redis. */
+  readonly prefix: string;
+}
 
 export const DEV_SECRETS_FILE = 'dev-secrets.json';
 const MIN_SECRET_BYTES = 32;
@@ -369,6 +378,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const http = readHttp(env, port);
   const log = readLog(env);
   const nonceStore = parseNonceStore(env, database);
+  const redis = nonceStore === 'redis' ? readRedis(env) : undefined;
 
   const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
   const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
@@ -419,6 +429,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     drainTimeoutMs,
     databaseTimeoutMs,
     nonceStore,
+    redis,
     tls,
     http,
     log,
@@ -430,11 +441,39 @@ function parseNonceStore(env: Env, database: DatabaseConfig): NonceStoreKind {
   if (raw === undefined) {
     return database.type === 'mysql' ? 'database' : 'memory';
   }
-  if (raw !== 'memory' && raw !== 'database') {
+  if (raw !== 'memory' && raw !== 'database' && raw !== 'redis') {
     throw new ConfigError(
       'PAI_NONCE_STORE',
-      `must be "memory" or "database", got "${raw}"`,
+      `must be "memory", "database" or "redis", got "${raw}"`,
     );
   }
   return raw;
+}
+
+const REDIS_PREFIX_PATTERN = /^[A-Za-z0-9._:{}-]{0,64}$/;
+
+function readRedis(env: Env): RedisConfig {
+  const url = envOrFile(env, 'PAI_REDIS_URL');
+  const source = sourceOf(env, 'PAI_REDIS_URL');
+  if (!url) {
+    throw new ConfigError(source, 'is required when PAI_NONCE_STORE=redis');
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not echoed: the URL may carry a password.
+    throw new ConfigError(source, 'is not a URL (redis://host:port/db)');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ConfigError(source, 'must start with redis:// or rediss://');
+  }
+  const prefix = env.PAI_REDIS_PREFIX ?? 'pai:';
+  if (!REDIS_PREFIX_PATTERN.test(prefix)) {
+    throw new ConfigError(
+      'PAI_REDIS_PREFIX',
+      'must be at most 64 characters of [A-Za-z0-9._:{}-]',
+    );
+  }
+  return { url, prefix };
 }

@@ -8,6 +8,7 @@ export const FILE_VARIABLES = [
   'PAI_MAC_KEYS',
   'PAI_PASSWORD_PEPPER',
   'DATABASE_URL',
+  'PAI_REDIS_URL',
 ] as const;
 
 /**

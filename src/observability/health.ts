@@ -10,7 +10,10 @@ import {
   type HealthCheckResult,
 } from '@nestjs/terminus';
 import type { Logger } from 'pino';
+import { ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { NonceStore } from '../protocol/nonce-store';
 import { Database } from '../database/database.service';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
@@ -39,6 +42,8 @@ export class Health {
     private readonly database: Database,
     private readonly metrics: Metrics,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   async readiness(): Promise<Readiness> {
@@ -52,6 +57,9 @@ export class Health {
             timeout: CHECK_TIMEOUT_MS,
           }),
         () => this.migrationsApplied(),
+        ...(this.config.nonceStore === 'redis'
+          ? [() => this.nonceRecordAnswers()]
+          : []),
       ]);
       result = { ready: true, body };
     } catch (error) {
@@ -71,6 +79,17 @@ export class Health {
     return this.metrics.tcpListening()
       ? check.up()
       : check.down('the protocol port is not listening');
+  }
+
+  /** The Redis nonce record answers PING; without it every signed request is refused. */
+  private nonceRecordAnswers() {
+    return this.indicators
+      .check('nonceRecord')
+      .attempt(async () => {
+        // Looked up at probe time: the protocol module depends on this one, not the reverse.
+        await this.moduleRef.get(NonceStore, { strict: false }).pingRecord();
+      })
+      .withTimeout(CHECK_TIMEOUT_MS);
   }
 
   private migrationsApplied() {

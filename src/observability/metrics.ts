@@ -86,19 +86,22 @@ export class Metrics {
         this.set(load().inFlight);
       },
     });
-    new Gauge({
-      name: 'pai_nonce_records',
-      help: 'Accepted (kid, nonce) pairs kept against replays (in memory, or rows of nonces_usados)',
-      registers: [this.registry],
-      async collect() {
-        try {
-          this.set(await nonceRecords());
-        } catch {
-          // Unknown rather than stale or zero: the database did not answer (see /health/ready).
-          this.set(Number.NaN);
-        }
-      },
-    });
+    // Not for the Redis record: counting its keys would mean a SCAN per scrape; Redis's own
+    // exporter reports its keyspace.
+    if (config.nonceStore !== 'redis')
+      new Gauge({
+        name: 'pai_nonce_records',
+        help: 'Accepted (kid, nonce) pairs kept against replays (in memory, or rows of nonces_usados)',
+        registers: [this.registry],
+        async collect() {
+          try {
+            this.set(await nonceRecords());
+          } catch {
+            // Unknown rather than stale or zero: the database did not answer (see /health/ready).
+            this.set(Number.NaN);
+          }
+        },
+      });
   }
 
   /** The protocol server whose connections and requests in flight are reported; set once it listens. */

@@ -97,7 +97,7 @@ describe(NonceStore.name, () => {
 
   afterEach(async () => {
     for (const { dataSource, store } of open.splice(0)) {
-      store.onModuleDestroy();
+      await store.onModuleDestroy();
       await dataSource.destroy();
     }
     rmSync(dataDir, { recursive: true, force: true });

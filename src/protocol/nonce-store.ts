@@ -15,6 +15,10 @@ import { Clock } from './clock';
 import { ErrorCode } from './error-code';
 import { NonceFingerprints } from './nonce-fingerprints';
 import { PaiError } from './pai.error';
+import {
+  NonceRecordUnavailableError,
+  RedisNonceRecord,
+} from './redis-nonce-record';
 
 /** Rows in one multi-row INSERT at most. */
 const MAX_BATCH = 256;
@@ -30,7 +34,7 @@ interface PendingPair {
 }
 
 /**
- * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of two forms
+ * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of three forms
  * (`PAI_NONCE_STORE`).
  *
  * `database` (the default on MySQL): a table whose primary key decides, so a replay is refused after
@@ -46,12 +50,18 @@ interface PendingPair {
  * accepted with a later ts is one dated in the future; such messages (ts ahead of the clock) are also
  * written to the table, and a process that finds pairs there at start checks every message dated up
  * to the last of their expiries against the table as well.
+ *
+ * `redis` (optional, for several instances that would rather not write every nonce to MySQL): one
+ * atomic script per message in a shared Redis (RedisNonceRecord), which forgets pairs by itself
+ * when their window ends and refuses as STALE what predates a loss of Redis's data.
  */
 @Injectable()
 export class NonceStore implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(NonceStore.name);
   private stopPurge?: () => void;
   private readonly memory?: NonceFingerprints;
+  private readonly redis?: RedisNonceRecord;
+  private redisFailures = 0;
   /** Memory record only: messages dated at or before this instant are refused. */
   readonly startedAt: number;
   /** Memory record only: messages dated up to this are checked against the table too. */
@@ -68,6 +78,12 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
     this.startedAt = clock.now();
     if (config.nonceStore === 'memory') {
       this.memory = new NonceFingerprints(config.macWindowMs);
+    } else if (config.nonceStore === 'redis') {
+      this.redis = new RedisNonceRecord({
+        url: config.redis!.url,
+        prefix: config.redis!.prefix,
+        commandTimeoutMs: config.databaseTimeoutMs,
+      });
     }
   }
 
@@ -76,6 +92,7 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
    * Returns nothing when the pair was decided at once (memory record), else a promise.
    */
   consume(kid: string, nonce: string, ts: number): Promise<void> | void {
+    if (this.redis) return this.consumeInRedis(this.redis, kid, nonce, ts);
     const memory = this.memory;
     if (!memory) return this.record(kid, nonce, ts);
     const now = this.clock.now();
@@ -86,6 +103,40 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
       throw new PaiError(ErrorCode.REPLAY);
     }
     if (ts > now || ts <= this.durableUntil) return this.record(kid, nonce, ts);
+  }
+
+  private async consumeInRedis(
+    redis: RedisNonceRecord,
+    kid: string,
+    nonce: string,
+    ts: number,
+  ): Promise<void> {
+    const now = this.clock.now();
+    let verdict;
+    try {
+      verdict = await redis.consume(
+        kid,
+        nonce,
+        ts,
+        now,
+        this.config.macWindowMs,
+      );
+    } catch (error) {
+      if (!(error instanceof NonceRecordUnavailableError)) throw error;
+      // Fail closed: a message whose nonce cannot be recorded is not run. Logged 1st, 2nd, 4th …
+      this.redisFailures += 1;
+      if ((this.redisFailures & (this.redisFailures - 1)) === 0) {
+        const cause = error.cause as NodeJS.ErrnoException | undefined;
+        this.logger.warn(
+          `nonce record unavailable (${cause?.code ?? cause?.name ?? 'error'}); ${this.redisFailures} request(s) refused so far`,
+        );
+      }
+      throw new PaiError(ErrorCode.UNAVAILABLE);
+    }
+    if (verdict === 'replay') throw new PaiError(ErrorCode.REPLAY);
+    if (verdict === 'stale') {
+      throw new PaiError(ErrorCode.STALE, { serverTime: this.clock.now() });
+    }
   }
 
   /** Pairs held in memory (memory record), for tests and the benchmark. */
@@ -177,6 +228,11 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
+    if (this.redis) {
+      // Redis forgets expired pairs by itself (PX): no purge task.
+      await this.redis.open(this.clock.now());
+      return;
+    }
     if (this.memory) {
       // Pairs in the table were accepted by a previous process with a ts up to their expiry.
       const row = await this.database.run((manager) =>
@@ -200,7 +256,13 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
     );
   }
 
-  onModuleDestroy(): void {
+  /** Readiness: the shared record answers (redis record only; the others live in the database). */
+  async pingRecord(): Promise<void> {
+    await this.redis?.ping();
+  }
+
+  async onModuleDestroy(): Promise<void> {
     this.stopPurge?.();
+    await this.redis?.close();
   }
 }

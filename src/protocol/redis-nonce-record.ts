@@ -1,0 +1,206 @@
+import { Logger } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Redis from 'ioredis';
+
+/** What the record decided about one (kid, nonce, ts). */
+export type RedisVerdict = 'accepted' | 'replay' | 'stale';
+
+/**
+ * One round trip, atomic on the server, so copies of one message arriving at several instances at
+ * once cannot both pass (PROTOCOL.md 3, step 5).
+ *
+ * KEYS[1] holds the instant from which the record is complete ("since"). It is written when the
+ * service first starts against this Redis and has no expiry; if it is missing later, Redis lost its
+ * data (restart without persistence, FLUSHALL, failover to an empty replica, eviction) and pairs
+ * accepted before that moment are no longer known. The script then sets it to now, and every message
+ * dated at or before it is refused as STALE instead of being accepted a second time: the same rule
+ * the in-memory record applies after a process restart. A client re-signs with a fresh ts and goes
+ * through.
+ *
+ * KEYS[2] is the pair; SET NX PX decides and lets Redis forget it when the message can no longer
+ * pass the freshness check anyway, so the record stays bounded by the window without a purge job.
+ */
+const CONSUME_SCRIPT = `
+local since = redis.call('GET', KEYS[1])
+if not since then
+  redis.call('SET', KEYS[1], ARGV[1])
+  since = ARGV[1]
+end
+if tonumber(ARGV[2]) <= tonumber(since) then return 2 end
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[3], 'NX') then return 0 end
+return 1
+`;
+
+const VERDICTS: Record<number, RedisVerdict> = {
+  0: 'accepted',
+  1: 'replay',
+  2: 'stale',
+};
+
+type ConsumingRedis = Redis & {
+  paiConsume(
+    sinceKey: string,
+    pairKey: string,
+    now: string,
+    ts: string,
+    ttlMs: string,
+  ): Promise<number>;
+};
+
+export interface RedisNonceRecordOptions {
+  url: string;
+  /** Prefix of every key, so deployments (and test runs) can share one Redis. */
+  prefix: string;
+  /** Each command answers within this time or fails (the service answers UNAVAILABLE). */
+  commandTimeoutMs: number;
+}
+
+/** Thrown when Redis cannot be reached or does not answer in time; mapped to UNAVAILABLE. */
+export class NonceRecordUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('the nonce record (Redis) is unavailable', { cause });
+    this.name = 'NonceRecordUnavailableError';
+  }
+}
+
+/**
+ * The nonce record in Redis (`PAI_NONCE_STORE=redis`), shared by every instance that uses the same
+ * Redis and prefix. Optional: the database record needs nothing but MySQL.
+ *
+ * Fails closed: while Redis is down, commands fail at once (no offline queue) and the guard answers
+ * UNAVAILABLE; nothing is accepted unchecked. The client reconnects by itself.
+ */
+export class RedisNonceRecord {
+  private readonly logger = new Logger(RedisNonceRecord.name);
+  private readonly redis: ConsumingRedis;
+  private readonly sinceKey: string;
+
+  constructor(private readonly options: RedisNonceRecordOptions) {
+    this.sinceKey = `${options.prefix}nonce-record-since`;
+    this.redis = new Redis(options.url, {
+      lazyConnect: true,
+      // Messages read in one turn of the event loop share one write to Redis.
+      enableAutoPipelining: true,
+      // A command issued while disconnected fails at once instead of waiting in a queue: the
+      // request it belongs to answers UNAVAILABLE rather than hanging.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs,
+      connectTimeout: options.commandTimeoutMs,
+      // Reconnect for ever with backoff, as the service does for MySQL: Redis coming back must
+      // not need a restart.
+      retryStrategy: (attempt) => Math.min(500 * 2 ** (attempt - 1), 30_000),
+    }) as ConsumingRedis;
+    this.redis.defineCommand('paiConsume', {
+      numberOfKeys: 2,
+      lua: CONSUME_SCRIPT,
+    });
+    // ioredis emits 'error' for every failed reconnect; unhandled, that would crash the process.
+    let failures = 0;
+    this.redis.on('error', (error: NodeJS.ErrnoException) => {
+      failures += 1;
+      // Sampled, and the code only: the message can carry the URL.
+      if ((failures & (failures - 1)) === 0) {
+        this.logger.warn(
+          `Redis nonce record: connection error ${error.code ?? error.name} (${failures} so far)`,
+        );
+      }
+    });
+    this.redis.on('ready', () => {
+      if (failures > 0) this.logger.log('Redis nonce record: connected again');
+      failures = 0;
+    });
+  }
+
+  /**
+   * Connects, retrying with backoff until Redis answers (the orchestrator decides how long is too
+   * long), and marks the record complete from `now` if this Redis has never held it.
+   */
+  async open(now: number): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        if (this.redis.status === 'wait') await this.redis.connect();
+        await this.waitUntilReady();
+        await this.redis.set(this.sinceKey, String(now), 'NX');
+        return;
+      } catch (error) {
+        const delay = Math.min(500 * 2 ** (attempt - 1), 30_000);
+        this.logger.warn(
+          `Redis nonce record not reachable (attempt ${attempt}, ${(error as NodeJS.ErrnoException).code ?? (error as Error).name}); retrying in ${delay} ms`,
+        );
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async waitUntilReady(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(Object.assign(new Error('not ready'), { code: 'ETIMEDOUT' }));
+      }, this.options.commandTimeoutMs);
+      const onReady = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+      };
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  async consume(
+    kid: string,
+    nonce: string,
+    ts: number,
+    now: number,
+    windowMs: number,
+  ): Promise<RedisVerdict> {
+    // Kept until the message's own expiry (ts + window) and at least 1 ms: a future-dated message
+    // stays recorded for as long as it could pass the freshness check.
+    const ttlMs = Math.max(ts + windowMs - now, 1);
+    if (this.redis.status !== 'ready') {
+      // Refused before a command is made: ioredis would fail it anyway (no offline queue).
+      throw new NonceRecordUnavailableError(
+        Object.assign(new Error('not connected'), { code: 'ECONNREFUSED' }),
+      );
+    }
+    let verdict: number;
+    try {
+      verdict = await this.redis.paiConsume(
+        this.sinceKey,
+        // kid and nonce are checked by the envelope rules (no ':' in a kid), so this is unambiguous.
+        `${this.options.prefix}nonce:${kid}:${nonce}`,
+        String(now),
+        String(ts),
+        String(ttlMs),
+      );
+    } catch (error) {
+      throw new NonceRecordUnavailableError(error);
+    }
+    const result = VERDICTS[verdict];
+    if (!result) throw new Error(`unexpected nonce script result ${verdict}`);
+    return result;
+  }
+
+  /** For the readiness check: Redis answers PING in time. */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    // QUIT only on a live connection; otherwise stop the reconnect loop at once.
+    if (this.redis.status === 'ready') {
+      try {
+        await this.redis.quit();
+        return;
+      } catch {
+        // Fall through: the connection broke while quitting.
+      }
+    }
+    this.redis.disconnect();
+  }
+}

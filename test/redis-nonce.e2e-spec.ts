@@ -1,0 +1,165 @@
+import { request as httpRequest } from 'node:http';
+import type { AppConfig } from '../src/config/config';
+import { RawClient, replyVerifies, signEnvelope } from './support/raw-client';
+import {
+  describeWithRedis,
+  TEST_REDIS_URL,
+  testRedisPrefix,
+} from './support/redis';
+import { TcpProxy } from './support/tcp-proxy';
+import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+
+const key = TEST_KEYS.default;
+
+function getStatus(
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The Redis nonce record (PAI_NONCE_STORE=redis) behind the real service: two instances on one
+ * database and one Redis, as a scale-out deployment runs them.
+ */
+describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
+  let database: TestDatabase;
+  const started: TestApp[] = [];
+  const raws: RawClient[] = [];
+  let prefix: string;
+
+  async function instance(overrides: Partial<AppConfig> = {}) {
+    const app = await startTestApp(database, {
+      nonceStore: 'redis',
+      redis: { url: TEST_REDIS_URL, prefix },
+      ...overrides,
+    });
+    started.push(app);
+    const raw = await RawClient.connect(app.port);
+    raws.push(raw);
+    return { app, raw };
+  }
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+    prefix = testRedisPrefix();
+  });
+
+  afterEach(async () => {
+    raws.splice(0).forEach((raw) => raw.close());
+    await Promise.all(started.splice(0).map((app) => app.close()));
+    await database.drop();
+  });
+
+  it('should refuse on one instance a message accepted by another', async () => {
+    const a = await instance();
+    const b = await instance();
+    const envelope = signEnvelope('system.ping', {}, key);
+
+    expect((await a.raw.request('system.ping', envelope)).ok).toBe(true);
+    const replay = await b.raw.request('system.ping', envelope);
+
+    expect(replay.error?.code).toBe('REPLAY');
+    expect(
+      replyVerifies(replay, 'system.ping', 'default', envelope.nonce, key),
+    ).toBe(true);
+  });
+
+  it('should accept exactly one of many copies sent at once to both instances', async () => {
+    const a = await instance();
+    const b = await instance();
+    const extra = await Promise.all(
+      [a.app, b.app, a.app, b.app].map((app) => RawClient.connect(app.port)),
+    );
+    raws.push(...extra);
+    const envelope = signEnvelope('system.ping', {}, key);
+
+    const replies = await Promise.all(
+      [a.raw, b.raw, ...extra].map((raw) =>
+        raw.request('system.ping', envelope),
+      ),
+    );
+
+    const codes = replies.map((r) => (r.ok ? 'OK' : r.error?.code));
+    expect(codes.filter((c) => c === 'OK')).toHaveLength(1);
+    expect(codes.filter((c) => c === 'REPLAY')).toHaveLength(5);
+  });
+
+  it('should refuse a replay after every instance restarted (the record outlives them)', async () => {
+    const a = await instance();
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await a.raw.request('system.ping', envelope)).ok).toBe(true);
+
+    raws.splice(0).forEach((raw) => raw.close());
+    await Promise.all(started.splice(0).map((app) => app.close()));
+    const again = await instance();
+
+    expect((await again.raw.request('system.ping', envelope)).error?.code).toBe(
+      'REPLAY',
+    );
+  });
+
+  it('should answer UNAVAILABLE, signed, while Redis is down, report not ready, and recover by itself', async () => {
+    const { hostname, port } = new URL(TEST_REDIS_URL);
+    const proxy = await TcpProxy.start({
+      host: hostname,
+      port: Number(port || 6379),
+    });
+    try {
+      const { app, raw } = await instance({
+        redis: { url: `redis://127.0.0.1:${proxy.port}/0`, prefix },
+        http: { host: '127.0.0.1', port: 0 },
+      });
+      expect(
+        (await raw.request('system.ping', signEnvelope('system.ping', {}, key)))
+          .ok,
+      ).toBe(true);
+      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
+        200,
+      );
+
+      await proxy.down();
+      const envelope = signEnvelope('system.ping', {}, key);
+      const refused = await raw.request('system.ping', envelope);
+      expect(refused.error?.code).toBe('UNAVAILABLE');
+      expect(
+        replyVerifies(refused, 'system.ping', 'default', envelope.nonce, key),
+      ).toBe(true);
+      // Nothing about Redis (address, URL, driver message) reaches the client.
+      expect(JSON.stringify(refused)).not.toMatch(/redis|6379|ECONN/i);
+      const notReady = await getStatus(app.httpPort!, '/health/ready');
+      expect(notReady.status).toBe(503);
+      expect(notReady.body).toContain('nonceRecord');
+
+      await proxy.up();
+      let code: string | undefined;
+      for (let i = 0; i < 50 && code !== 'OK'; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const reply = await raw.request(
+          'system.ping',
+          signEnvelope('system.ping', {}, key),
+        );
+        code = reply.ok ? 'OK' : reply.error?.code;
+      }
+      expect(code).toBe('OK');
+      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
+        200,
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+});
