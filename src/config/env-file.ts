@@ -8,6 +8,8 @@ export const FILE_VARIABLES = [
   'PAI_MAC_KEYS',
   'PAI_PASSWORD_PEPPER',
   'DATABASE_URL',
+  // May carry the broker's user and password, or a token.
+  'PAI_NATS_SERVERS',
 ] as const;
 
 /**

@@ -53,6 +53,7 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const config: AppConfig = {
     production: false,
+    transport: { kind: 'tcp' },
     host: '127.0.0.1',
     port: 0,
     database: database.config,
