@@ -26,6 +26,8 @@ export type TransportConfig =
       readonly subjectPrefix: string;
     };
 
+export type NatsTransport = Extract<TransportConfig, { kind: 'nats' }>;
+
 export const DEFAULT_NATS_SERVERS = 'nats://127.0.0.1:4222';
 export const DEFAULT_NATS_QUEUE = 'pai';
 export const DEFAULT_NATS_SUBJECT_PREFIX = 'pai.';
@@ -35,21 +37,32 @@ export const DEFAULT_NATS_SUBJECT_PREFIX = 'pai.';
 const SUBJECT_PREFIX_PATTERN = /^(?:[A-Za-z0-9_-]+\.){1,16}$/;
 const QUEUE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 
-function parseServers(
-  env: Env,
-): Pick<
-  Extract<TransportConfig, { kind: 'nats' }>,
-  'servers' | 'credentials' | 'tls'
-> {
+function parseServers(env: Env): NatsServerList {
   const name = env.PAI_NATS_SERVERS_FILE
     ? 'PAI_NATS_SERVERS_FILE'
     : 'PAI_NATS_SERVERS';
   const raw = envOrFile(env, 'PAI_NATS_SERVERS') ?? DEFAULT_NATS_SERVERS;
+  return parseNatsServerList(raw.split(','), name);
+}
+
+export type NatsServerList = Pick<
+  NatsTransport,
+  'servers' | 'credentials' | 'tls'
+>;
+
+/**
+ * `nats://[user:pass@|token@]host:port` or `tls://…` URLs, as the service and the client module
+ * take them: the credentials are taken out (nats.js ignores them in a URL) and never echoed.
+ */
+export function parseNatsServerList(
+  urls: readonly string[],
+  name: string,
+): NatsServerList {
   const servers: string[] = [];
   const schemes = new Set<string>();
   const identities = new Set<string>();
   let credentials: NatsCredentials | undefined;
-  for (const [index, entry] of raw.split(',').entries()) {
+  for (const [index, entry] of urls.entries()) {
     const item = entry.trim();
     let url: URL;
     try {
@@ -81,6 +94,9 @@ function parseServers(
     else if (user) credentials = { token: user };
     servers.push(`${url.protocol}//${url.host}`);
   }
+  if (servers.length === 0) {
+    throw new ConfigError(name, 'must name at least one server');
+  }
   // The client takes one set of credentials and one TLS setting for every server it may reconnect to.
   if (identities.size > 1) {
     throw new ConfigError(
@@ -92,6 +108,16 @@ function parseServers(
     throw new ConfigError(name, 'mixes nats:// and tls:// URLs');
   }
   return { servers, credentials, tls: schemes.has('tls:') };
+}
+
+/** The connection options nats.js takes for a parsed server list. */
+export function natsConnectionOptions(list: NatsServerList) {
+  return {
+    servers: [...list.servers],
+    ...list.credentials,
+    // An empty object asks for TLS and refuses a broker that does not offer it.
+    tls: list.tls ? {} : undefined,
+  };
 }
 
 export function parseTransportConfig(env: Env): TransportConfig {
@@ -122,8 +148,6 @@ export function parseTransportConfig(env: Env): TransportConfig {
 }
 
 /** `host:port, host:port` for logs: the URLs are already free of credentials. */
-export function describeNatsServers(
-  transport: Extract<TransportConfig, { kind: 'nats' }>,
-): string {
+export function describeNatsServers(transport: NatsTransport): string {
   return transport.servers.join(', ');
 }

@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
 import { Database } from '../database/database.service';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 
@@ -23,7 +24,7 @@ export interface Readiness {
 }
 
 /**
- * Readiness: the protocol port listens, the database answers, and every migration this build
+ * Readiness: the protocol port listens (over NATS: the broker is connected and PAI subscribed), the database answers, and every migration this build
  * knows has been applied. Each probe costs two small queries (SELECT 1 and the names in the
  * migrations table); a change of state is logged once, not every probe.
  */
@@ -38,6 +39,7 @@ export class Health {
     private readonly dataSource: DataSource,
     private readonly database: Database,
     private readonly metrics: Metrics,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -45,7 +47,7 @@ export class Health {
     let result: Readiness;
     try {
       const body = await this.checks.check([
-        () => this.tcpListening(),
+        () => this.serverReceiving(),
         () =>
           this.typeorm.pingCheck('database', {
             connection: this.dataSource,
@@ -66,11 +68,15 @@ export class Health {
     return result;
   }
 
-  private tcpListening() {
-    const check = this.indicators.check('tcp');
-    return this.metrics.tcpListening()
-      ? check.up()
-      : check.down('the protocol port is not listening');
+  private serverReceiving() {
+    const nats = this.config.transport.kind === 'nats';
+    const check = this.indicators.check(nats ? 'nats' : 'tcp');
+    if (this.metrics.serverReceiving()) return check.up();
+    return check.down(
+      nats
+        ? 'not connected to the NATS broker, or not subscribed'
+        : 'the protocol port is not listening',
+    );
   }
 
   private migrationsApplied() {
