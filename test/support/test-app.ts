@@ -29,14 +29,17 @@ const E2E_NATS_SERVERS = (
   process.env.PAI_E2E_NATS_SERVERS ?? 'nats://127.0.0.1:4222'
 ).split(',');
 
-/** `describe` for suites about the TCP transport itself; over NATS they are skipped, saying why. */
+/**
+ * `describe` for suites about the TCP transport itself: `describeTcpOnly(reason)(name, body)`.
+ * Over NATS the suite is skipped and the reason shows in its name.
+ */
 export function describeTcpOnly(
-  name: string,
   reason: string,
-  body: () => void,
-): void {
-  if (e2eTransport === 'tcp') describe(name, body);
-  else describe.skip(`${name} [TCP only: ${reason}]`, body);
+): (name: string, body: () => void) => void {
+  return (name, body) =>
+    e2eTransport === 'tcp'
+      ? describe(name, body)
+      : describe.skip(`${name} [TCP only: ${reason}]`, body);
 }
 
 /** `it` for a test about the TCP transport itself; over NATS it is skipped, saying why. */
@@ -84,6 +87,8 @@ export interface TestApp {
   client(options?: Partial<PaiClientOptions>): PaiClient;
   /** A raw client for hand-built packets (a TCP connection, or a NATS connection), closed with the app. */
   raw(): Promise<RawTransport>;
+  /** Stops one instance (as SIGTERM would: drained), leaving the others running. */
+  closeInstance(index: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -155,6 +160,7 @@ export async function startTestApp(
   const port = servers[0] instanceof PaiTcpServer ? servers[0].boundPort() : 0;
   const clients: PaiClient[] = [];
   const raws: RawTransport[] = [];
+  const closed = new Set<INestMicroservice>();
   return {
     app,
     apps,
@@ -191,11 +197,15 @@ export async function startTestApp(
       raws.push(raw);
       return raw;
     },
+    async closeInstance(index) {
+      closed.add(apps[index]);
+      await apps[index].close();
+    },
     async close() {
       raws.forEach((raw) => raw.close());
       await Promise.all(clients.map((client) => client.close()));
       // Closed one after the other, as instances of a deployment are stopped.
-      for (const each of apps) await each.close();
+      for (const each of apps) if (!closed.has(each)) await each.close();
     },
   };
 }
