@@ -293,27 +293,48 @@ describeNats(`a broker restart (${databaseKind})`, () => {
 
   afterEach(async () => {
     await service?.close();
+    service = undefined;
     if (broker) await stopBroker(broker);
+    broker = undefined;
     await database.drop();
   });
 
-  it('should keep the process running through a broker restart and serve again', async () => {
+  async function freePort(): Promise<number> {
     const probe = createServer().listen(0, '127.0.0.1');
     await once(probe, 'listening');
     const port = (probe.address() as { port: number }).port;
     probe.close();
     await once(probe, 'close');
+    return port;
+  }
+
+  const onPort = (port: number) => ({
+    http,
+    transport: {
+      kind: 'nats' as const,
+      servers: [`nats://127.0.0.1:${port}`],
+      tls: false,
+      queue: 'pai',
+      subjectPrefix: 'pai.',
+    },
+  });
+
+  it('should wait at start for a broker that is not up yet', async () => {
+    const port = await freePort();
+    const starting = startTestApp(database, onPort(port));
+    // The first attempt has failed by now; the service keeps trying.
+    await sleep(700);
     broker = await startBroker(port);
-    service = await startTestApp(database, {
-      http,
-      transport: {
-        kind: 'nats',
-        servers: [`nats://127.0.0.1:${port}`],
-        tls: false,
-        queue: 'pai',
-        subjectPrefix: 'pai.',
-      },
-    });
+    service = await starting;
+    await expect(
+      service.client().send('system.ping', {}),
+    ).resolves.toHaveProperty('serverTime');
+  });
+
+  it('should keep the process running through a broker restart and serve again', async () => {
+    const port = await freePort();
+    broker = await startBroker(port);
+    service = await startTestApp(database, onPort(port));
     const client: PaiClient = service.client({ timeoutMs: 2_000 });
     await expect(client.send('system.ping', {})).resolves.toBeDefined();
 

@@ -20,6 +20,9 @@ import { wireMessage } from './protocol-exception.filter';
 import type { ErrorReply } from './reply-signer';
 import { SampledWarning } from './sampled-warning';
 
+const FIRST_CONNECT_RETRY_MS = 500;
+const MAX_CONNECT_RETRY_MS = 30_000;
+
 interface Limits {
   readonly maxMessageBytes: number;
   readonly drainTimeoutMs: number;
@@ -94,6 +97,43 @@ export class PaiNatsServer extends ServerNats {
       this.subscription !== undefined &&
       !this.subscription.isClosed()
     );
+  }
+
+  /**
+   * A broker that is not up yet (started together with the service, or restarting) is waited for,
+   * with backoff and a log line per attempt, as the database is: an orchestrator's health check,
+   * not a crash loop, decides when that is too long. Anything else (refused credentials, bad TLS)
+   * fails at once.
+   */
+  override async createNatsClient(): Promise<NatsConnection> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const client = (await super.createNatsClient()) as NatsConnection;
+        if (attempt > 1) {
+          this.protocolLogger.log(
+            `connected to NATS after ${attempt} attempts`,
+          );
+        }
+        return client;
+      } catch (error) {
+        const name = error instanceof Error ? error.name : '';
+        if (
+          this.draining ||
+          (name !== 'ConnectionError' && name !== 'TimeoutError')
+        ) {
+          throw error;
+        }
+        const delay = Math.min(
+          MAX_CONNECT_RETRY_MS,
+          FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1),
+        );
+        // The error's own text ("connection refused"): the URLs, credentials included, stay out.
+        this.protocolLogger.warn(
+          `NATS broker unreachable (${(error as Error).message}), attempt ${attempt}; retrying in ${delay} ms`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   override bindEvents(client: NatsConnection): void {
