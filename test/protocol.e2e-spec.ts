@@ -284,6 +284,11 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       expect(nonceStore === 'database' ? held : rows.length).toBe(0);
     },
   );
+  if (e2eTransport === 'nats') {
+    // Listed, so that the NATS run shows what it leaves out.
+    it.skip(`should not record the nonce of a message that failed a check (memory record) [TCP only: ${MEMORY_RECORD_REFUSED}]`, () =>
+      undefined);
+  }
 
   it('should forget a nonce once its message is past the window, and still refuse that message', async () => {
     await restartWith({ nonceStore: 'database' });
