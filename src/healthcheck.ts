@@ -2,12 +2,16 @@
  * Exit 0 when the service answers a signed system.ping with a verified reply, 1 otherwise. Used by
  * the container's HEALTHCHECK: an open port proves little, a verified signed reply proves that
  * the keys, the guard, the nonce record (so the database) and the reply signing all work.
+ *
+ * Over NATS a ping would be answered by any instance of the queue group, not necessarily this
+ * one, so this instance's readiness (/health/ready on the HTTP side port) is read instead.
  */
 import { createPaiClient } from './client/pai-client.module';
-import { loadConfig } from './config/config';
+import { loadConfig, type AppConfig } from './config/config';
 
 async function main(): Promise<number> {
   const config = loadConfig();
+  if (config.transport.kind === 'nats') return readiness(config);
   const [kid, secret] = [...config.macKeys.entries()][0];
   const host =
     config.host === '0.0.0.0' || config.host === '::'
@@ -30,6 +34,25 @@ async function main(): Promise<number> {
   } finally {
     await client.close();
   }
+}
+
+async function readiness(config: AppConfig): Promise<number> {
+  if (!config.http) {
+    console.error(
+      'unhealthy: over NATS the health check reads /health/ready; set PAI_HTTP_PORT',
+    );
+    return 1;
+  }
+  const host = ['0.0.0.0', '::'].includes(config.http.host)
+    ? '127.0.0.1'
+    : config.http.host;
+  const response = await fetch(
+    `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/health/ready`,
+    { signal: AbortSignal.timeout(5_000) },
+  );
+  if (response.status === 200) return 0;
+  console.error(`unhealthy: /health/ready answered ${response.status}`);
+  return 1;
 }
 
 main().then(

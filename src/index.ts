@@ -1,6 +1,11 @@
 /** What another Nest service imports from this package. */
 export { PaiClient, type PaiClientOptions } from './client/pai-client';
-export { PaiClientModule, createPaiClient } from './client/pai-client.module';
+export {
+  PaiClientModule,
+  createPaiClient,
+  type PaiClientModuleOptions,
+  type PaiNatsClientOptions,
+} from './client/pai-client.module';
 export {
   PaiClientError,
   ClientErrorCode,

@@ -6,7 +6,9 @@ import { AppConfig, loadConfig } from './config/config';
 import { HttpSideServer } from './observability/http-side.server';
 import { NestPinoLogger, loggerFor } from './observability/logger';
 import { Metrics } from './observability/metrics';
-import { createPaiServer } from './protocol/pai-tcp.server';
+import { describeNatsServers } from './config/transport-config';
+import { createPaiServer } from './protocol/pai-server';
+import { PaiTcpServer } from './protocol/pai-tcp.server';
 
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
@@ -27,23 +29,35 @@ async function bootstrap(): Promise<void> {
     // Nest's own lines, from the first (waiting for the database included), as JSON.
     logger: new NestPinoLogger(loggerFor(config)),
   });
-  // SIGTERM/SIGINT: drain (PaiTcpServer.close), close the database, then exit 0. Without
+  // SIGTERM/SIGINT: drain (PaiTcpServer.close, PaiNatsServer.close), close the database, then exit 0. Without
   // useProcessExit Nest re-raises the signal after cleanup and the exit status says "killed".
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.listen();
-  app.get(Metrics).trackTcpServer(server);
+  app.get(Metrics).trackServer(server);
   const httpPort = app.get(HttpSideServer).boundPort();
 
   const where =
     config.database.type === 'mysql'
       ? `MySQL database ${config.database.database}`
       : `SQLite ${config.database.file}`;
+  // Tests and the bench parse `listening on host:port` of the TCP line.
+  const listening =
+    server instanceof PaiTcpServer
+      ? `${config.host}:${server.boundPort()}${config.tls ? ' (TLS)' : ''}`
+      : describeNats(config);
   new Logger('PAI').log(
-    `listening on ${config.host}:${server.boundPort()}${config.tls ? ' (TLS)' : ''}, ${where}, keys: ${[...config.macKeys.keys()].join(', ')}` +
+    `listening on ${listening}, ${where}, keys: ${[...config.macKeys.keys()].join(', ')}` +
       (httpPort
         ? `, health and metrics on http://${config.http!.host}:${httpPort}`
         : ''),
   );
+}
+
+/** The servers as configured, without their credentials (loadConfig took those out). */
+function describeNats(config: AppConfig): string {
+  const { transport } = config;
+  if (transport.kind !== 'nats') return '';
+  return `NATS ${describeNatsServers(transport)}, subjects ${transport.subjectPrefix}>, queue ${transport.queue}`;
 }
 
 void bootstrap();

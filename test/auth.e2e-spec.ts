@@ -5,14 +5,14 @@ import {
 import type { PaiClient } from '../src/client/pai-client';
 import { SessionsService } from '../src/auth/sessions.service';
 import { codeOf } from './support/failure';
-import { startTestApp, type TestApp } from './support/test-app';
+import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
 
-describe(`auth over TCP (${databaseKind})`, () => {
+describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp;
   let client: PaiClient;

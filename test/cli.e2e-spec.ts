@@ -23,7 +23,12 @@ import {
   type CliRun,
   type Env,
 } from './support/cli-runner';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -44,7 +49,11 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-describe(`the pai command-line client (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  'the command-line client speaks TCP only',
+);
+
+describeSuite(`the pai command-line client (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp;
   let dir: string;

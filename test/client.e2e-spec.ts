@@ -1,16 +1,29 @@
 import { Test } from '@nestjs/testing';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { PaiClient, PaiClientModule } from '../src';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import {
+  PaiClient,
+  PaiClientModule,
+  type PaiClientModuleOptions,
+  type PaiClientOptions,
+} from '../src';
+import type { NatsTransport } from '../src/config/transport-config';
 import { failure } from './support/failure';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  e2eTransport,
+  itTcpOnly,
+  startTestApp,
+  type TestApp,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
 
-describe(`${PaiClientModule.name} against the service (${databaseKind})`, () => {
+describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTransport})`, () => {
   let database: TestDatabase;
   let service: TestApp;
 
@@ -24,16 +37,30 @@ describe(`${PaiClientModule.name} against the service (${databaseKind})`, () => 
     await database.drop();
   });
 
+  /** The service's transport, as another Nest service would register it. */
+  function target(): PaiClientModuleOptions {
+    const common = {
+      kid: 'default',
+      secret: TEST_KEYS.default.toString('base64'),
+    };
+    const { transport } = service.config;
+    return transport.kind === 'nats'
+      ? {
+          ...common,
+          transport: 'nats',
+          servers: transport.servers,
+          subjectPrefix: transport.subjectPrefix,
+        }
+      : { ...common, host: '127.0.0.1', port: service.port };
+  }
+
   async function clientFromModule(
-    options: Partial<Parameters<typeof PaiClientModule.register>[0]> = {},
+    options: Partial<PaiClientOptions> | PaiClientModuleOptions = {},
   ) {
     const moduleRef = await Test.createTestingModule({
       imports: [
         PaiClientModule.register({
-          host: '127.0.0.1',
-          port: service.port,
-          kid: 'default',
-          secret: TEST_KEYS.default.toString('base64'),
+          ...target(),
           ...options,
         }),
       ],
@@ -95,49 +122,131 @@ describe(`${PaiClientModule.name} against the service (${databaseKind})`, () => 
     }
   });
 
-  it('should time out when the peer never answers', async () => {
-    const accepted: Socket[] = [];
-    const silent: Server = createServer((socket) => accepted.push(socket));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
-    const address = silent.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const { client, close } = await clientFromModule({ port, timeoutMs: 200 });
-    try {
-      expect((await failure(client.send('system.ping', {}))).code).toBe(
-        'TIMEOUT',
-      );
-      // Closing releases the connection for good: Nest only ends its side, and a half-open
-      // socket to a silent peer keeps the caller's process alive.
-      const socket = (
-        client as unknown as { proxy: { unwrap<T>(): T } }
-      ).proxy.unwrap<Socket>();
-      await close();
-      expect(socket.destroyed).toBe(true);
-    } finally {
-      accepted.forEach((socket) => socket.destroy());
-      silent.close();
-    }
-  });
+  itTcpOnly(
+    'should time out when the peer never answers',
+    'a silent TCP peer; the NATS case is below',
+    async () => {
+      const accepted: Socket[] = [];
+      const silent: Server = createServer((socket) => accepted.push(socket));
+      silent.listen(0, '127.0.0.1');
+      await once(silent, 'listening');
+      const address = silent.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const { client, close } = await clientFromModule({
+        port,
+        timeoutMs: 200,
+      });
+      try {
+        expect((await failure(client.send('system.ping', {}))).code).toBe(
+          'TIMEOUT',
+        );
+        // Closing releases the connection for good: Nest only ends its side, and a half-open
+        // socket to a silent peer keeps the caller's process alive.
+        const socket = (
+          client as unknown as { proxy: { unwrap<T>(): T } }
+        ).proxy.unwrap<Socket>();
+        await close();
+        expect(socket.destroyed).toBe(true);
+      } finally {
+        accepted.forEach((socket) => socket.destroy());
+        silent.close();
+      }
+    },
+  );
 
-  it('should report a refused connection as CONNECTION', async () => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const address = probe.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    probe.close();
-    await once(probe, 'close');
-    const { client, close } = await clientFromModule({
-      port,
-      timeoutMs: 2_000,
+  itTcpOnly(
+    'should report a refused connection as CONNECTION',
+    'a closed TCP port; the NATS case is below',
+    async () => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1');
+      await once(probe, 'listening');
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close();
+      await once(probe, 'close');
+      const { client, close } = await clientFromModule({
+        port,
+        timeoutMs: 2_000,
+      });
+      try {
+        expect((await failure(client.send('system.ping', {}))).code).toBe(
+          'CONNECTION',
+        );
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  describe('over NATS', () => {
+    const natsOnly = e2eTransport === 'nats' ? it : it.skip;
+    const nats = () => service.config.transport as NatsTransport;
+
+    natsOnly(
+      'should time out when a subscriber takes the request and never answers',
+      async () => {
+        // A stray member of the queue group: it receives requests and drops them.
+        const stray = await natsConnect({ servers: [...nats().servers] });
+        const prefix = `pai-e2e-silent-${Date.now()}.`;
+        stray.subscribe(`${prefix}>`, { callback: () => undefined });
+        await stray.flush();
+        const { client, close } = await clientFromModule({
+          ...target(),
+          subjectPrefix: prefix,
+          timeoutMs: 300,
+        } as PaiClientModuleOptions);
+        try {
+          expect((await failure(client.send('system.ping', {}))).code).toBe(
+            'TIMEOUT',
+          );
+        } finally {
+          await close();
+          await stray.close();
+        }
+      },
+    );
+
+    natsOnly(
+      'should report "no responders" (no instance on that prefix) as CONNECTION, at once',
+      async () => {
+        const { client, close } = await clientFromModule({
+          ...target(),
+          subjectPrefix: 'pai-e2e-nobody.',
+          timeoutMs: 10_000,
+        } as PaiClientModuleOptions);
+        try {
+          const started = Date.now();
+          const error = await failure(client.send('system.ping', {}));
+          expect(error.code).toBe('CONNECTION');
+          expect(error.message).toContain('no responders');
+          expect(Date.now() - started).toBeLessThan(5_000);
+        } finally {
+          await close();
+        }
+      },
+    );
+
+    natsOnly('should report an unreachable broker as CONNECTION', async () => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1');
+      await once(probe, 'listening');
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close();
+      await once(probe, 'close');
+      const { client, close } = await clientFromModule({
+        ...target(),
+        servers: `nats://127.0.0.1:${port}`,
+        timeoutMs: 5_000,
+      } as PaiClientModuleOptions);
+      try {
+        expect((await failure(client.send('system.ping', {}))).code).toBe(
+          'CONNECTION',
+        );
+      } finally {
+        await close();
+      }
     });
-    try {
-      expect((await failure(client.send('system.ping', {}))).code).toBe(
-        'CONNECTION',
-      );
-    } finally {
-      await close();
-    }
   });
 });

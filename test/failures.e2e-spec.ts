@@ -1,11 +1,20 @@
 import { Database } from '../src/database/database.service';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  e2eTransport,
+  startTestApp,
+  type TestApp,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
-import { RawClient, replyVerifies, signEnvelope } from './support/raw-client';
+import {
+  replyVerifies,
+  signEnvelope,
+  type RawTransport,
+} from './support/raw-client';
 
 /** A Database whose every unit of work fails with `error`, as a database that went away would. */
 function failingDatabase(error: Error): Partial<Database> {
@@ -13,10 +22,10 @@ function failingDatabase(error: Error): Partial<Database> {
   return { dialect: 'sqlite', run: fail, transaction: fail };
 }
 
-describe(`failures reaching the client (${databaseKind})`, () => {
+describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () => {
   let database: TestDatabase;
   let service: TestApp | undefined;
-  let raw: RawClient | undefined;
+  let raw: RawTransport | undefined;
 
   beforeEach(async () => {
     database = await createTestDatabase();
@@ -36,7 +45,7 @@ describe(`failures reaching the client (${databaseKind})`, () => {
       (builder) =>
         builder.overrideProvider(Database).useValue(failingDatabase(error)),
     );
-    raw = await RawClient.connect(service.port);
+    raw = await service.raw();
     return raw;
   }
 

@@ -41,7 +41,12 @@ import {
   type Recipe,
   setStartCutoff,
 } from './support/hostile';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -76,7 +81,11 @@ function withinTime<T>(promise: Promise<T>): Promise<T | null> {
 /** The real process: jest hands tests a copy whose listeners Node never calls. */
 const realProcess = runInThisContext('process') as NodeJS.Process;
 
-describe(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
+const describeSuite = describeTcpOnly(
+  'hostile input through the TCP framing; over NATS the broker frames messages',
+);
+
+describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   let database: TestDatabase;
   let service: TestApp;
   const crashes: unknown[] = [];

@@ -14,7 +14,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { GarbageConnection, Pipeline, tableNonces } from './support/hostile';
 import { newNonce, signEnvelope } from './support/raw-client';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -46,7 +51,11 @@ async function heapAfterGc(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
-describe(`Heap under sustained hostile traffic (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  'hostile traffic through the TCP framing',
+);
+
+describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp;
 

@@ -4,7 +4,12 @@ import {
   LOGGER,
   NestPinoLogger,
 } from '../src/observability/logger';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -66,7 +71,11 @@ class Captured extends Writable {
   }
 }
 
-describe(`HTTP side port, metrics and logs (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  "reads one instance's metrics and logs; NATS readiness and metrics are in nats.e2e-spec.ts",
+);
+
+describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp;
   let raw: RawClient;

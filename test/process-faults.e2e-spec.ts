@@ -15,7 +15,7 @@ import {
 import { RawClient, signEnvelope } from './support/raw-client';
 import { signUp } from './support/accounts';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
-import { TEST_KEYS, startTestApp } from './support/test-app';
+import { TEST_KEYS, startTestApp, describeTcpOnly } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -24,7 +24,11 @@ import {
 
 jest.setTimeout(120_000);
 
-describe(`the service as a process (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  'runs the built service as a process on its TCP port',
+);
+
+describeSuite(`the service as a process (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: ServiceProcess | undefined;
   const clients: PaiClient[] = [];

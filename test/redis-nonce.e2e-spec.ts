@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import type { AppConfig } from '../src/config/config';
-import { RawClient, replyVerifies, signEnvelope } from './support/raw-client';
+import { replyVerifies, signEnvelope } from './support/raw-client';
 import {
   describeWithRedis,
   TEST_REDIS_URL,
@@ -38,7 +38,6 @@ function getStatus(
 describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
   let database: TestDatabase;
   const started: TestApp[] = [];
-  const raws: RawClient[] = [];
   let prefix: string;
 
   async function instance(overrides: Partial<AppConfig> = {}) {
@@ -48,9 +47,9 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
       ...overrides,
     });
     started.push(app);
-    const raw = await RawClient.connect(app.port);
-    raws.push(raw);
-    return { app, raw };
+    // Over TCP a connection to this instance; over NATS (npm run test:nats) a connection to the
+    // broker, where this "instance" is itself two in a queue group.
+    return { app, raw: await app.raw() };
   }
 
   beforeEach(async () => {
@@ -59,7 +58,6 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
   });
 
   afterEach(async () => {
-    raws.splice(0).forEach((raw) => raw.close());
     await Promise.all(started.splice(0).map((app) => app.close()));
     await database.drop();
   });
@@ -82,9 +80,8 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
     const a = await instance();
     const b = await instance();
     const extra = await Promise.all(
-      [a.app, b.app, a.app, b.app].map((app) => RawClient.connect(app.port)),
+      [a.app, b.app, a.app, b.app].map((app) => app.raw()),
     );
-    raws.push(...extra);
     const envelope = signEnvelope('system.ping', {}, key);
 
     const replies = await Promise.all(
@@ -103,7 +100,6 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await a.raw.request('system.ping', envelope)).ok).toBe(true);
 
-    raws.splice(0).forEach((raw) => raw.close());
     await Promise.all(started.splice(0).map((app) => app.close()));
     const again = await instance();
 

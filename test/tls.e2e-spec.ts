@@ -1,6 +1,11 @@
 import { PaiClientError } from '../src/client/pai-client.error';
 import { makeCertificate } from './support/certificate';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -8,7 +13,11 @@ import {
 } from './support/test-database';
 import { RawClient, signEnvelope } from './support/raw-client';
 
-describe(`TLS (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  "the service's own TLS; over NATS, TLS is the broker's (tls:// URLs)",
+);
+
+describeSuite(`TLS (${databaseKind})`, () => {
   const tls = makeCertificate();
   let database: TestDatabase;
   let service: TestApp;

@@ -1,14 +1,14 @@
 import { PaiClientError } from '../src/client/pai-client.error';
 import { failure } from './support/failure';
 import type { PaiClient } from '../src/client/pai-client';
-import { startTestApp, type TestApp } from './support/test-app';
+import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
 
-describe(`transactions over TCP (${databaseKind})`, () => {
+describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp;
   let client: PaiClient;

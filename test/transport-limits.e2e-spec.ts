@@ -6,7 +6,12 @@ import { Database } from '../src/database/database.service';
 import type { PaiTcpServer } from '../src/protocol/pai-tcp.server';
 import { signUp } from './support/accounts';
 import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
-import { TEST_KEYS, startTestApp, type TestApp } from './support/test-app';
+import {
+  TEST_KEYS,
+  startTestApp,
+  type TestApp,
+  describeTcpOnly,
+} from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -43,7 +48,11 @@ function replyOrClosed(
   return Promise.race([reply, raw.closed.then(() => 'closed' as const)]);
 }
 
-describe(`transport limits (${databaseKind})`, () => {
+const describeSuite = describeTcpOnly(
+  'frame and idle timeouts, the connection cap and the TCP drain; the NATS drain is in nats.e2e-spec.ts',
+);
+
+describeSuite(`transport limits (${databaseKind})`, () => {
   let database: TestDatabase;
   let service: TestApp | undefined;
   const open: (RawClient | Socket)[] = [];

@@ -4,20 +4,41 @@ import {
   OnApplicationShutdown,
   Inject,
 } from '@nestjs/common';
-import { ClientProxyFactory, Transport } from '@nestjs/microservices';
+import {
+  ClientProxyFactory,
+  Transport,
+  type ClientProxy,
+} from '@nestjs/microservices';
 import { PaiClient, type PaiClientOptions } from './pai-client';
+import { PaiNatsClientProxy } from './pai-nats.client';
 
 export const PAI_CLIENT_OPTIONS = Symbol('PAI_CLIENT_OPTIONS');
 
+/** A client of the service behind a NATS broker (PAI_TRANSPORT=nats) instead of its TCP port. */
+export interface PaiNatsClientOptions extends Omit<
+  PaiClientOptions,
+  'host' | 'port' | 'tls'
+> {
+  transport: 'nats';
+  /** `nats://` or `tls://` URLs, as PAI_NATS_SERVERS (credentials in the URL are accepted). */
+  servers: string | readonly string[];
+  /** The service's PAI_NATS_SUBJECT_PREFIX. Default `pai.`. */
+  subjectPrefix?: string;
+}
+
+/** `{ host, port, tls? }` for TCP (the default), or `{ transport: 'nats', servers, … }`. */
+export type PaiClientModuleOptions =
+  (PaiClientOptions & { transport?: 'tcp' }) | PaiNatsClientOptions;
+
 /**
- * For other Nest services: `imports: [PaiClientModule.register({ host, port, kid, secret })]`,
- * then inject PaiClient.
+ * For other Nest services: `imports: [PaiClientModule.register({ host, port, kid, secret })]`
+ * (or `{ transport: 'nats', servers, kid, secret }`), then inject PaiClient.
  */
 @Module({})
 export class PaiClientModule implements OnApplicationShutdown {
   constructor(@Inject(PaiClient) private readonly client: PaiClient) {}
 
-  static register(options: PaiClientOptions): DynamicModule {
+  static register(options: PaiClientModuleOptions): DynamicModule {
     return {
       module: PaiClientModule,
       providers: [
@@ -25,7 +46,7 @@ export class PaiClientModule implements OnApplicationShutdown {
         {
           provide: PaiClient,
           inject: [PAI_CLIENT_OPTIONS],
-          useFactory: (opts: PaiClientOptions) => createPaiClient(opts),
+          useFactory: (opts: PaiClientModuleOptions) => createPaiClient(opts),
         },
       ],
       exports: [PaiClient],
@@ -38,7 +59,15 @@ export class PaiClientModule implements OnApplicationShutdown {
 }
 
 /** A PaiClient without a Nest module around it (scripts, tests, the CLI). */
-export function createPaiClient(options: PaiClientOptions): PaiClient {
+export function createPaiClient(options: PaiClientModuleOptions): PaiClient {
+  if (options.transport === 'nats') {
+    const proxy = new PaiNatsClientProxy(
+      options.subjectPrefix ?? 'pai.',
+      options.servers,
+    );
+    // ClientNats is a ClientProxy typed with NATS's status names; PaiClient needs only send/close.
+    return new PaiClient(proxy as unknown as ClientProxy, options);
+  }
   const proxy = ClientProxyFactory.create({
     transport: Transport.TCP,
     options: {

@@ -42,7 +42,8 @@ export class PaiClient {
 
   constructor(
     private readonly proxy: ClientProxy,
-    private readonly options: PaiClientOptions,
+    // The transport's own options (host, port, tls; NATS servers) are the proxy's business.
+    private readonly options: Omit<PaiClientOptions, 'host' | 'port' | 'tls'>,
   ) {
     this.key =
       typeof options.secret === 'string'
@@ -75,14 +76,15 @@ export class PaiClient {
   async close(): Promise<void> {
     // Nest's ClientTCP.close() only ends its side: with a peer that never answers, the socket
     // stays half-open and keeps the caller's process alive. Destroy it too.
-    let socket: { destroy(): void } | undefined;
+    let socket: { destroy?(): void } | undefined;
     try {
-      socket = this.proxy.unwrap<{ destroy(): void }>();
+      // A NATS connection has no destroy(): its close() already ends it for good.
+      socket = this.proxy.unwrap<{ destroy?(): void }>();
     } catch {
       // Never connected: nothing to release.
     }
     await this.proxy.close();
-    socket?.destroy();
+    socket?.destroy?.();
   }
 
   private async sendOnce<P extends PaiPattern>(

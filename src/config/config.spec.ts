@@ -512,6 +512,169 @@ describe(loadConfig.name, () => {
     });
   });
 
+  describe('transport', () => {
+    const nats = { PAI_TRANSPORT: 'nats' };
+
+    it('should use TCP by default', () => {
+      expect(loadConfig(env).transport).toEqual({ kind: 'tcp' });
+    });
+
+    it('should use the documented NATS defaults', () => {
+      expect(loadConfig({ ...env, ...nats }).transport).toEqual({
+        kind: 'nats',
+        servers: ['nats://127.0.0.1:4222'],
+        credentials: undefined,
+        tls: false,
+        queue: 'pai',
+        subjectPrefix: 'pai.',
+      });
+    });
+
+    it('should read the servers, queue and subject prefix', () => {
+      const config = loadConfig({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'nats://a.example:4222, nats://b.example:4223',
+        PAI_NATS_QUEUE: 'pai-eu',
+        PAI_NATS_SUBJECT_PREFIX: 'prod.pai.',
+      });
+      expect(config.transport).toMatchObject({
+        servers: ['nats://a.example:4222', 'nats://b.example:4223'],
+        queue: 'pai-eu',
+        subjectPrefix: 'prod.pai.',
+      });
+    });
+
+    it('should take user and password out of the URLs, so the URLs can be logged', () => {
+      const config = loadConfig({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS:
+          'nats://pai:s%40cret@a:4222,nats://pai:s%40cret@b:4222',
+      });
+      expect(config.transport).toMatchObject({
+        servers: ['nats://a:4222', 'nats://b:4222'],
+        credentials: { user: 'pai', pass: 's@cret' },
+      });
+      expect(
+        JSON.stringify(
+          config.transport.kind === 'nats' && config.transport.servers,
+        ),
+      ).not.toContain('cret');
+    });
+
+    it('should read a token given as the URL user', () => {
+      const config = loadConfig({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'tls://t0ken@broker:4222',
+      });
+      expect(config.transport).toMatchObject({
+        servers: ['tls://broker:4222'],
+        credentials: { token: 't0ken' },
+        tls: true,
+      });
+    });
+
+    it('should read PAI_NATS_SERVERS_FILE', () => {
+      const file = join(dataDir, 'nats');
+      writeFileSync(file, 'nats://pai:pw@broker:4222\n', { mode: 0o600 });
+      const config = loadConfig({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS_FILE: file,
+      });
+      expect(config.transport).toMatchObject({
+        servers: ['nats://broker:4222'],
+        credentials: { user: 'pai', pass: 'pw' },
+      });
+    });
+
+    it('should keep nonces in the database with NATS, even on SQLite', () => {
+      expect(loadConfig({ ...env, ...nats }).nonceStore).toBe('database');
+    });
+
+    it('should refuse the memory nonce record with NATS: another instance would accept a replay', () => {
+      const error = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NONCE_STORE: 'memory',
+      });
+      expect(error.variable).toBe('PAI_NONCE_STORE');
+    });
+
+    it('should refuse TLS certificate files with NATS, where the service listens on no port', () => {
+      const error = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_TLS_CERT_FILE: '/x/cert.pem',
+        PAI_TLS_KEY_FILE: '/x/key.pem',
+      });
+      expect(error.variable).toBe('PAI_TLS_CERT_FILE');
+    });
+
+    it('should not compare PAI_HTTP_PORT with a PAI_PORT that NATS does not use', () => {
+      const config = loadConfig({ ...env, ...nats, PAI_HTTP_PORT: '8080' });
+      expect(config.http?.port).toBe(8080);
+    });
+
+    it.each([
+      ['PAI_TRANSPORT', { PAI_TRANSPORT: 'grpc' }],
+      ['PAI_NATS_QUEUE', { ...nats, PAI_NATS_QUEUE: 'has space' }],
+      ['PAI_NATS_SUBJECT_PREFIX', { ...nats, PAI_NATS_SUBJECT_PREFIX: 'pai' }],
+      [
+        'PAI_NATS_SUBJECT_PREFIX',
+        { ...nats, PAI_NATS_SUBJECT_PREFIX: 'pai.*.' },
+      ],
+      ['PAI_NATS_SUBJECT_PREFIX', { ...nats, PAI_NATS_SUBJECT_PREFIX: '>.' }],
+      ['PAI_NATS_SUBJECT_PREFIX', { ...nats, PAI_NATS_SUBJECT_PREFIX: 'a..' }],
+      ['PAI_NATS_SERVERS', { ...nats, PAI_NATS_SERVERS: 'http://broker:4222' }],
+      ['PAI_NATS_SERVERS', { ...nats, PAI_NATS_SERVERS: 'broker:4222' }],
+      [
+        'PAI_NATS_SERVERS',
+        { ...nats, PAI_NATS_SERVERS: 'nats://broker:4222/x' },
+      ],
+      [
+        'PAI_NATS_SERVERS',
+        { ...nats, PAI_NATS_SERVERS: 'nats://a:4222,tls://b:4222' },
+      ],
+      [
+        'PAI_NATS_SERVERS',
+        { ...nats, PAI_NATS_SERVERS: 'nats://u:p@a:4222,nats://b:4222' },
+      ],
+    ])('should refuse a bad %s (%j)', (variable, extra) => {
+      expect(configErrorOf({ ...env, ...extra }).variable).toBe(variable);
+    });
+
+    it('should not echo the password of a PAI_NATS_SERVERS entry', () => {
+      const error = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'nats://pai:hunter2@broker:4222,ftp://pai:hunter2@x',
+      });
+      expect(error.variable).toBe('PAI_NATS_SERVERS');
+      expect(error.message).not.toContain('hunter2');
+      const unparsable = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'nats://pai:hunter2@[broken',
+      });
+      expect(unparsable.message).not.toContain('hunter2');
+    });
+
+    it('should refuse PAI_NATS_SERVERS set together with its _FILE variant', () => {
+      const file = join(dataDir, 'nats');
+      writeFileSync(file, 'nats://broker:4222', { mode: 0o600 });
+      const error = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'nats://broker:4222',
+        PAI_NATS_SERVERS_FILE: file,
+      });
+      expect(error.variable).toBe('PAI_NATS_SERVERS_FILE');
+    });
+  });
+
   describe('secrets from files (*_FILE)', () => {
     function secretFile(name: string, contents: string): string {
       const file = join(dataDir, name);

@@ -16,12 +16,18 @@ import {
   parseDatabaseConfig,
   parseDataDir,
 } from './database-config';
+import { parseTransportConfig, type TransportConfig } from './transport-config';
 
 type Env = Record<string, string | undefined>;
 
 /** Everything the service reads from its environment, parsed and checked once at boot. */
 export interface AppConfig {
   readonly production: boolean;
+  /**
+   * `tcp`: the service listens on host:port (and tls). `nats`: it subscribes on a NATS broker and
+   * host, port, tls, frame and idle timeouts and maxConnections do not apply.
+   */
+  readonly transport: TransportConfig;
   readonly host: string;
   readonly port: number;
   readonly database: DatabaseConfig;
@@ -257,14 +263,14 @@ function hostOf(env: Env, name: string): string {
  * Off unless PAI_HTTP_PORT is set: the TCP port answers nothing unsigned, and an unauthenticated
  * port is something an operator opts into (the container image does), on its own address.
  */
-function readHttp(env: Env, tcpPort: number): AppConfig['http'] {
+function readHttp(env: Env, tcpPort: number | undefined): AppConfig['http'] {
   // PAI_HTTP_HOST alone is not an error: the image sets it, and `-e PAI_HTTP_PORT=` alone must
   // be enough to turn the port off there.
   if (env.PAI_HTTP_PORT === undefined || env.PAI_HTTP_PORT === '') {
     return undefined;
   }
   const port = integer(env, 'PAI_HTTP_PORT', 0, 0, 65535);
-  if (port !== 0 && port === tcpPort) {
+  if (port !== 0 && tcpPort !== undefined && port === tcpPort) {
     throw new ConfigError('PAI_HTTP_PORT', `must differ from PAI_PORT`);
   }
   return { host: hostOf(env, 'PAI_HTTP_HOST'), port };
@@ -374,10 +380,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
     100,
     120_000,
   );
+  const transport = parseTransportConfig(env);
   const tls = readTls(env);
-  const http = readHttp(env, port);
+  if (tls && transport.kind === 'nats') {
+    throw new ConfigError(
+      env.PAI_TLS_CERT_FILE ? 'PAI_TLS_CERT_FILE' : 'PAI_TLS_KEY_FILE',
+      'applies to PAI_TRANSPORT=tcp only; with NATS, use tls:// URLs in PAI_NATS_SERVERS',
+    );
+  }
+  const http = readHttp(env, transport.kind === 'tcp' ? port : undefined);
   const log = readLog(env);
-  const nonceStore = parseNonceStore(env, database);
+  const nonceStore = parseNonceStore(env, database, transport);
   const redis = nonceStore === 'redis' ? readRedis(env) : undefined;
 
   const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
@@ -413,6 +426,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   return {
     production,
+    transport,
     host,
     port,
     database,
@@ -436,15 +450,29 @@ export function loadConfig(env: Env = process.env): AppConfig {
   };
 }
 
-function parseNonceStore(env: Env, database: DatabaseConfig): NonceStoreKind {
+function parseNonceStore(
+  env: Env,
+  database: DatabaseConfig,
+  transport: TransportConfig,
+): NonceStoreKind {
   const raw = env.PAI_NONCE_STORE || undefined;
   if (raw === undefined) {
-    return database.type === 'mysql' ? 'database' : 'memory';
+    return database.type === 'mysql' || transport.kind === 'nats'
+      ? 'database'
+      : 'memory';
   }
   if (raw !== 'memory' && raw !== 'database' && raw !== 'redis') {
     throw new ConfigError(
       'PAI_NONCE_STORE',
       `must be "memory", "database" or "redis", got "${raw}"`,
+    );
+  }
+  if (raw === 'memory' && transport.kind === 'nats') {
+    // A queue group hands each request to any of its instances: with a record per process, a
+    // replay that lands on another instance would be accepted.
+    throw new ConfigError(
+      'PAI_NONCE_STORE',
+      'must be "database" or "redis" with PAI_TRANSPORT=nats: instances in a queue group must share the replay record',
     );
   }
   return raw;

@@ -9,6 +9,8 @@ export const FILE_VARIABLES = [
   'PAI_PASSWORD_PEPPER',
   'DATABASE_URL',
   'PAI_REDIS_URL',
+  // May carry the broker's user and password, or a token.
+  'PAI_NATS_SERVERS',
 ] as const;
 
 /**

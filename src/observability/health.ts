@@ -26,9 +26,10 @@ export interface Readiness {
 }
 
 /**
- * Readiness: the protocol port listens, the database answers, and every migration this build
- * knows has been applied. Each probe costs two small queries (SELECT 1 and the names in the
- * migrations table); a change of state is logged once, not every probe.
+ * Readiness: the protocol port listens (over NATS: the broker is connected and PAI subscribed),
+ * the database answers, every migration this build knows has been applied, and the Redis nonce
+ * record answers when it is the one in use. Each probe costs two small queries (SELECT 1 and the
+ * names in the migrations table); a change of state is logged once, not every probe.
  */
 @Injectable()
 export class Health {
@@ -41,8 +42,8 @@ export class Health {
     private readonly dataSource: DataSource,
     private readonly database: Database,
     private readonly metrics: Metrics,
-    @Inject(LOGGER) private readonly logger: Logger,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
     private readonly moduleRef: ModuleRef,
   ) {}
 
@@ -50,7 +51,7 @@ export class Health {
     let result: Readiness;
     try {
       const body = await this.checks.check([
-        () => this.tcpListening(),
+        () => this.serverReceiving(),
         () =>
           this.typeorm.pingCheck('database', {
             connection: this.dataSource,
@@ -74,11 +75,15 @@ export class Health {
     return result;
   }
 
-  private tcpListening() {
-    const check = this.indicators.check('tcp');
-    return this.metrics.tcpListening()
-      ? check.up()
-      : check.down('the protocol port is not listening');
+  private serverReceiving() {
+    const nats = this.config.transport.kind === 'nats';
+    const check = this.indicators.check(nats ? 'nats' : 'tcp');
+    if (this.metrics.serverReceiving()) return check.up();
+    return check.down(
+      nats
+        ? 'not connected to the NATS broker, or not subscribed'
+        : 'the protocol port is not listening',
+    );
   }
 
   /** The Redis nonce record answers PING; without it every signed request is refused. */

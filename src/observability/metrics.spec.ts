@@ -79,6 +79,34 @@ describe(Metrics.name, () => {
   it('should report no connections before a TCP server is tracked', async () => {
     const metrics = metricsWith();
     expect(await value(metrics, 'pai_tcp_connections')).toBe(0);
-    expect(metrics.tcpListening()).toBe(false);
+    expect(metrics.serverReceiving()).toBe(false);
+  });
+
+  it('should report requests in flight but no TCP connection gauge over NATS', async () => {
+    const metrics = metricsWith(
+      testConfig(
+        {},
+        {
+          http,
+          nonceStore: 'database',
+          transport: {
+            kind: 'nats',
+            servers: ['nats://127.0.0.1:4222'],
+            tls: false,
+            queue: 'pai',
+            subjectPrefix: 'pai.',
+          },
+        },
+      ),
+    );
+    metrics.trackServer({
+      load: { connections: 0, inFlight: 3 },
+      isReceiving: () => true,
+    } as never);
+    expect(metrics.registry.getSingleMetric('pai_tcp_connections')).toBe(
+      undefined,
+    );
+    expect(await value(metrics, 'pai_requests_in_flight')).toBe(3);
+    expect(metrics.serverReceiving()).toBe(true);
   });
 });

@@ -1,6 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import type { Server } from 'node:net';
 import {
   Counter,
   Gauge,
@@ -10,7 +9,7 @@ import {
 } from 'prom-client';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
-import type { PaiTcpServer } from '../protocol/pai-tcp.server';
+import type { PaiServer } from '../protocol/pai-server';
 import { NonceStore } from '../protocol/nonce-store';
 import { UsedNonce } from '../protocol/used-nonce.entity';
 
@@ -29,7 +28,7 @@ type Labels<K extends string> = Record<K, string>;
 @Injectable()
 export class Metrics {
   readonly registry = new Registry();
-  private tcpServer?: PaiTcpServer;
+  private server?: PaiServer;
   private processMetrics = false;
   private readonly enabled: boolean;
 
@@ -68,16 +67,20 @@ export class Metrics {
     private readonly moduleRef: ModuleRef,
   ) {
     this.enabled = config.http !== undefined;
-    const load = () => this.tcpServer?.load ?? { connections: 0, inFlight: 0 };
+    const load = () => this.server?.load ?? { connections: 0, inFlight: 0 };
     const nonceRecords = () => this.nonceRecords();
-    new Gauge({
-      name: 'pai_tcp_connections',
-      help: 'Open TCP connections to the protocol port',
-      registers: [this.registry],
-      collect() {
-        this.set(load().connections);
-      },
-    });
+    // Over NATS the service holds one connection, to the broker: there are no client
+    // connections to count.
+    if (config.transport.kind === 'tcp') {
+      new Gauge({
+        name: 'pai_tcp_connections',
+        help: 'Open TCP connections to the protocol port',
+        registers: [this.registry],
+        collect() {
+          this.set(load().connections);
+        },
+      });
+    }
     new Gauge({
       name: 'pai_requests_in_flight',
       help: 'Requests received and not yet answered',
@@ -105,13 +108,13 @@ export class Metrics {
   }
 
   /** The protocol server whose connections and requests in flight are reported; set once it listens. */
-  trackTcpServer(server: PaiTcpServer): void {
-    this.tcpServer = server;
+  trackServer(server: PaiServer): void {
+    this.server = server;
   }
 
-  /** Whether the tracked protocol server is accepting connections. */
-  tcpListening(): boolean {
-    return this.tcpServer?.unwrap<Server>().listening === true;
+  /** Whether the tracked protocol server receives requests (TCP: listens; NATS: connected and subscribed). */
+  serverReceiving(): boolean {
+    return this.server?.isReceiving() === true;
   }
 
   /** Node's process metrics (CPU, memory, event loop lag), for a process that serves /metrics. */

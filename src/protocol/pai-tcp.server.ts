@@ -5,25 +5,10 @@ import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
 import { ConnectionTracker, type DrainResult } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
+import { SampledWarning } from './sampled-warning';
 
 /** Messages to a pattern with no handler are routed here, through the guard, filter and signer. */
 export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
-
-/** Counts a repeated fault and logs its 1st, 2nd, 4th, 8th … occurrence: a peer cannot flood the log. */
-class SampledWarning {
-  private count = 0;
-
-  constructor(
-    private readonly logger: Logger,
-    private readonly describe: (count: number) => string,
-  ) {}
-
-  record(): void {
-    this.count += 1;
-    if ((this.count & (this.count - 1)) === 0)
-      this.logger.warn(this.describe(this.count));
-  }
-}
 
 /**
  * Nest's TCP server with two protocol rules of its own: a request to an unknown pattern gets a
@@ -115,6 +100,11 @@ export class PaiTcpServer extends ServerTCP {
     super.handleError(error as string);
   }
 
+  /** The port listens: what readiness reports. */
+  isReceiving(): boolean {
+    return this.unwrap<Server>().listening;
+  }
+
   /** The port actually bound (differs from the configured one when that was 0). */
   boundPort(): number {
     const address = this.unwrap<Server>().address();
@@ -122,8 +112,8 @@ export class PaiTcpServer extends ServerTCP {
   }
 }
 
-/** The service's TCP server as configured: one place for main.ts and the end-to-end tests. */
-export function createPaiServer(config: AppConfig): PaiTcpServer {
+/** The service's TCP server as configured (see createPaiServer). */
+export function createPaiTcpServer(config: AppConfig): PaiTcpServer {
   const tracker = new ConnectionTracker();
   return new PaiTcpServer(
     {

@@ -7,6 +7,7 @@ export function testConfig(
 ): AppConfig {
   return {
     production: false,
+    transport: { kind: 'tcp' },
     host: '127.0.0.1',
     port: 0,
     database: { type: 'sqlite', file: ':memory:' },

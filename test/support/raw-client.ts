@@ -59,7 +59,16 @@ export function replyVerifies(
   );
 }
 
-export class RawClient {
+/** What the suites need of a raw client, over TCP (RawClient) or NATS (RawNatsClient). */
+export interface RawTransport {
+  /** Sends a Nest request packet and resolves with its reply: the `response`, or the `err`. */
+  request(pattern: string, data: unknown): Promise<WireReply>;
+  /** Sends a packet as it is: without an `id` it is an event, which expects no reply. */
+  writeFrame(message: { pattern: string } & Record<string, unknown>): void;
+  close(): void;
+}
+
+export class RawClient implements RawTransport {
   private buffer = '';
   private readonly pending = new Map<
     string,

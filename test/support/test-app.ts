@@ -3,14 +3,54 @@ import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
-import { createPaiClient } from '../../src/client/pai-client.module';
+import {
+  createPaiClient,
+  type PaiClientModuleOptions,
+} from '../../src/client/pai-client.module';
 import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
 import type { AppConfig } from '../../src/config/config';
 import { HttpSideServer } from '../../src/observability/http-side.server';
 import { Metrics } from '../../src/observability/metrics';
 import { Clock } from '../../src/protocol/clock';
-import { createPaiServer } from '../../src/protocol/pai-tcp.server';
+import type { NatsTransport } from '../../src/config/transport-config';
+import { createPaiServer, type PaiServer } from '../../src/protocol/pai-server';
+import { PaiTcpServer } from '../../src/protocol/pai-tcp.server';
+import { RawClient, type RawTransport } from './raw-client';
+import { RawNatsClient } from './raw-nats-client';
 import type { TestDatabase } from './test-database';
+
+/**
+ * `PAI_E2E_TRANSPORT=nats` (npm run test:nats) runs the suites over NATS: every test app is then
+ * two instances in one queue group on one database, behind a subject prefix of its own.
+ */
+export const e2eTransport: 'tcp' | 'nats' =
+  process.env.PAI_E2E_TRANSPORT === 'nats' ? 'nats' : 'tcp';
+const E2E_NATS_SERVERS = (
+  process.env.PAI_E2E_NATS_SERVERS ?? 'nats://127.0.0.1:4222'
+).split(',');
+
+/**
+ * `describe` for suites about the TCP transport itself: `describeTcpOnly(reason)(name, body)`.
+ * Over NATS the suite is skipped and the reason shows in its name.
+ */
+export function describeTcpOnly(
+  reason: string,
+): (name: string, body: () => void) => void {
+  return (name, body) =>
+    e2eTransport === 'tcp'
+      ? describe(name, body)
+      : describe.skip(`${name} [TCP only: ${reason}]`, body);
+}
+
+/** `it` for a test about the TCP transport itself; over NATS it is skipped, saying why. */
+export const itTcpOnly = (
+  name: string,
+  reason: string,
+  fn: () => Promise<unknown>,
+): void =>
+  e2eTransport === 'tcp'
+    ? it(name, fn)
+    : it.skip(`${name} [TCP only: ${reason}]`, fn);
 
 /** MAC keys the test apps know; fixed per run so a restarted app accepts the same clients. */
 export const TEST_KEYS: Record<string, Buffer> = {
@@ -31,7 +71,12 @@ export class TestClock extends Clock {
 }
 
 export interface TestApp {
+  /** The first instance. */
   app: INestMicroservice;
+  /** Every instance: one over TCP, two over NATS (same config, database and queue group). */
+  apps: INestMicroservice[];
+  servers: PaiServer[];
+  /** The TCP port; 0 over NATS, where there is none. */
   port: number;
   /** The HTTP side port, when the config enables it (`http: { host, port: 0 }`). */
   httpPort?: number;
@@ -40,10 +85,17 @@ export interface TestApp {
   dataSource: DataSource;
   /** A client-module client for this app, closed with the app. */
   client(options?: Partial<PaiClientOptions>): PaiClient;
+  /** A raw client for hand-built packets (a TCP connection, or a NATS connection), closed with the app. */
+  raw(): Promise<RawTransport>;
+  /** Stops one instance (as SIGTERM would: drained), leaving the others running. */
+  closeInstance(index: number): Promise<void>;
   close(): Promise<void>;
 }
 
-/** The real AppModule behind the real TCP server on a free loopback port. */
+/**
+ * The real AppModule behind the real TCP server on a free loopback port; with
+ * PAI_E2E_TRANSPORT=nats, two instances of it behind the real NATS server.
+ */
 export async function startTestApp(
   database: TestDatabase,
   overrides: Partial<AppConfig> = {},
@@ -70,47 +122,111 @@ export async function startTestApp(
     drainTimeoutMs: 10_000,
     databaseTimeoutMs: 5_000,
     log: { level: 'silent', format: 'json' },
-    nonceStore: database.config.type === 'mysql' ? 'database' : 'memory',
+    nonceStore:
+      database.config.type === 'mysql' || e2eTransport === 'nats'
+        ? 'database'
+        : 'memory',
+    transport: e2eTransport === 'nats' ? natsTransport() : { kind: 'tcp' },
     ...overrides,
   };
+  const nats = config.transport.kind === 'nats' ? config.transport : undefined;
+  if (nats && database.config.type !== 'mysql') {
+    // Two instances need a database both can write: the suites' SQLite file is one process's.
+    throw new Error(
+      'the NATS end-to-end run needs MySQL/MariaDB: use npm run test:nats (sets DATABASE_URL)',
+    );
+  }
+  // One clock for every instance, as machines kept in sync would share.
   const clock = new TestClock();
-  const moduleRef = await customize(
-    Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
-      .overrideProvider(Clock)
-      .useValue(clock),
-  ).compile();
-  const server = createPaiServer(config);
-  const app = moduleRef.createNestMicroservice({
-    strategy: server,
-    logger: ['error'],
-  });
-  await app.listen();
-  app.get(Metrics).trackTcpServer(server);
-  const port = server.boundPort();
+  const apps: INestMicroservice[] = [];
+  const servers: PaiServer[] = [];
+  for (let instance = 0; instance < (nats ? 2 : 1); instance += 1) {
+    const moduleRef = await customize(
+      Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+        .overrideProvider(Clock)
+        .useValue(clock),
+    ).compile();
+    const server = createPaiServer(config);
+    const app = moduleRef.createNestMicroservice({
+      strategy: server,
+      logger: ['error'],
+    });
+    await app.listen();
+    app.get(Metrics).trackServer(server);
+    apps.push(app);
+    servers.push(server);
+  }
+  const [app] = apps;
+  const port = servers[0] instanceof PaiTcpServer ? servers[0].boundPort() : 0;
   const clients: PaiClient[] = [];
+  const raws: RawTransport[] = [];
+  const closed = new Set<INestMicroservice>();
   return {
     app,
+    apps,
+    servers,
     port,
     httpPort: app.get(HttpSideServer).boundPort(),
     config,
     clock,
     dataSource: app.get(DataSource),
     client(options = {}) {
-      const client = createPaiClient({
-        host: '127.0.0.1',
-        port,
+      const common = {
         kid: 'default',
         secret: TEST_KEYS.default,
         timeoutMs: 15_000,
         now: () => clock.now(),
-        ...options,
-      });
+      };
+      const target: PaiClientModuleOptions = nats
+        ? {
+            ...common,
+            ...withoutTcpOptions(options),
+            transport: 'nats',
+            servers: nats.servers,
+            subjectPrefix: nats.subjectPrefix,
+          }
+        : { ...common, host: '127.0.0.1', port, ...options };
+      const client = createPaiClient(target);
       clients.push(client);
       return client;
     },
+    async raw() {
+      const raw = nats
+        ? await RawNatsClient.connect(nats.servers, nats.subjectPrefix)
+        : await RawClient.connect(port);
+      raws.push(raw);
+      return raw;
+    },
+    async closeInstance(index) {
+      closed.add(apps[index]);
+      await apps[index].close();
+    },
     async close() {
+      raws.forEach((raw) => raw.close());
       await Promise.all(clients.map((client) => client.close()));
-      await app.close();
+      // Closed one after the other, as instances of a deployment are stopped.
+      for (const each of apps) if (!closed.has(each)) await each.close();
     },
   };
+}
+
+/** NATS on the test broker, with a subject prefix per test app: parallel suites never meet. */
+function natsTransport(): NatsTransport {
+  return {
+    kind: 'nats',
+    servers: E2E_NATS_SERVERS,
+    tls: false,
+    queue: 'pai',
+    subjectPrefix: `pai-e2e-${randomBytes(6).toString('hex')}.`,
+  };
+}
+
+function withoutTcpOptions(
+  options: Partial<PaiClientOptions>,
+): Omit<Partial<PaiClientOptions>, 'host' | 'port' | 'tls'> {
+  const rest = { ...options };
+  delete rest.host;
+  delete rest.port;
+  delete rest.tls;
+  return rest;
 }

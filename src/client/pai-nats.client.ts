@@ -1,0 +1,61 @@
+import { ClientNats, type MsPattern } from '@nestjs/microservices';
+import type { Msg } from '@nats-io/transport-node';
+import {
+  natsConnectionOptions,
+  parseNatsServerList,
+} from '../config/transport-config';
+
+/** NATS status code of the broker's reply to a request nobody subscribes to. */
+const NO_RESPONDERS = 503;
+
+/**
+ * Nest's NATS client, publishing `<subjectPrefix><pattern>` (the service subscribes to
+ * `<subjectPrefix>>`). The packet and the MAC keep the bare pattern.
+ */
+export class PaiNatsClientProxy extends ClientNats {
+  constructor(
+    private readonly subjectPrefix: string,
+    servers: string | readonly string[],
+  ) {
+    const list = parseNatsServerList(
+      typeof servers === 'string' ? servers.split(',') : servers,
+      'servers',
+    );
+    super({
+      ...natsConnectionOptions(list),
+      name: 'pai-client',
+      // A long-lived client keeps trying (the default gives up after about 20 s); requests made
+      // meanwhile fail at once as CONNECTION, or time out.
+      maxReconnectAttempts: -1,
+    });
+  }
+
+  protected override normalizePattern(pattern: MsPattern): string {
+    return this.subjectPrefix + super.normalizePattern(pattern);
+  }
+
+  /**
+   * Nest reports the broker's "no responders" as an empty response; say what it means: no
+   * instance of the service is subscribed to that subject (none running, or another prefix).
+   */
+  override createSubscriptionHandler(
+    ...args: Parameters<ClientNats['createSubscriptionHandler']>
+  ): ReturnType<ClientNats['createSubscriptionHandler']> {
+    const [packet, callback] = args;
+    const handle = super.createSubscriptionHandler(packet, callback);
+    return (error, message) => {
+      const status = (message as Msg | undefined)?.headers?.code;
+      if (!error && status === NO_RESPONDERS) {
+        return Promise.resolve(
+          callback({
+            err: new Error(
+              `no PAI instance is subscribed to ${this.normalizePattern(packet.pattern as MsPattern)} on NATS (no responders)`,
+            ),
+            isDisposed: true,
+          }),
+        );
+      }
+      return handle(error, message);
+    };
+  }
+}

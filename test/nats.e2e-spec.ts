@@ -1,0 +1,370 @@
+/**
+ * What only the NATS transport has: two instances in one queue group sharing the work and the
+ * replay record, one of them stopping under load, readiness from the broker connection, and a
+ * broker restart. Runs with PAI_E2E_TRANSPORT=nats (npm run test:nats).
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource } from 'typeorm';
+import type { PaiClient } from '../src/client/pai-client';
+import { PaiClientError } from '../src/client/pai-client.error';
+import { Database } from '../src/database/database.service';
+import { HttpSideServer } from '../src/observability/http-side.server';
+import { Metrics } from '../src/observability/metrics';
+import type { PaiNatsServer } from '../src/protocol/pai-nats.server';
+import { signUp } from './support/accounts';
+import { signEnvelope } from './support/raw-client';
+import {
+  TEST_KEYS,
+  e2eTransport,
+  startTestApp,
+  type TestApp,
+} from './support/test-app';
+import {
+  createTestDatabase,
+  databaseKind,
+  type TestDatabase,
+} from './support/test-database';
+
+const key = TEST_KEYS.default;
+const http = { host: '127.0.0.1', port: 0 };
+
+const describeNats =
+  e2eTransport === 'nats'
+    ? describe
+    : (name: string, body: () => void) =>
+        describe.skip(`${name} [NATS only: run npm run test:nats]`, body);
+
+/** pai_requests_total (or another counter) of one instance, for the given labels. */
+async function counter(
+  service: TestApp,
+  instance: number,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
+  const metric = service.apps[instance]
+    .get(Metrics)
+    .registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const found = values.find((value) =>
+    Object.entries(labels).every(
+      ([label, wanted]) =>
+        (value.labels as Record<string, unknown>)[label] === wanted,
+    ),
+  );
+  return found?.value ?? 0;
+}
+
+const okPings = (service: TestApp, instance: number) =>
+  counter(service, instance, 'pai_requests_total', {
+    pattern: 'system.ping',
+    code: 'OK',
+  });
+
+describeNats(`two instances over NATS (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: TestApp | undefined;
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+    await database.drop();
+  });
+
+  it('should share the requests between both instances of the queue group', async () => {
+    service = await startTestApp(database, { http });
+    expect(service.apps).toHaveLength(2);
+    const client = service.client();
+    for (let sent = 0; sent < 40; sent += 1) {
+      await client.send('system.ping', {});
+    }
+    const handled = [await okPings(service, 0), await okPings(service, 1)];
+    // Each request once, by one instance; both took some (all 40 on one: chance 2^-39).
+    expect(handled[0] + handled[1]).toBe(40);
+    expect(handled[0]).toBeGreaterThan(0);
+    expect(handled[1]).toBeGreaterThan(0);
+  });
+
+  it('should refuse a replay that lands on the other instance', async () => {
+    service = await startTestApp(database, { http });
+    const raw = await service.raw();
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await raw.request('system.ping', envelope)).ok).toBe(true);
+    const accepting = (await okPings(service, 0)) === 1 ? 0 : 1;
+    // With the accepting instance stopped, the copy can only go to the other one.
+    await service.closeInstance(accepting);
+    const replay = await raw.request('system.ping', envelope);
+    expect(replay.error?.code).toBe('REPLAY');
+    expect(
+      await counter(service, 1 - accepting, 'pai_rejections_total', {
+        reason: 'REPLAY',
+      }),
+    ).toBe(1);
+  });
+
+  it('should accept exactly one of many copies spread over both instances', async () => {
+    service = await startTestApp(database, { http });
+    const raws = await Promise.all([1, 2, 3, 4].map(() => service!.raw()));
+    const envelope = signEnvelope('system.ping', {}, key);
+    const replies = await Promise.all(
+      raws.flatMap((raw) =>
+        Array.from({ length: 6 }, () => raw.request('system.ping', envelope)),
+      ),
+    );
+    const codes = replies.map((reply) => (reply.ok ? 'OK' : reply.error?.code));
+    expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
+    expect(codes.filter((code) => code === 'REPLAY')).toHaveLength(23);
+    const refusedBy = [
+      await counter(service, 0, 'pai_rejections_total', { reason: 'REPLAY' }),
+      await counter(service, 1, 'pai_rejections_total', { reason: 'REPLAY' }),
+    ];
+    // Both instances refused copies: the record is shared, not per process.
+    expect(refusedBy[0]).toBeGreaterThan(0);
+    expect(refusedBy[1]).toBeGreaterThan(0);
+  });
+
+  it('should lose no acknowledged transaction when one instance stops under load, and carry on with the other', async () => {
+    service = await startTestApp(database, { http });
+    const client = service.client({ timeoutMs: 10_000 });
+    const token = await signUp(client, 'under-load');
+    const acknowledged: string[] = [];
+    const failures: unknown[] = [];
+    let stopped = false;
+    let servedAfterStop = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < 120) {
+        const reference = `load:${(next += 1)}`;
+        try {
+          await client.send('transactions.create', {
+            token,
+            amount: '1.00',
+            reference,
+          });
+          acknowledged.push(reference);
+          if (stopped) servedAfterStop += 1;
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    };
+    const workers = Array.from({ length: 6 }, () => worker());
+    while (acknowledged.length < 30) await sleep(5);
+    await service.closeInstance(0);
+    stopped = true;
+    await Promise.all(workers);
+
+    expect(failures).toEqual([]);
+    expect(acknowledged).toHaveLength(120);
+    expect(servedAfterStop).toBeGreaterThan(0);
+    expect((service.servers[0] as PaiNatsServer).lastDrain).toMatchObject({
+      drained: true,
+      abandoned: 0,
+    });
+    const rows: { referencia: string }[] = await service.apps[1]
+      .get(DataSource)
+      .query('SELECT referencia FROM transacciones');
+    expect(new Set(rows.map((row) => row.referencia))).toEqual(
+      new Set(acknowledged),
+    );
+  });
+
+  it('should let requests in flight on a stopping instance finish and reply', async () => {
+    let instances = 0;
+    let release = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let holding = false;
+    /** The first instance's database waits for `release` once `holding` is set. */
+    service = await startTestApp(database, { http }, (builder) => {
+      const gated = (instances += 1) === 1;
+      return builder.overrideProvider(Database).useFactory({
+        factory: (dataSource: DataSource) => {
+          const real = new Database(dataSource, { databaseTimeoutMs: 60_000 });
+          const wait = async () => {
+            if (gated && holding) await gate;
+          };
+          return {
+            dialect: real.dialect,
+            run: async (work: Parameters<Database['run']>[0]) => {
+              await wait();
+              return real.run(work);
+            },
+            transaction: async (
+              work: Parameters<Database['transaction']>[0],
+            ) => {
+              await wait();
+              return real.transaction(work);
+            },
+          };
+        },
+        inject: [DataSource],
+      });
+    });
+    const client = service.client({ timeoutMs: 20_000 });
+    const token = await signUp(client, 'drain');
+    holding = true;
+    const server = service.servers[0] as PaiNatsServer;
+    const sent: Promise<unknown>[] = [];
+    // Until the gated instance holds two requests; the others are served by the second one.
+    for (let n = 1; server.load.inFlight < 2; n += 1) {
+      sent.push(
+        client.send('transactions.create', { token, amount: `${n}.00` }),
+      );
+      await sleep(20);
+    }
+    const stopping = service.closeInstance(0);
+    await sleep(100);
+    // While the first instance drains, new requests go to the second.
+    await expect(client.send('system.ping', {})).resolves.toHaveProperty(
+      'serverTime',
+    );
+    release();
+    await Promise.all(sent);
+    await stopping;
+    expect(server.lastDrain).toMatchObject({ drained: true, abandoned: 0 });
+    const [row] = await service.apps[1]
+      .get(DataSource)
+      .query('SELECT COUNT(*) AS n FROM transacciones');
+    expect(Number(row.n)).toBe(sent.length);
+  });
+
+  it('should be ready while connected to the broker, with no TCP connection gauge, and not ready once the connection is gone', async () => {
+    service = await startTestApp(database, { http });
+    const port = service.httpPort;
+    const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
+    const body = (await ready.json()) as Record<string, any>;
+    expect(ready.status).toBe(200);
+    expect(body.details.nats.status).toBe('up');
+    expect(body.details.tcp).toBeUndefined();
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${port}/metrics`)
+    ).text();
+    expect(metrics).toContain('pai_requests_in_flight 0');
+    expect(metrics).not.toContain('pai_tcp_connections');
+
+    // The connection closed under the service (as after an authorisation failure).
+    await service.servers[0].unwrap<NatsConnection>().close();
+    const down = await fetch(`http://127.0.0.1:${port}/health/ready`);
+    expect(down.status).toBe(503);
+    expect(((await down.json()) as Record<string, any>).error.nats.status).toBe(
+      'down',
+    );
+  });
+});
+
+describeNats(`a broker restart (${databaseKind})`, () => {
+  let database: TestDatabase;
+  let service: TestApp | undefined;
+  let broker: ChildProcess | undefined;
+
+  /** A private nats-server: the shared one on 4222 serves the other suites. */
+  async function startBroker(port: number): Promise<ChildProcess> {
+    const child = spawn(
+      '/usr/sbin/nats-server',
+      ['-a', '127.0.0.1', '-p', String(port)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    while (!log.includes('Server is ready')) {
+      if (child.exitCode !== null) throw new Error(`nats-server: ${log}`);
+      await sleep(20);
+    }
+    return child;
+  }
+
+  async function stopBroker(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null) return;
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+    if (broker) await stopBroker(broker);
+    broker = undefined;
+    await database.drop();
+  });
+
+  async function freePort(): Promise<number> {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    probe.close();
+    await once(probe, 'close');
+    return port;
+  }
+
+  const onPort = (port: number) => ({
+    http,
+    transport: {
+      kind: 'nats' as const,
+      servers: [`nats://127.0.0.1:${port}`],
+      tls: false,
+      queue: 'pai',
+      subjectPrefix: 'pai.',
+    },
+  });
+
+  it('should wait at start for a broker that is not up yet', async () => {
+    const port = await freePort();
+    const starting = startTestApp(database, onPort(port));
+    // The first attempt has failed by now; the service keeps trying.
+    await sleep(700);
+    broker = await startBroker(port);
+    service = await starting;
+    await expect(
+      service.client().send('system.ping', {}),
+    ).resolves.toHaveProperty('serverTime');
+  });
+
+  it('should keep the process running through a broker restart and serve again', async () => {
+    const port = await freePort();
+    broker = await startBroker(port);
+    service = await startTestApp(database, onPort(port));
+    const client: PaiClient = service.client({ timeoutMs: 2_000 });
+    await expect(client.send('system.ping', {})).resolves.toBeDefined();
+
+    await stopBroker(broker);
+    const during = await client.send('system.ping', {}).catch((e) => e);
+    expect(during).toBeInstanceOf(PaiClientError);
+    expect(['CONNECTION', 'TIMEOUT']).toContain(
+      (during as PaiClientError).code,
+    );
+    broker = await startBroker(port);
+
+    // Both ends reconnect by themselves (the client and the service keep trying).
+    let answered = false;
+    for (let attempt = 0; attempt < 100 && !answered; attempt += 1) {
+      answered = await client.send('system.ping', {}).then(
+        () => true,
+        () => false,
+      );
+      if (!answered) await sleep(100);
+    }
+    expect(answered).toBe(true);
+    // Each instance reconnects on its own schedule (2 s apart at most): both become ready again.
+    for (const app of service.apps) {
+      const port = app.get(HttpSideServer).boundPort();
+      let status = 0;
+      for (let attempt = 0; attempt < 100 && status !== 200; attempt += 1) {
+        if (attempt > 0) await sleep(100);
+        status = (await fetch(`http://127.0.0.1:${port}/health/ready`)).status;
+      }
+      expect(status).toBe(200);
+    }
+  });
+});
