@@ -80,9 +80,15 @@ export class RawClient {
     return new RawClient(socket);
   }
 
-  /** Sends a Nest request and resolves with its reply: the `response`, or the `err`. */
-  request(pattern: string, data: unknown): Promise<WireReply> {
-    const id = randomUUID();
+  /**
+   * Sends a Nest request and resolves with its reply: the `response`, or the `err`. Given the same
+   * `id`, two calls write byte-identical frames.
+   */
+  request(
+    pattern: string,
+    data: unknown,
+    id: string = randomUUID(),
+  ): Promise<WireReply> {
     const reply = new Promise<WireReply>((resolve) =>
       this.pending.set(id, { resolve, packet: {} }),
     );
