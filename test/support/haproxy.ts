@@ -121,7 +121,7 @@ export async function startHaproxy(
     timeoutMs = 30_000,
   ): Promise<ServerStat[]> => {
     const deadline = Date.now() + timeoutMs;
-    let last: ServerStat[] | string = 'no answer on the stats socket';
+    let last: ServerStat[] | string;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`haproxy exited:\n${text}`);
