@@ -165,13 +165,17 @@ export async function startHaproxy(
 }
 
 /** One command on HAProxy's runtime API (a UNIX socket), and its whole answer. */
-async function statsCommand(path: string, command: string): Promise<string> {
-  const socket = createConnection(path);
-  let answer = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => (answer += chunk));
-  await once(socket, 'connect');
-  socket.end(`${command}\n`);
-  await once(socket, 'close');
-  return answer;
+function statsCommand(path: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const socket = createConnection(path, () => socket.end(`${command}\n`));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    // HAProxy may reset rather than close once it has answered: the answer is whole by then only
+    // if it ends with the blank line every `show` answer ends with.
+    socket.on('error', (error) =>
+      answer.endsWith('\n\n') ? resolve(answer) : reject(error),
+    );
+    socket.on('close', () => resolve(answer));
+  });
 }

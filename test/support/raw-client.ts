@@ -76,6 +76,9 @@ export class RawClient {
 
   static async connect(port: number): Promise<RawClient> {
     const socket = connect(port, '127.0.0.1');
+    // A peer that resets at once makes Node emit the error on the next tick, before the
+    // constructor below could listen: without this it would be an uncaught exception.
+    socket.on('error', () => undefined);
     await once(socket, 'connect');
     return new RawClient(socket);
   }
