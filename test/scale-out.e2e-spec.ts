@@ -9,7 +9,7 @@
  * is skipped, and says why.
  */
 import { createConnection } from 'mysql2/promise';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { FREE_FAILURES } from '../src/auth/login-throttle.service';
 import { createPaiClient } from '../src/client/pai-client.module';
 import type { PaiClient, PaiClientOptions } from '../src/client/pai-client';
@@ -42,9 +42,10 @@ import {
 
 /**
  * The nonce records shared by every instance. Each entry runs the whole suite with
- * PAI_NONCE_STORE set to it (anything else a record needs, such as a server URL, passes through
- * from the environment). PAI_SCALE_OUT_NONCE_STORES=memory shows the suite failing on a record
- * each instance keeps for itself.
+ * PAI_NONCE_STORE set to it; every instance also gets the Redis record's settings (the test Redis,
+ * a key prefix of the suite's own), which the other records ignore.
+ * PAI_SCALE_OUT_NONCE_STORES=memory shows the suite failing on a record each instance keeps for
+ * itself.
  */
 const NONCE_STORES: string[] = process.env.PAI_SCALE_OUT_NONCE_STORES?.split(
   ',',
@@ -97,19 +98,26 @@ function scaleOutSuite(nonceStore: string): void {
   /** Every process started in beforeAll, even when another failed to start. */
   let afterAllKill: ServiceProcess[] = [];
 
+  /** One instance's environment: the same database, keys and nonce record as all the others. */
+  let instanceEnv: (extra: Record<string, string>) => NodeJS.ProcessEnv;
+
   beforeAll(async () => {
     database = await createTestDatabase();
+    const shared = {
+      PAI_NONCE_STORE: nonceStore,
+      PAI_REDIS_URL:
+        process.env.PAI_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+      PAI_REDIS_PREFIX: `pai-test:${randomBytes(6).toString('hex')}:`,
+      PAI_HTTP_HOST: '127.0.0.1',
+    };
+    instanceEnv = (extra) => serviceEnv(database, { ...shared, ...extra });
     // Together, as a deployment starts them: the migration lock lets one migrate the others wait.
     const started: ServiceProcess[] = [];
     afterAllKill = started;
     instances = await Promise.all(
       Array.from({ length: INSTANCES }, async (_, index) => {
         const service = await startServiceProcess(
-          serviceEnv(database, {
-            PAI_NONCE_STORE: nonceStore,
-            PAI_HTTP_PORT: '0',
-            PAI_HTTP_HOST: '127.0.0.1',
-          }),
+          instanceEnv({ PAI_HTTP_PORT: '0' }),
         );
         started.push(service);
         const http = /health and metrics on http:\/\/[^\s:]+:(\d+)/.exec(
@@ -529,11 +537,9 @@ function scaleOutSuite(nonceStore: string): void {
 
     // Where HAProxy expects it: the same protocol and health ports.
     back.service = await startServiceProcess(
-      serviceEnv(database, {
-        PAI_NONCE_STORE: nonceStore,
+      instanceEnv({
         PAI_PORT: String(back.port),
         PAI_HTTP_PORT: String(back.httpPort),
-        PAI_HTTP_HOST: '127.0.0.1',
       }),
     );
     await haproxy.waitFor(
@@ -564,11 +570,9 @@ function scaleOutSuite(nonceStore: string): void {
     expect(victim.service.output()).not.toMatch(/cut off at the drain timeout/);
 
     victim.service = await startServiceProcess(
-      serviceEnv(database, {
-        PAI_NONCE_STORE: nonceStore,
+      instanceEnv({
         PAI_PORT: String(victim.port),
         PAI_HTTP_PORT: String(victim.httpPort),
-        PAI_HTTP_HOST: '127.0.0.1',
       }),
     );
     await haproxy.waitFor(
