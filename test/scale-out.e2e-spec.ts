@@ -361,7 +361,7 @@ function scaleOutSuite(nonceStore: string): void {
           return await Promise.race([
             raw
               .request('system.ping', envelope)
-              .then((reply) => (reply.ok ? 'OK' : reply.error?.code)),
+              .then((reply) => (reply.ok ? 'OK' : String(reply.error?.code))),
             raw.closed.then(() => 'cut'),
           ]);
         } catch {
