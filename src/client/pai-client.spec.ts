@@ -372,8 +372,9 @@ describe(PaiClient.name, () => {
     });
 
     it('should reject CONNECTION when the transport fails', async () => {
-      const { client } = clientFor(() =>
-        throwError(() => new Error('ECONNREFUSED')),
+      const { client } = clientFor(
+        () => throwError(() => new Error('ECONNREFUSED')),
+        { connectionRetries: 0 },
       );
 
       await expectPaiError(
@@ -388,6 +389,167 @@ describe(PaiClient.name, () => {
       await client.close();
 
       expect(close).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('repeats after a lost connection', () => {
+    const closed = () => throwError(() => new Error('Connection closed'));
+    const created = (pattern: string, envelope: SentEnvelope) =>
+      of(
+        signReply(
+          pattern,
+          envelope,
+          okBody({ transaction: { id: '7' }, created: false }),
+        ),
+      );
+
+    /** Fails the first `failures` sends as a dropped connection, then answers. */
+    function flaky(failures: number, options: Partial<PaiClientOptions> = {}) {
+      const fake = clientFor(
+        (pattern, envelope) =>
+          fake.send.mock.calls.length <= failures
+            ? closed()
+            : created(pattern, envelope),
+        { connectionRetryDelayMs: 0, ...options },
+      );
+      return fake;
+    }
+
+    it.each<[string, Parameters<PaiClient['send']>]>([
+      ['system.ping', ['system.ping', {}]],
+      ['users.me', ['users.me', { token: 't' }]],
+      ['transactions.list', ['transactions.list', { token: 't' }]],
+      ['auth.logout', ['auth.logout', { token: 't' }]],
+      [
+        'transactions.create with a reference',
+        ['transactions.create', { token: 't', amount: '1.00', reference: 'r' }],
+      ],
+    ])(
+      'should send %s again as a new signed message',
+      async (_case, [pattern, payload]) => {
+        const { client, send } = flaky(2);
+
+        await expect(client.send(pattern, payload as never)).resolves.toEqual({
+          transaction: { id: '7' },
+          created: false,
+        });
+
+        expect(send).toHaveBeenCalledTimes(3);
+        const envelopes = sentEnvelopes(send);
+        expect(new Set(envelopes.map((e) => e.nonce)).size).toBe(3);
+        for (const envelope of envelopes) {
+          expect(envelope.payload).toEqual(payload);
+          const expected = hmacHex(KEY, requestMacInput(pattern, envelope));
+          expect(macMatches(expected, envelope.mac)).toBe(true);
+        }
+      },
+    );
+
+    it.each<[string, Parameters<PaiClient['send']>]>([
+      [
+        'transactions.create without a reference',
+        ['transactions.create', { token: 't', amount: '1.00' }],
+      ],
+      [
+        'transactions.create with an empty reference',
+        ['transactions.create', { token: 't', amount: '1.00', reference: '' }],
+      ],
+      ['auth.register', ['auth.register', { username: 'a', password: 'p' }]],
+      ['auth.login', ['auth.login', { username: 'a', password: 'p' }]],
+    ])('should not send %s again', async (_case, [pattern, payload]) => {
+      // The second send would succeed: only a client that does not repeat sees CONNECTION.
+      const { client, send } = flaky(1);
+
+      await expectPaiError(
+        client.send(pattern, payload),
+        ClientErrorCode.CONNECTION,
+      );
+
+      expect(send).toHaveBeenCalledTimes(1);
+    });
+
+    it('should give up after connectionRetries repeats', async () => {
+      const { client, send } = flaky(4, { connectionRetries: 3 });
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.CONNECTION,
+      );
+
+      expect(send).toHaveBeenCalledTimes(4);
+    });
+
+    it('should repeat twice by default', async () => {
+      const { client, send } = flaky(3);
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.CONNECTION,
+      );
+
+      expect(send).toHaveBeenCalledTimes(3);
+    });
+
+    it('should not repeat when connectionRetries is 0', async () => {
+      const { client, send } = flaky(1, { connectionRetries: 0 });
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.CONNECTION,
+      );
+
+      expect(send).toHaveBeenCalledTimes(1);
+    });
+
+    it('should not repeat after a TIMEOUT: the request may still be running', async () => {
+      const { client, send } = clientFor(() => NEVER, {
+        timeoutMs: 20,
+        connectionRetryDelayMs: 0,
+      });
+
+      await expectPaiError(
+        client.send('system.ping', {}),
+        ClientErrorCode.TIMEOUT,
+      );
+
+      expect(send).toHaveBeenCalledTimes(1);
+    });
+
+    it('should not repeat after a verified error reply', async () => {
+      const { client, send } = clientFor(
+        (pattern, envelope) =>
+          throwError(() =>
+            signReply(pattern, envelope, errorBody('UNAVAILABLE')),
+          ),
+        { connectionRetryDelayMs: 0 },
+      );
+
+      await expectPaiError(
+        client.send('users.me', { token: 't' }),
+        ErrorCode.UNAVAILABLE,
+      );
+
+      expect(send).toHaveBeenCalledTimes(1);
+    });
+
+    it('should wait before each repeat, twice as long each time', async () => {
+      jest.useFakeTimers();
+      try {
+        const { client, send } = flaky(2, { connectionRetryDelayMs: 100 });
+
+        const result = client.send('system.ping', {});
+        await jest.advanceTimersByTimeAsync(99);
+        expect(send).toHaveBeenCalledTimes(1);
+        await jest.advanceTimersByTimeAsync(1);
+        expect(send).toHaveBeenCalledTimes(2);
+        await jest.advanceTimersByTimeAsync(199);
+        expect(send).toHaveBeenCalledTimes(2);
+        await jest.advanceTimersByTimeAsync(1);
+        expect(send).toHaveBeenCalledTimes(3);
+        await expect(result).resolves.toBeDefined();
+      } finally {
+        jest.useRealTimers();
+      }
     });
   });
 });

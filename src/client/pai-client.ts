@@ -24,16 +24,54 @@ export interface PaiClientOptions {
   tls?: import('node:tls').ConnectionOptions;
   /** Milliseconds to wait for each reply. Default 10 000. */
   timeoutMs?: number;
+  /**
+   * How many times a request that is safe to repeat is sent again after its connection broke
+   * (CONNECTION), each time as a new signed message (fresh nonce and ts) on a new connection:
+   * behind a load balancer it lands on another instance. Default 2; 0 turns it off. Safe to
+   * repeat: `system.ping`, `users.me`, `transactions.list`, `auth.logout` (a repeat after a lost
+   * reply finds the session revoked and answers UNAUTHENTICATED: revoked either way), and
+   * `transactions.create` with a `reference` (the service answers a repeat with the first
+   * transaction, `created: false`). Never repeated: a create without a reference (its reply may
+   * have been lost after the commit, and a repeat would record it twice), `auth.register`,
+   * `auth.login`, and any TIMEOUT (the request may still be running).
+   */
+  connectionRetries?: number;
+  /** Wait before the first repeat, doubled before each next one. Default 100 ms. */
+  connectionRetryDelayMs?: number;
   /** Source of time, for tests; defaults to Date.now. */
   now?: () => number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_CONNECTION_RETRIES = 2;
+const DEFAULT_CONNECTION_RETRY_DELAY_MS = 100;
+
+/** Whether sending this request twice has the effect of sending it once. */
+export function isSafeToRepeat<P extends PaiPattern>(
+  pattern: P,
+  payload: PaiPatterns[P]['request'],
+): boolean {
+  switch (pattern) {
+    case 'system.ping':
+    case 'users.me':
+    case 'transactions.list':
+    case 'auth.logout':
+      return true;
+    case 'transactions.create': {
+      const { reference } =
+        payload as PaiPatterns['transactions.create']['request'];
+      return typeof reference === 'string' && reference !== '';
+    }
+    default:
+      return false;
+  }
+}
 
 /**
  * Calls the PAI service over a Nest ClientProxy: signs every request, verifies every reply's MAC,
  * and turns error replies into PaiClientError. On STALE it learns the clock offset from the
  * signed serverTime and retries once, with a new nonce; the machine's clock is never changed.
+ * A request safe to repeat whose connection broke is sent again (`connectionRetries`).
  */
 export class PaiClient {
   private readonly key: Buffer;
@@ -58,6 +96,34 @@ export class PaiClient {
   }
 
   async send<P extends PaiPattern>(
+    pattern: P,
+    payload: PaiPatterns[P]['request'],
+  ): Promise<PaiPatterns[P]['reply']> {
+    const retries =
+      this.options.connectionRetries ?? DEFAULT_CONNECTION_RETRIES;
+    let delayMs =
+      this.options.connectionRetryDelayMs ?? DEFAULT_CONNECTION_RETRY_DELAY_MS;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await this.sendAdjustingClock(pattern, payload);
+      } catch (error) {
+        if (
+          !(error instanceof PaiClientError) ||
+          error.code !== ClientErrorCode.CONNECTION ||
+          attempt >= retries ||
+          !isSafeToRepeat(pattern, payload)
+        ) {
+          throw error;
+        }
+      }
+      // Nest's ClientTCP opens a new connection on the next send; the pause lets a balancer
+      // notice a dead instance and a restarting one come back.
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs *= 2;
+    }
+  }
+
+  private async sendAdjustingClock<P extends PaiPattern>(
     pattern: P,
     payload: PaiPatterns[P]['request'],
   ): Promise<PaiPatterns[P]['reply']> {

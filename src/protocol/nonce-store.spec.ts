@@ -243,6 +243,62 @@ describe(NonceStore.name, () => {
       expect(store.memoryHeld).toBe(0);
     });
 
+    it('should write a pair again when InnoDB chose its INSERT as a deadlock victim', async () => {
+      // What MySQL does when copies of one message reach several instances at once: an INSERT
+      // that waited on another's lock is rolled back as a deadlock victim. SQLite cannot deadlock.
+      const table = new Set<string>();
+      let deadlocks = 0;
+      const query = jest.fn((_sql: string, parameters: string[]) => {
+        if (deadlocks > 0) {
+          deadlocks -= 1;
+          return Promise.reject(
+            Object.assign(new Error('deadlock'), { code: 'ER_LOCK_DEADLOCK' }),
+          );
+        }
+        const keys: string[] = [];
+        for (let i = 0; i < parameters.length; i += 3) {
+          keys.push(`${parameters[i]}:${parameters[i + 1]}`);
+        }
+        if (keys.some((key, i) => table.has(key) || keys.indexOf(key) !== i)) {
+          return Promise.reject(
+            Object.assign(new Error('duplicate'), { code: 'ER_DUP_ENTRY' }),
+          );
+        }
+        keys.forEach((key) => table.add(key));
+        return Promise.resolve([]);
+      });
+      const database = {
+        dialect: 'mysql',
+        run: <T>(work: (manager: unknown) => Promise<T>) => work({ query }),
+      };
+      const moduleRef = await Test.createTestingModule({
+        providers: [
+          NonceStore,
+          {
+            provide: APP_CONFIG,
+            useValue: testConfig({}, { nonceStore: 'database' }),
+          },
+          { provide: Clock, useValue: new ManualClock(T0) },
+          { provide: Database, useValue: database },
+        ],
+      }).compile();
+      const store = moduleRef.get(NonceStore);
+
+      deadlocks = 1; // a lone pair
+      expect(await codeOf(() => store.consume('a', nonceOf(1), T0))).toBe('OK');
+      deadlocks = 3; // a batch of copies, then two of their own INSERTs
+      const codes = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          codeOf(() => store.consume('a', nonceOf(2), T0)),
+        ),
+      );
+      expect(codes.sort()).toEqual(['OK', 'REPLAY', 'REPLAY', 'REPLAY']);
+      deadlocks = 1;
+      expect(await codeOf(() => store.consume('a', nonceOf(1), T0))).toBe(
+        ErrorCode.REPLAY,
+      );
+    });
+
     it('should refuse a pair accepted before a restart with REPLAY', async () => {
       const clock = new ManualClock(T0);
       const first = await startStore(clock, 'database');

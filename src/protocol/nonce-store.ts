@@ -22,6 +22,8 @@ import {
 
 /** Rows in one multi-row INSERT at most. */
 const MAX_BATCH = 256;
+/** Times one pair's INSERT is run when InnoDB keeps choosing it as a deadlock victim. */
+const MAX_DEADLOCK_ATTEMPTS = 5;
 /** Batches written at once at most (each holds one pooled connection); later pairs wait for the next. */
 const MAX_BATCHES_IN_FLIGHT = 16;
 
@@ -172,8 +174,9 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
       await this.insert(batch);
       batch.forEach((pair) => pair.resolve());
     } catch (error) {
-      // Either way the statement was rolled back whole: each pair is written again on its own.
-      if (batch.length > 1 && (isUniqueViolation(error) || isDeadlock(error))) {
+      // Either way the statement was rolled back whole: each pair is written again on its own
+      // (a lone pair that hit a duplicate needs no second try).
+      if (isDeadlock(error) || (batch.length > 1 && isUniqueViolation(error))) {
         await Promise.all(batch.map((pair) => this.insertOne(pair)));
       } else {
         const refusal = isUniqueViolation(error)
@@ -188,13 +191,22 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
   }
 
   private async insertOne(pair: PendingPair): Promise<void> {
-    try {
-      await this.insert([pair]);
-      pair.resolve();
-    } catch (error) {
-      pair.reject(
-        isUniqueViolation(error) ? new PaiError(ErrorCode.REPLAY) : error,
-      );
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.insert([pair]);
+        pair.resolve();
+        return;
+      } catch (error) {
+        // Copies of one message reaching several instances at once insert one key on several
+        // connections: InnoDB makes all but the first wait on shared locks, and when the first
+        // rolls back (its batch held a duplicate) two waiters can deadlock. The victim's INSERT
+        // was rolled back and is run again: it now meets the row (REPLAY) or writes it.
+        if (isDeadlock(error) && attempt < MAX_DEADLOCK_ATTEMPTS) continue;
+        pair.reject(
+          isUniqueViolation(error) ? new PaiError(ErrorCode.REPLAY) : error,
+        );
+        return;
+      }
     }
   }
 

@@ -85,13 +85,22 @@ export class RawClient implements RawTransport {
 
   static async connect(port: number): Promise<RawClient> {
     const socket = connect(port, '127.0.0.1');
+    // A peer that resets at once makes Node emit the error on the next tick, before the
+    // constructor below could listen: without this it would be an uncaught exception.
+    socket.on('error', () => undefined);
     await once(socket, 'connect');
     return new RawClient(socket);
   }
 
-  /** Sends a Nest request and resolves with its reply: the `response`, or the `err`. */
-  request(pattern: string, data: unknown): Promise<WireReply> {
-    const id = randomUUID();
+  /**
+   * Sends a Nest request and resolves with its reply: the `response`, or the `err`. Given the same
+   * `id`, two calls write byte-identical frames.
+   */
+  request(
+    pattern: string,
+    data: unknown,
+    id: string = randomUUID(),
+  ): Promise<WireReply> {
     const reply = new Promise<WireReply>((resolve) =>
       this.pending.set(id, { resolve, packet: {} }),
     );
