@@ -97,7 +97,8 @@ describe(NonceStore.name, () => {
 
   afterEach(async () => {
     for (const { dataSource, store } of open.splice(0)) {
-      await store.onModuleDestroy();
+      store.onModuleDestroy();
+      await store.onApplicationShutdown();
       await dataSource.destroy();
     }
     rmSync(dataDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  OnApplicationShutdown,
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
@@ -58,7 +59,9 @@ interface PendingPair {
  * when their window ends and refuses as STALE what predates a loss of Redis's data.
  */
 @Injectable()
-export class NonceStore implements OnModuleInit, OnModuleDestroy {
+export class NonceStore
+  implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown
+{
   private readonly logger = new Logger(NonceStore.name);
   private stopPurge?: () => void;
   private readonly memory?: NonceFingerprints;
@@ -273,8 +276,15 @@ export class NonceStore implements OnModuleInit, OnModuleDestroy {
     await this.redis?.ping();
   }
 
-  async onModuleDestroy(): Promise<void> {
+  onModuleDestroy(): void {
     this.stopPurge?.();
+  }
+
+  /**
+   * After the drain: Nest runs destroy hooks before it stops the server, and requests still in
+   * flight then need the record to answer (the database closes at this stage too).
+   */
+  async onApplicationShutdown(): Promise<void> {
     await this.redis?.close();
   }
 }
