@@ -34,20 +34,14 @@ import {
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
+import { freePort } from './support/ports';
 
 const PASSWORD = 'correct horse battery';
 
 // Every CLI run starts a Node process that compiles its TypeScript: seconds each, on a busy machine.
 jest.setTimeout(120_000);
 
-/** A port nothing listens on: bound by us, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
-  const { port } = server.address() as { port: number };
-  await new Promise((closed) => server.close(closed));
-  return port;
-}
+const closedPort = freePort;
 
 const describeSuite = describeTcpOnly(
   'the command-line client speaks TCP only',

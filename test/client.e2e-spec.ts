@@ -22,6 +22,7 @@ import {
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
+import { freePort } from './support/ports';
 
 describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTransport})`, () => {
   let database: TestDatabase;
@@ -158,13 +159,7 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
     'should report a refused connection as CONNECTION',
     'a closed TCP port; the NATS case is below',
     async () => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1');
-      await once(probe, 'listening');
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close();
-      await once(probe, 'close');
+      const port = await freePort();
       const { client, close } = await clientFromModule({
         port,
         timeoutMs: 2_000,
@@ -228,13 +223,7 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
     );
 
     natsOnly('should report an unreachable broker as CONNECTION', async () => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1');
-      await once(probe, 'listening');
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close();
-      await once(probe, 'close');
+      const port = await freePort();
       const { client, close } = await clientFromModule({
         ...target(),
         servers: `nats://127.0.0.1:${port}`,

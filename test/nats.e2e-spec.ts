@@ -6,7 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import type { PaiClient } from '../src/client/pai-client';
@@ -28,6 +28,7 @@ import {
   databaseKind,
   type TestDatabase,
 } from './support/test-database';
+import { freePort } from './support/ports';
 
 const key = TEST_KEYS.default;
 const http = { host: '127.0.0.1', port: 0 };
@@ -298,15 +299,6 @@ describeNats(`a broker restart (${databaseKind})`, () => {
     broker = undefined;
     await database.drop();
   });
-
-  async function freePort(): Promise<number> {
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as { port: number }).port;
-    probe.close();
-    await once(probe, 'close');
-    return port;
-  }
 
   const onPort = (port: number) => ({
     http,

@@ -10,9 +10,9 @@ export function createPaiServer(config: AppConfig): PaiServer {
   const { transport } = config;
   if (transport.kind === 'tcp') return createPaiTcpServer(config);
   // loadConfig refuses this combination; a config built by hand must not slip past it.
-  if (config.nonceStore !== 'database') {
+  if (config.nonceStore === 'memory') {
     throw new Error(
-      'the NATS transport needs the database nonce record: instances in a queue group must share it',
+      'the NATS transport needs a shared nonce record (database or redis): instances in a queue group must share it',
     );
   }
   return new PaiNatsServer(transport, config);

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -50,17 +51,6 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-/** A port nothing listens on right now (HAProxy must be told one; it cannot report port 0). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 /**
  * Runs HAProxy in the foreground (`-db`) on deploy/haproxy.cfg, in front of `backends`, on a free
  * loopback port, and resolves once every backend has passed its health check (`L7OK`): from then
@@ -77,6 +67,7 @@ export async function startHaproxy(
   }
   const dir = mkdtempSync(join(tmpdir(), 'pai-haproxy-'));
   const socket = join(dir, 'admin.sock');
+  // HAProxy must be told its port: it cannot report one it picked from port 0.
   const port = await freePort();
   const serverEnv: Record<string, string> = {};
   backends.forEach((backend, index) => {
