@@ -33,26 +33,29 @@ export class LoginThrottleService {
 
   /** Records an attempt, or throws RATE_LIMITED (with retryAfterMs) while the username is locked. */
   async reserveAttempt(usernameKey: string): Promise<void> {
-    // The row exists before the counting transaction runs, so that transaction only ever locks
-    // one existing row: concurrent first attempts neither race to insert it nor deadlock on
-    // MySQL's gap locks.
-    await this.database.run((manager) =>
-      manager
-        .createQueryBuilder()
-        .insert()
-        .into(LoginThrottle)
-        .values({
-          usernameKey,
-          failures: 0,
-          lockedUntil: null,
-          updatedAt: String(this.clock.now()),
-        })
-        .orIgnore()
-        .execute(),
-    );
-    await this.database.transaction((manager) =>
-      this.count(manager, usernameKey),
-    );
+    // A successful login of the same user (on this instance or another) may delete the row
+    // between the insert and the count; the attempt is then counted on a new row. Twice in a row
+    // would take two successes in that gap: a third pass is not expected, but bounded anyway.
+    for (let pass = 1; ; pass += 1) {
+      await this.database.run((manager) =>
+        manager
+          .createQueryBuilder()
+          .insert()
+          .into(LoginThrottle)
+          .values({
+            usernameKey,
+            failures: 0,
+            lockedUntil: null,
+            updatedAt: String(this.clock.now()),
+          })
+          .orIgnore()
+          .execute(),
+      );
+      const counted = await this.database.transaction((manager) =>
+        this.count(manager, usernameKey),
+      );
+      if (counted || pass === 3) return;
+    }
   }
 
   /** A successful login: the count starts again from zero. */
@@ -60,10 +63,11 @@ export class LoginThrottleService {
     await manager.delete(LoginThrottle, { usernameKey });
   }
 
+  /** Counts the attempt; false when the row was gone (deleted by a concurrent success). */
   private async count(
     manager: EntityManager,
     usernameKey: string,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const now = this.clock.now();
     const counted = await manager
       .createQueryBuilder()
@@ -74,7 +78,8 @@ export class LoginThrottleService {
       .execute();
 
     if (!counted.affected) {
-      const row = await manager.findOneByOrFail(LoginThrottle, { usernameKey });
+      const row = await manager.findOneBy(LoginThrottle, { usernameKey });
+      if (!row) return false;
       throw new PaiError(ErrorCode.RATE_LIMITED, {
         retryAfterMs: Math.max(Number(row.lockedUntil) - now, 1),
       });
@@ -90,5 +95,6 @@ export class LoginThrottleService {
         { lockedUntil: String(now + lockMs) },
       );
     }
+    return true;
   }
 }
