@@ -605,10 +605,26 @@ class _Connection:
 # --- the client -------------------------------------------------------------------------------
 
 
+def is_safe_to_repeat(pattern: str, payload: Dict[str, Any]) -> bool:
+    """Whether sending this request twice has the effect of sending it once (as the Node client
+    module decides): reads, ping, logout (a repeat finds the session revoked either way), and a
+    create that carries a ``reference`` (the service answers a repeat with the first transaction).
+    A create without one is never repeated: its reply may have been lost after the commit."""
+    if pattern in ("system.ping", "users.me", "transactions.list", "auth.logout"):
+        return True
+    if pattern == "transactions.create":
+        reference = payload.get("reference")
+        return isinstance(reference, str) and reference != ""
+    return False
+
+
 class PaiClient:
     """Calls the PAI service: signs every request, verifies every reply's MAC, and turns error
     replies into PaiServiceError. On STALE it learns the clock offset from the (verified)
     ``serverTime`` and retries once with a new nonce; the machine's clock is never changed.
+    A request safe to repeat (``is_safe_to_repeat``) whose connection broke is sent again, as a
+    new signed message on a new connection, up to ``connection_retries`` times: behind a load
+    balancer it lands on another instance. Timeouts are never repeated (the request may still run).
 
     Thread-safe: any number of threads may call ``send`` at once; their requests share one
     connection (opened on first use, and again after it broke) and are matched to replies by id.
@@ -626,6 +642,8 @@ class PaiClient:
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         now: Optional[Callable[[], float]] = None,
+        connection_retries: int = 2,
+        connection_retry_delay: float = 0.1,
     ):
         """``secret``: raw bytes, or base64 as in PAI_MAC_KEYS. ``timeout``: seconds to wait for
         the connection and for each reply. TLS when ``ca_file`` (PEM of the CA that signed the
@@ -641,6 +659,8 @@ class PaiClient:
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname or host
         self._now = now or (lambda: time.time() * 1000.0)
+        self.connection_retries = connection_retries
+        self.connection_retry_delay = connection_retry_delay
         self._offset_ms = 0.0
         self._lock = threading.Lock()
         self._connection: Optional[_Connection] = None
@@ -669,6 +689,20 @@ class PaiClient:
     def send(self, pattern: str, payload: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Sends one request and returns the verified reply's payload; raises PaiError."""
         payload = {} if payload is None else payload
+        delay = self.connection_retry_delay
+        attempt = 0
+        while True:
+            try:
+                return self._send_adjusting_clock(pattern, payload)
+            except PaiConnectionError:
+                if attempt >= self.connection_retries or not is_safe_to_repeat(pattern, payload):
+                    raise
+            attempt += 1
+            # A pause lets a balancer notice a dead instance and a restarting one come back.
+            time.sleep(delay)
+            delay *= 2
+
+    def _send_adjusting_clock(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
         try:
             return self.send_signed(pattern, self.sign(pattern, payload))
         except PaiServiceError as error:

@@ -539,6 +539,51 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(client.send("x", {}), {"n": 2})
         self.assertEqual(peer.connections, 2)
 
+    def test_a_safe_request_is_sent_again_after_the_connection_broke(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ["close"] if len(calls) == 1 else ok(request, {"n": len(calls)})
+
+        peer = ScriptedPeer(respond)
+        client = self.client(peer, connection_retry_delay=0.01)
+        payload = {"token": "t" * 43, "amount": "1.00", "reference": "inv-1"}
+        self.assertEqual(client.send("transactions.create", payload), {"n": 2})
+        # A new signed message on a new connection: a fresh nonce, so no REPLAY.
+        self.assertEqual(peer.connections, 2)
+        self.assertNotEqual(calls[0]["data"]["nonce"], calls[1]["data"]["nonce"])
+
+    def test_an_unsafe_request_is_not_sent_again(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ["close"]
+
+        client = self.client(ScriptedPeer(respond), connection_retry_delay=0.01)
+        for pattern, payload in [
+            ("transactions.create", {"token": "t" * 43, "amount": "1.00"}),
+            ("auth.login", {"username": "ana", "password": "secret pw"}),
+            ("auth.register", {"username": "ana", "password": "secret pw"}),
+        ]:
+            del calls[:]
+            with self.assertRaises(PaiConnectionError):
+                client.send(pattern, payload)
+            self.assertEqual(len(calls), 1, pattern)
+
+    def test_repeats_are_bounded(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ["close"]
+
+        client = self.client(ScriptedPeer(respond), connection_retry_delay=0.01, connection_retries=2)
+        with self.assertRaises(PaiConnectionError):
+            client.send("system.ping", {})
+        self.assertEqual(len(calls), 3)
+
     def test_many_requests_in_flight_replies_out_of_order(self):
         # The peer holds 10 requests, then answers them last first.
         peer = ScriptedPeer(lambda r: ok(r, {"n": r["data"]["payload"]["n"]}), batch=10)
