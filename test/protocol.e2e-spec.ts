@@ -7,6 +7,7 @@ import {
   itTcpOnly,
   startTestApp,
   type TestApp,
+  signedFor,
 } from './support/test-app';
 import {
   createTestDatabase,
@@ -67,15 +68,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     pattern: string,
     envelope: { kid: string; nonce: string },
   ) {
-    expect(
-      replyVerifies(
-        reply,
-        pattern,
-        envelope.kid,
-        envelope.nonce,
-        TEST_KEYS[envelope.kid],
-      ),
-    ).toBe(true);
+    expect(signedFor(reply, pattern, envelope)).toBe(true);
   }
 
   it('should answer a signed ping with a signed reply', async () => {

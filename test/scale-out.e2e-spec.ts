@@ -21,19 +21,14 @@ import {
   startHaproxy,
   type Haproxy,
 } from './support/haproxy';
-import {
-  RawClient,
-  replyVerifies,
-  signEnvelope,
-  type WireReply,
-} from './support/raw-client';
+import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
 import {
   killServiceProcess,
   serviceEnv,
   startServiceProcess,
   type ServiceProcess,
 } from './support/service-process';
-import { TEST_KEYS } from './support/test-app';
+import { TEST_KEYS, signedFor } from './support/test-app';
 import {
   createTestDatabase,
   databaseKind,
@@ -217,16 +212,11 @@ function scaleOutSuite(nonceStore: string): void {
     );
   }
 
-  function verified(reply: WireReply, envelope: { nonce: string }) {
-    expect(
-      replyVerifies(
-        reply,
-        'system.ping',
-        'default',
-        envelope.nonce,
-        TEST_KEYS.default,
-      ),
-    ).toBe(true);
+  function verified(
+    reply: WireReply,
+    envelope: { kid: string; nonce: string },
+  ) {
+    expect(signedFor(reply, 'system.ping', envelope)).toBe(true);
     return reply;
   }
 

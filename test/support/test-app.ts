@@ -15,7 +15,12 @@ import { Clock } from '../../src/protocol/clock';
 import type { NatsTransport } from '../../src/config/transport-config';
 import { createPaiServer, type PaiServer } from '../../src/protocol/pai-server';
 import { PaiTcpServer } from '../../src/protocol/pai-tcp.server';
-import { RawClient, type RawTransport } from './raw-client';
+import {
+  RawClient,
+  replyVerifies,
+  type RawTransport,
+  type WireReply,
+} from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
 import type { TestDatabase } from './test-database';
 
@@ -58,6 +63,24 @@ export const TEST_KEYS: Record<string, Buffer> = {
   '2026-11': randomBytes(32),
 };
 export const TEST_PEPPER = randomBytes(32);
+
+/**
+ * Whether `reply` carries the MAC the service owes this request: over its pattern, kid and nonce,
+ * under the suite's key for that kid (verified by the raw client's independent code).
+ */
+export function signedFor(
+  reply: WireReply,
+  pattern: string,
+  envelope: { kid: string; nonce: string },
+): boolean {
+  return replyVerifies(
+    reply,
+    pattern,
+    envelope.kid,
+    envelope.nonce,
+    TEST_KEYS[envelope.kid],
+  );
+}
 
 /** A clock the tests move forward instead of sleeping. */
 export class TestClock extends Clock {
