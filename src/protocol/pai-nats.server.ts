@@ -14,14 +14,12 @@ import {
   type NatsTransport,
 } from '../config/transport-config';
 import type { DrainResult } from './connection-tracker';
+import { waitUntilUp } from '../common/wait-until-up';
 import { ErrorCode } from './error-code';
 import { UNKNOWN_PATTERN_ROUTE } from './pai-tcp.server';
 import { wireMessage } from './protocol-exception.filter';
 import type { ErrorReply } from './reply-signer';
 import { SampledWarning } from './sampled-warning';
-
-const FIRST_CONNECT_RETRY_MS = 500;
-const MAX_CONNECT_RETRY_MS = 30_000;
 
 interface Limits {
   readonly maxMessageBytes: number;
@@ -105,35 +103,23 @@ export class PaiNatsServer extends ServerNats {
    * not a crash loop, decides when that is too long. Anything else (refused credentials, bad TLS)
    * fails at once.
    */
-  override async createNatsClient(): Promise<NatsConnection> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const client = (await super.createNatsClient()) as NatsConnection;
-        if (attempt > 1) {
-          this.protocolLogger.log(
-            `connected to NATS after ${attempt} attempts`,
+  override createNatsClient(): Promise<NatsConnection> {
+    return waitUntilUp(
+      {
+        name: 'NATS broker',
+        logger: this.protocolLogger,
+        isTransient: (error) => {
+          const name = error instanceof Error ? error.name : '';
+          return (
+            !this.draining &&
+            (name === 'ConnectionError' || name === 'TimeoutError')
           );
-        }
-        return client;
-      } catch (error) {
-        const name = error instanceof Error ? error.name : '';
-        if (
-          this.draining ||
-          (name !== 'ConnectionError' && name !== 'TimeoutError')
-        ) {
-          throw error;
-        }
-        const delay = Math.min(
-          MAX_CONNECT_RETRY_MS,
-          FIRST_CONNECT_RETRY_MS * 2 ** (attempt - 1),
-        );
+        },
         // The error's own text ("connection refused"): the URLs, credentials included, stay out.
-        this.protocolLogger.warn(
-          `NATS broker unreachable (${(error as Error).message}), attempt ${attempt}; retrying in ${delay} ms`,
-        );
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
+        describe: (error) => (error as Error).message,
+      },
+      async () => (await super.createNatsClient()) as NatsConnection,
+    );
   }
 
   override bindEvents(client: NatsConnection): void {

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
+import { backoffMs, waitUntilUp } from '../common/wait-until-up';
 
 /** What the record decided about one (kid, nonce, ts). */
 export type RedisVerdict = 'accepted' | 'replay' | 'stale';
@@ -89,7 +89,7 @@ export class RedisNonceRecord {
       connectTimeout: options.commandTimeoutMs,
       // Reconnect for ever with backoff, as the service does for MySQL: Redis coming back must
       // not need a restart.
-      retryStrategy: (attempt) => Math.min(500 * 2 ** (attempt - 1), 30_000),
+      retryStrategy: backoffMs,
     }) as ConsumingRedis;
     this.redis.defineCommand('paiConsume', {
       numberOfKeys: 2,
@@ -117,20 +117,22 @@ export class RedisNonceRecord {
    * long), and marks the record complete from `now` if this Redis has never held it.
    */
   async open(now: number): Promise<void> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
+    await waitUntilUp(
+      {
+        name: 'Redis nonce record',
+        logger: this.logger,
+        // Whatever stops it, Redis is retried: the record is useless until it answers.
+        isTransient: () => true,
+        // The code only: the message can carry the URL.
+        describe: (error) =>
+          (error as NodeJS.ErrnoException).code ?? (error as Error).name,
+      },
+      async () => {
         if (this.redis.status === 'wait') await this.redis.connect();
         await this.waitUntilReady();
         await this.redis.set(this.sinceKey, String(now), 'NX');
-        return;
-      } catch (error) {
-        const delay = Math.min(500 * 2 ** (attempt - 1), 30_000);
-        this.logger.warn(
-          `Redis nonce record not reachable (attempt ${attempt}, ${(error as NodeJS.ErrnoException).code ?? (error as Error).name}); retrying in ${delay} ms`,
-        );
-        await sleep(delay);
-      }
-    }
+      },
+    );
   }
 
   private async waitUntilReady(): Promise<void> {
