@@ -6,7 +6,10 @@ export enum ClientErrorCode {
   TIMEOUT = 'TIMEOUT',
   /** The connection could not be made or broke. */
   CONNECTION = 'CONNECTION',
-  /** A reply whose MAC is missing or wrong: treated as an attack, its content is not trusted. */
+  /**
+   * A reply whose MAC is missing or wrong: anyone on the path can make one, so its content is not
+   * trusted and the request's outcome is unknown (it may have run).
+   */
   REPLY_UNVERIFIED = 'REPLY_UNVERIFIED',
 }
 

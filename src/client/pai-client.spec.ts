@@ -28,19 +28,17 @@ const KID = 'client-1';
 const NOW = 1_764_288_000_000;
 const TEN_MINUTES = 10 * 60_000;
 
-/** What the service does: signs a reply with the request's kid, nonce and pattern. */
+/** What the service does: signs a reply with the request's pattern, kid, nonce and MAC. */
 function signReply(
   pattern: string,
-  envelope: Pick<SentEnvelope, 'kid' | 'nonce'>,
+  envelope: Pick<SentEnvelope, 'kid' | 'nonce' | 'mac'>,
   body: Record<string, unknown>,
   key: Buffer = KEY,
 ): Record<string, unknown> {
+  const { kid, nonce, mac } = envelope;
   return {
     ...body,
-    mac: hmacHex(
-      key,
-      replyMacInput(pattern, envelope.kid, envelope.nonce, body),
-    ),
+    mac: hmacHex(key, replyMacInput({ pattern, kid, nonce, mac }, body)),
   };
 }
 
@@ -92,7 +90,7 @@ async function expectPaiError(
 
 describe(PaiClient.name, () => {
   describe('requests', () => {
-    it('should send a signed version-1 envelope', async () => {
+    it('should send a signed version-2 envelope', async () => {
       const { client, send } = clientFor((pattern, envelope) =>
         of(signReply(pattern, envelope, okBody({ serverTime: NOW }))),
       );
@@ -105,7 +103,7 @@ describe(PaiClient.name, () => {
       expect(Object.keys(envelope).sort()).toEqual(
         ['kid', 'mac', 'nonce', 'payload', 'ts', 'v'].sort(),
       );
-      expect(envelope.v).toBe(1);
+      expect(envelope.v).toBe(2);
       expect(envelope.kid).toBe(KID);
       expect(envelope.ts).toBe(NOW);
       expect(envelope.nonce).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
@@ -255,6 +253,36 @@ describe(PaiClient.name, () => {
       );
     });
 
+    it('should reject a reply signed for a tampered copy of the request as REPLY_UNVERIFIED', async () => {
+      const { client } = clientFor((pattern, envelope) =>
+        throwError(() =>
+          signReply(
+            pattern,
+            { ...envelope, mac: 'f'.repeat(64) },
+            errorBody('MAC_INVALID'),
+          ),
+        ),
+      );
+
+      const sent = client.send('transactions.create', {
+        token: 't'.repeat(22),
+        amount: '1.00',
+      });
+
+      await expectPaiError(sent, ClientErrorCode.REPLY_UNVERIFIED);
+      await expect(sent).rejects.toThrow(/may or may not have run/);
+    });
+
+    it('should point at the key configuration when an unverified reply claims MAC_INVALID', async () => {
+      const { client } = clientFor(() =>
+        throwError(() => ({ ...errorBody('MAC_INVALID'), mac: null })),
+      );
+
+      await expect(client.send('system.ping', {})).rejects.toThrow(
+        /key id "client-1" and its secret/,
+      );
+    });
+
     it('should reject an error reply signed for another pattern as REPLY_UNVERIFIED', async () => {
       const { client } = clientFor((_pattern, envelope) =>
         throwError(() =>
@@ -389,6 +417,148 @@ describe(PaiClient.name, () => {
       await client.close();
 
       expect(close).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('a verified REPLAY: a copy of this very message ran first', () => {
+    const replay = (pattern: string, envelope: SentEnvelope) =>
+      throwError(() => signReply(pattern, envelope, errorBody('REPLAY')));
+
+    it('should fetch the result of a create with a reference by sending it again', async () => {
+      const { client, send } = clientFor((pattern, envelope) =>
+        send.mock.calls.length === 1
+          ? replay(pattern, envelope)
+          : of(
+              signReply(
+                pattern,
+                envelope,
+                okBody({ transaction: { id: '9' }, created: false }),
+              ),
+            ),
+      );
+      const payload = { token: 't', amount: '5.00', reference: 'order:1' };
+
+      await expect(
+        client.send('transactions.create', payload),
+      ).resolves.toEqual({ transaction: { id: '9' }, created: false });
+
+      const [first, again] = sentEnvelopes(send);
+      expect(again.nonce).not.toBe(first.nonce);
+      expect(again.payload).toEqual(payload);
+    });
+
+    it.each<[string, Parameters<PaiClient['send']>]>([
+      [
+        'a create without a reference',
+        ['transactions.create', { token: 't', amount: '5.00' }],
+      ],
+      ['a login', ['auth.login', { username: 'alice', password: 'pw' }]],
+      ['a registration', ['auth.register', { username: 'a', password: 'p' }]],
+    ])(
+      'should report %s as executed once, result unseen, and not send it again',
+      async (_case, [pattern, payload]) => {
+        const { client, send } = clientFor(replay);
+
+        const sent = client.send(pattern, payload as never);
+
+        await expectPaiError(sent, ErrorCode.REPLAY);
+        await expect(sent).rejects.toMatchObject({
+          details: { executed: true },
+        });
+        await expect(sent).rejects.toThrow(/executed once/);
+        expect(send).toHaveBeenCalledTimes(1);
+      },
+    );
+
+    it('should stop fetching after a few REPLAYs in a row', async () => {
+      const { client, send } = clientFor(replay);
+
+      await expectPaiError(
+        client.send('users.me', { token: 't' }),
+        ErrorCode.REPLAY,
+      );
+      expect(send).toHaveBeenCalledTimes(3);
+    });
+
+    it('should take an unsigned REPLAY as unverified, not as executed', async () => {
+      const { client, send } = clientFor(() =>
+        throwError(() => ({ ...errorBody('REPLAY'), mac: null })),
+      );
+
+      await expectPaiError(
+        client.send('transactions.create', { token: 't', amount: '5.00' }),
+        ClientErrorCode.REPLY_UNVERIFIED,
+      );
+      expect(send).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('a proxy that screens replies (NATS inboxes)', () => {
+    function screeningClient(respond: Responder) {
+      const fake = fakeProxy(respond);
+      let accept:
+        ((p: string, r: unknown, reply: unknown) => boolean) | undefined;
+      const proxy = Object.assign(fake.proxy, {
+        screenReplies: (test: typeof accept) => (accept = test),
+      });
+      const client = new PaiClient(proxy, {
+        kid: KID,
+        secret: KEY,
+        now: () => NOW,
+        timeoutMs: 50,
+      });
+      return { client, accept: () => accept!, ...fake };
+    }
+
+    it('should accept only the reply signed for the very request', () => {
+      const { accept } = screeningClient(() => NEVER);
+      const envelope = { kid: KID, nonce: 'N'.repeat(22), mac: 'a'.repeat(64) };
+      const body = okBody({ serverTime: NOW });
+
+      expect(
+        accept()(
+          'system.ping',
+          envelope,
+          signReply('system.ping', envelope, body),
+        ),
+      ).toBe(true);
+      expect(
+        accept()(
+          'system.ping',
+          envelope,
+          signReply('system.ping', { ...envelope, mac: 'b'.repeat(64) }, body),
+        ),
+      ).toBe(false);
+      expect(accept()('system.ping', envelope, { ...body, mac: null })).toBe(
+        false,
+      );
+      expect(
+        accept()(
+          'users.me',
+          envelope,
+          signReply('system.ping', envelope, body),
+        ),
+      ).toBe(false);
+    });
+
+    it('should say on TIMEOUT how many unverified replies it ignored', async () => {
+      const { client, accept } = screeningClient((_pattern, envelope) => {
+        accept()('system.ping', envelope, {
+          ...errorBody('MAC_INVALID'),
+          mac: null,
+        });
+        return NEVER;
+      });
+
+      const sent = client.send('system.ping', {});
+
+      await expectPaiError(sent, ClientErrorCode.TIMEOUT);
+      await expect(sent).rejects.toThrow(
+        /1 unverified reply \(MAC_INVALID\) ignored/,
+      );
+      await expect(sent).rejects.toMatchObject({
+        details: { unverifiedReplies: 1 },
+      });
     });
   });
 

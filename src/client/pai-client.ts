@@ -2,13 +2,18 @@ import type { ClientProxy } from '@nestjs/microservices';
 import { NotCanonicalizableError } from '../protocol/canonical-json';
 import { randomBytes } from 'node:crypto';
 import { firstValueFrom, timeout as rxTimeout, TimeoutError } from 'rxjs';
-import { isJsonObject } from '../protocol/envelope';
+import {
+  isJsonObject,
+  PROTOCOL_VERSION,
+  type Envelope,
+} from '../protocol/envelope';
 import { ErrorCode } from '../protocol/error-code';
 import {
   hmacHex,
   macMatches,
   replyMacInput,
   requestMacInput,
+  type RequestBinding,
 } from '../protocol/mac';
 import { ClientErrorCode, PaiClientError } from './pai-client.error';
 import type { PaiPattern, PaiPatterns } from './pai-patterns';
@@ -68,15 +73,46 @@ export function isSafeToRepeat<P extends PaiPattern>(
 }
 
 /**
- * Calls the PAI service over a Nest ClientProxy: signs every request, verifies every reply's MAC,
- * and turns error replies into PaiClientError. On STALE it learns the clock offset from the
- * signed serverTime and retries once, with a new nonce; the machine's clock is never changed.
- * A request safe to repeat whose connection broke is sent again (`connectionRetries`).
+ * Implemented by a proxy on which anyone may publish replies (NATS: any connection the broker
+ * allows can publish into a requester's inbox): PaiClient installs this test, and a reply that
+ * fails it is dropped while the wait for the genuine one goes on, up to the timeout.
+ */
+export interface ReplyScreening {
+  screenReplies(
+    accept: (pattern: string, request: unknown, reply: unknown) => boolean,
+  ): void;
+}
+
+function screensReplies(proxy: object): proxy is ReplyScreening {
+  return typeof (proxy as Partial<ReplyScreening>).screenReplies === 'function';
+}
+
+interface SentRequest extends RequestBinding {
+  readonly envelope: Envelope;
+}
+
+/** How many times a verified REPLAY of a request safe to repeat is answered by sending it again. */
+const REPLAY_REFETCHES = 2;
+
+/**
+ * Calls the PAI service over a Nest ClientProxy: signs every request, verifies every reply's MAC
+ * against the request it answers, and turns error replies into PaiClientError.
+ *
+ * What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
+ * outcome. An unverified one is REPLY_UNVERIFIED, whose outcome is unknown (the request may have
+ * run). A verified REPLAY to a nonce drawn here means another copy of this very message was
+ * accepted and ran; for a request safe to repeat the result is fetched by sending it again as a
+ * new message (a create with a `reference` then answers `created: false` with its transaction),
+ * otherwise REPLAY is reported as "executed, result unseen". On STALE it learns the clock offset
+ * from the signed serverTime and retries once, with a new nonce; the machine's clock is never
+ * changed. A request safe to repeat whose connection broke is sent again (`connectionRetries`).
  */
 export class PaiClient {
   private readonly key: Buffer;
   private readonly now: () => number;
   private offsetMs = 0;
+  /** Per request nonce, the codes claimed by replies a screening proxy dropped as unverified. */
+  private readonly dropped = new Map<string, string[]>();
 
   constructor(
     private readonly proxy: ClientProxy,
@@ -88,6 +124,11 @@ export class PaiClient {
         ? Buffer.from(options.secret, 'base64')
         : options.secret;
     this.now = options.now ?? Date.now;
+    if (screensReplies(proxy)) {
+      proxy.screenReplies((pattern, request, reply) =>
+        this.answers(pattern, request, reply),
+      );
+    }
   }
 
   /** The offset (server minus local clock, ms) learned from a STALE reply; 0 until then. */
@@ -105,7 +146,7 @@ export class PaiClient {
       this.options.connectionRetryDelayMs ?? DEFAULT_CONNECTION_RETRY_DELAY_MS;
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await this.sendAdjustingClock(pattern, payload);
+        return await this.sendRefetchingReplays(pattern, payload);
       } catch (error) {
         if (
           !(error instanceof PaiClientError) ||
@@ -120,6 +161,36 @@ export class PaiClient {
       // notice a dead instance and a restarting one come back.
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       delayMs *= 2;
+    }
+  }
+
+  /**
+   * A verified REPLAY to a nonce drawn here: a copy of this very message was accepted first (sent
+   * by whoever copied it off the wire) and ran. A request safe to repeat is sent again as a new
+   * message, whose reply is the result this client did not see; another is reported as run.
+   */
+  private async sendRefetchingReplays<P extends PaiPattern>(
+    pattern: P,
+    payload: PaiPatterns[P]['request'],
+  ): Promise<PaiPatterns[P]['reply']> {
+    for (let refetch = 0; ; refetch += 1) {
+      try {
+        return await this.sendAdjustingClock(pattern, payload);
+      } catch (error) {
+        if (
+          !(error instanceof PaiClientError) ||
+          error.code !== ErrorCode.REPLAY
+        ) {
+          throw error;
+        }
+        if (refetch >= REPLAY_REFETCHES || !isSafeToRepeat(pattern, payload)) {
+          throw new PaiClientError(
+            ErrorCode.REPLAY,
+            `another copy of this ${pattern} message was accepted first: the request was executed once and its result was not seen here; do not send it again blindly`,
+            { ...error.details, executed: true },
+          );
+        }
+      }
     }
   }
 
@@ -153,34 +224,47 @@ export class PaiClient {
     socket?.destroy?.();
   }
 
-  private async sendOnce<P extends PaiPattern>(
-    pattern: P,
-    payload: PaiPatterns[P]['request'],
-  ): Promise<PaiPatterns[P]['reply']> {
+  private sign(pattern: string, payload: Record<string, unknown>): SentRequest {
     const signed = {
       kid: this.options.kid,
       ts: Math.round(this.now() + this.offsetMs),
       nonce: randomBytes(16).toString('base64url'),
-      payload: payload as Record<string, unknown>,
+      payload,
     };
-    const envelope = {
-      v: 1,
-      ...signed,
-      mac: hmacHex(this.key, requestMacInput(pattern, signed)),
+    const mac = hmacHex(this.key, requestMacInput(pattern, signed));
+    return {
+      pattern,
+      kid: signed.kid,
+      nonce: signed.nonce,
+      mac,
+      envelope: { v: PROTOCOL_VERSION, ...signed, mac },
     };
+  }
+
+  private async sendOnce<P extends PaiPattern>(
+    pattern: P,
+    payload: PaiPatterns[P]['request'],
+  ): Promise<PaiPatterns[P]['reply']> {
+    const request = this.sign(pattern, payload as Record<string, unknown>);
     let reply: unknown;
     let failed = false;
     try {
       reply = await firstValueFrom(
         this.proxy
-          .send<unknown>(pattern, envelope)
+          .send<unknown>(pattern, request.envelope)
           .pipe(rxTimeout(this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS)),
       );
     } catch (error) {
       if (error instanceof TimeoutError) {
+        const dropped = this.dropped.get(request.nonce) ?? [];
         throw new PaiClientError(
           ClientErrorCode.TIMEOUT,
-          `no reply to ${pattern} in time`,
+          `no verified reply to ${pattern} in time: the request may still run or have run` +
+            (dropped.length > 0
+              ? `; ${dropped.length} unverified repl${dropped.length === 1 ? 'y' : 'ies'} (${[...new Set(dropped)].join(', ')}) ignored` +
+                keyHint(dropped, request.kid)
+              : ''),
+          { unverifiedReplies: dropped.length },
         );
       }
       if (!isJsonObject(error) || !('ok' in error)) {
@@ -191,8 +275,10 @@ export class PaiClient {
       }
       reply = error;
       failed = true;
+    } finally {
+      this.dropped.delete(request.nonce);
     }
-    const verified = this.verify(pattern, signed.nonce, reply);
+    const verified = this.verify(request, reply);
     if (verified.ok === true && !failed) {
       return verified.payload as PaiPatterns[P]['reply'];
     }
@@ -207,40 +293,72 @@ export class PaiClient {
     );
   }
 
+  /** For a proxy that screens replies: whether `reply` is the service's answer to `envelope`. */
+  private answers(pattern: string, envelope: unknown, reply: unknown): boolean {
+    if (!isJsonObject(envelope) || !isJsonObject(reply)) return false;
+    const { kid, nonce, mac } = envelope;
+    if (typeof kid !== 'string' || typeof nonce !== 'string') return false;
+    if (typeof mac !== 'string') return false;
+    if (this.macVerifies({ pattern, kid, nonce, mac }, reply)) return true;
+    const dropped = this.dropped.get(nonce) ?? [];
+    if (dropped.length === 0) this.dropped.set(nonce, dropped);
+    dropped.push(claimedCode(reply) ?? 'no code');
+    return false;
+  }
+
+  private macVerifies(
+    request: RequestBinding,
+    reply: Record<string, unknown>,
+  ): boolean {
+    const { mac, ...body } = reply;
+    try {
+      return macMatches(hmacHex(this.key, replyMacInput(request, body)), mac);
+    } catch (error) {
+      // The service never signs a reply with no canonical form.
+      if (error instanceof NotCanonicalizableError) return false;
+      throw error;
+    }
+  }
+
   private verify(
-    pattern: string,
-    nonce: string,
+    request: RequestBinding,
     reply: unknown,
   ): Record<string, unknown> {
     if (!isJsonObject(reply)) {
       throw new PaiClientError(
         ClientErrorCode.REPLY_UNVERIFIED,
-        'reply is not an object',
+        `the reply to ${request.pattern} is not an object: unverified, the request may or may not have run`,
       );
     }
-    const { mac, ...body } = reply;
-    let input: string;
-    try {
-      input = replyMacInput(pattern, this.options.kid, nonce, body);
-    } catch (error) {
-      if (!(error instanceof NotCanonicalizableError)) throw error;
-      // The service never signs such a reply: whoever sent it is not the service.
-      throw new PaiClientError(
-        ClientErrorCode.REPLY_UNVERIFIED,
-        'reply has no canonical form, so it cannot carry a valid MAC',
-      );
+    if (this.macVerifies(request, reply)) {
+      const { mac: _mac, ...body } = reply;
+      return body;
     }
-    if (!macMatches(hmacHex(this.key, input), mac)) {
-      const claimed = isJsonObject(body.error) ? body.error.code : undefined;
-      throw new PaiClientError(
-        ClientErrorCode.REPLY_UNVERIFIED,
-        'reply MAC missing or wrong' +
-          (typeof claimed === 'string'
-            ? ` (it claims ${claimed}, not trusted)`
-            : ''),
-        { claimedCode: claimed },
-      );
-    }
-    return body;
+    const claimed = claimedCode(reply);
+    throw new PaiClientError(
+      ClientErrorCode.REPLY_UNVERIFIED,
+      `the reply to ${request.pattern} carries no valid MAC` +
+        (claimed !== undefined ? ` (it claims ${claimed})` : '') +
+        ': unverified, so the request may or may not have run' +
+        keyHint(claimed === undefined ? [] : [claimed], request.kid),
+      { claimedCode: claimed },
+    );
   }
+}
+
+/** The error code an unverified reply claims, if it has the form of one. */
+function claimedCode(reply: Record<string, unknown>): string | undefined {
+  const code = isJsonObject(reply.error) ? reply.error.code : undefined;
+  return typeof code === 'string' && /^[A-Z_]{1,32}$/.test(code)
+    ? code
+    : undefined;
+}
+
+/** A misconfigured key shows up as unsigned MAC_INVALID or UNKNOWN_KEY replies: say so. */
+function keyHint(claimed: readonly string[], kid: string): string {
+  return claimed.some(
+    (code) => code === ErrorCode.MAC_INVALID || code === ErrorCode.UNKNOWN_KEY,
+  )
+    ? `; if this persists, check that key id "${kid}" and its secret match the service's PAI_MAC_KEYS`
+    : '';
 }

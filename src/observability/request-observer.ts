@@ -18,7 +18,10 @@ import { Metrics } from './metrics';
 interface Trace {
   readonly seq: number;
   readonly startedAt: number;
-  /** The metric label: the pattern, or "unknown" when no handler has it (bounded cardinality). */
+  /**
+   * The metric label and log field: the pattern, or "unknown" when no handler has it exactly, so a
+   * peer can neither create series nor write text of its choosing.
+   */
   readonly pattern: string;
   admitted: boolean;
   done: boolean;
@@ -35,8 +38,6 @@ const GUARD_CODES: ReadonlySet<ErrorCode | 'OK'> = new Set([
   ErrorCode.STALE,
   ErrorCode.REPLAY,
 ]);
-
-const MAX_LOGGED_PATTERN = 64;
 
 /**
  * One request's measurements: started by the guard, finished by the reply interceptor (success)
@@ -121,9 +122,6 @@ export class RequestObserver {
       kid: kidOf(host),
       remote: remoteOf(host),
     };
-    if (trace.pattern === 'unknown') {
-      fields.sentPattern = patternOf(host).slice(0, MAX_LOGGED_PATTERN);
-    }
     if (typeof errorId === 'string') fields.errorId = errorId;
     this.logger[level](fields, rejected ? 'request rejected' : 'request');
   }

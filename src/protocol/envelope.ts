@@ -1,13 +1,13 @@
 import { FieldProblem } from './error-code';
 import { MAC_HEX_PATTERN } from './mac';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /** The request envelope (PROTOCOL.md 2) once its form has been checked. */
 export interface Envelope {
-  v: 1;
+  v: typeof PROTOCOL_VERSION;
   kid: string;
   ts: number;
   nonce: string;
@@ -21,19 +21,24 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Step 1 of the checks: the form of every envelope field. Returns the problems found, if any. */
+/**
+ * Step 1 of the checks: the form of every envelope field. Returns the problems found, if any.
+ * They go back unsigned, so each is a fixed text naming a field of the protocol's own: nothing
+ * the peer wrote (an unexpected field's name, say) comes back in a reply nobody can authenticate.
+ */
 export function envelopeProblems(data: unknown): FieldProblem[] {
   if (!isJsonObject(data)) {
     return [{ field: 'data', problem: 'the envelope must be a JSON object' }];
   }
   const problems: FieldProblem[] = [];
-  for (const field of Object.keys(data)) {
-    if (!ENVELOPE_FIELDS.has(field)) {
-      problems.push({ field, problem: 'unknown envelope field' });
-    }
+  if (Object.keys(data).some((field) => !ENVELOPE_FIELDS.has(field))) {
+    problems.push({ field: 'envelope', problem: 'unknown field' });
   }
   if (data.v !== PROTOCOL_VERSION) {
-    problems.push({ field: 'v', problem: 'must be the integer 1' });
+    problems.push({
+      field: 'v',
+      problem: `must be the integer ${PROTOCOL_VERSION}`,
+    });
   }
   if (typeof data.kid !== 'string' || !KID_PATTERN.test(data.kid)) {
     problems.push({
@@ -64,19 +69,4 @@ export function envelopeProblems(data: unknown): FieldProblem[] {
     problems.push({ field: 'mac', problem: 'must be 64 lowercase hex digits' });
   }
   return problems;
-}
-
-/**
- * The request's kid and nonce when both are well-formed, whatever else is wrong with it: a reply
- * is signed whenever they are (and the kid is known), so even a rejected request gets a reply the
- * client can authenticate.
- */
-export function replyBinding(
-  data: unknown,
-): { kid: string; nonce: string } | null {
-  if (!isJsonObject(data)) return null;
-  const { kid, nonce } = data;
-  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) return null;
-  if (typeof nonce !== 'string' || !NONCE_PATTERN.test(nonce)) return null;
-  return { kid, nonce };
 }

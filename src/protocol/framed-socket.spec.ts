@@ -211,16 +211,59 @@ describe(framedSocketClass.name, () => {
       ['an array', '[1]'],
       ['null', 'null'],
       ['a string', '"system.ping"'],
-      ['an object without a pattern', '{"data":{},"id":"1"}'],
-      ['a numeric pattern', '{"pattern":5,"id":"1"}'],
-      ['an object pattern', '{"pattern":{"cmd":"x"},"id":"1"}'],
+      [
+        'a request with a non-string pattern and an object id',
+        '{"pattern":5,"id":{}}',
+      ],
     ])('should close the connection on %s', async (_what, json) => {
       await expectClosedAfter(rawFrame(json));
     });
 
-    // BUG (src/protocol/framed-socket.ts:87-99): a FrameError thrown from emitMessage reaches
-    // TcpSocket.onData, which only end()s the socket: a peer that keeps its half open can go on
-    // sending frames, and each still reaches the handlers (guard, database), unanswered.
+    it.each([
+      ['an object without a pattern', '{"data":{},"id":"1"}'],
+      ['a numeric pattern', '{"pattern":5,"id":"1"}'],
+      ['an object pattern', '{"pattern":{"cmd":"x"},"id":"1"}'],
+    ])(
+      'should answer a request with %s by an unsigned BAD_REQUEST on pattern, and dispatch nothing',
+      async (_what, json) => {
+        const conn = await connection();
+        conn.client.setEncoding('utf8');
+        const reply = once(conn.client, 'data') as Promise<[string]>;
+        conn.client.write(rawFrame(json));
+        const [text] = await reply;
+
+        const packet = JSON.parse(text.slice(text.indexOf('#') + 1)) as unknown;
+        expect(packet).toEqual({
+          id: '1',
+          err: {
+            ok: false,
+            ts: expect.any(Number),
+            error: {
+              code: 'BAD_REQUEST',
+              message: expect.any(String),
+              fields: [{ field: 'pattern', problem: 'must be a string' }],
+            },
+            mac: null,
+          },
+          isDisposed: true,
+        });
+        expect(conn.messages).toEqual([]);
+        expect(conn.serverSide.destroyed).toBe(false);
+      },
+    );
+
+    it('should drop an event with a non-string pattern without answering', async () => {
+      const conn = await connection();
+      conn.client.write(rawFrame('{"pattern":5}'));
+      conn.client.write(frame({ pattern: 'system.ping', id: 'next' }));
+
+      await nextMessages(conn.serverSide, 1);
+      expect(conn.messages).toEqual([{ pattern: 'system.ping', id: 'next' }]);
+    });
+
+    // A FrameError thrown from emitMessage reaches Nest's TcpSocket.onData, which only end()s the
+    // socket: a peer that kept its half open could go on sending frames, each still reaching the
+    // handlers (guard, database), unanswered.
     it.each([
       ['a frame that is not valid JSON', rawFrame('{"pattern":')],
       ['a frame that is not a request', rawFrame('[1]')],

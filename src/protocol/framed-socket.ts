@@ -7,6 +7,8 @@ import type {
   TrackedConnection,
 } from './connection-tracker';
 import { isJsonObject } from './envelope';
+import { ErrorCode } from './error-code';
+import { unsignedFailure } from './reply-signer';
 
 /** The peer broke Nest's `<length>#<json>` framing or sent a frame over the limit. */
 export class FrameError extends Error {
@@ -37,7 +39,8 @@ export interface FramingLimits {
  * length (UTF-16 code units, as Nest counts them) is read as soon as its `#` arrives, and a length
  * over the limit, or a length that is not a plain decimal number, closes the connection at once.
  * Nest alone would keep buffering up to 128 M characters of a frame it will never accept.
- * A frame whose JSON is not a request object closes the connection too.
+ * A frame whose JSON is not an object closes the connection too; a request whose pattern is not a
+ * string gets an unsigned BAD_REQUEST.
  *
  * Time limits: Nest's own incomplete-message timer restarts on every read, so a peer trickling one
  * byte a second holds a frame open forever; here a frame gets `frameTimeoutMs` from its first
@@ -163,18 +166,33 @@ export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
       } catch {
         throw new FrameError('frame is not valid JSON');
       }
-      if (!isJsonObject(message) || typeof message.pattern !== 'string') {
-        throw new FrameError(
-          'frame is not a request object with a string pattern',
-        );
+      if (!isJsonObject(message)) {
+        throw new FrameError('frame is not a request object');
       }
       // Nest tells a request (it has an id) from an event (it has none) the same way.
-      if (message.id !== undefined) {
-        // Stopping: a request not yet dispatched is not run and never acknowledged, so the
-        // client can safely send it again elsewhere.
-        if (tracker?.isDraining) return;
+      const isRequest = message.id !== undefined;
+      // Stopping: a request not yet dispatched is not run and never acknowledged, so the client
+      // can safely send it again elsewhere.
+      if (isRequest && tracker?.isDraining) return;
+      if (isRequest) {
         this.inFlight += 1;
         tracker?.requestStarted();
+      }
+      if (typeof message.pattern !== 'string') {
+        // No MAC can cover a pattern that is not a string: refused unsigned (an event, which
+        // expects no reply, is dropped).
+        if (!isRequest) return;
+        if (typeof message.id !== 'string' && typeof message.id !== 'number') {
+          throw new FrameError('frame is a request with an invalid id');
+        }
+        this.sendMessage({
+          id: message.id,
+          err: unsignedFailure(ErrorCode.BAD_REQUEST, [
+            { field: 'pattern', problem: 'must be a string' },
+          ]),
+          isDisposed: true,
+        });
+        return;
       }
       this.socket.emit('message', message);
     }

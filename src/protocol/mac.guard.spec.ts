@@ -9,6 +9,7 @@ import { MacGuard } from './mac.guard';
 import { hmacHex, requestMacInput } from './mac';
 import { NonceStore } from './nonce-store';
 import { PaiError } from './pai.error';
+import { verifiedRequestOf } from './verified-request';
 
 const NOW = 1764288000000;
 const WINDOW_MS = 300_000;
@@ -58,7 +59,7 @@ function signedEnvelope(options: EnvelopeOptions = {}) {
   };
   const key = options.key ?? config.macKeys.get(kid) ?? DEFAULT_KEY;
   const mac = hmacHex(key, requestMacInput(options.pattern ?? PATTERN, fields));
-  return { v: 1, ...fields, mac };
+  return { v: 2, ...fields, mac };
 }
 
 function rpcContext(data: unknown, pattern = PATTERN): ExecutionContext {
@@ -125,7 +126,7 @@ describe(MacGuard.name, () => {
 
   describe('step 1: envelope form', () => {
     it('should refuse a malformed envelope with BAD_REQUEST naming the fields', async () => {
-      const envelope = { ...signedEnvelope(), v: 2, extra: true };
+      const envelope = { ...signedEnvelope(), v: 1, extra: true };
 
       await expect(
         guard.canActivate(rpcContext(envelope)),
@@ -134,7 +135,7 @@ describe(MacGuard.name, () => {
         details: {
           fields: expect.arrayContaining([
             expect.objectContaining({ field: 'v' }),
-            expect.objectContaining({ field: 'extra' }),
+            expect.objectContaining({ field: 'envelope' }),
           ]),
         },
       });
@@ -294,7 +295,7 @@ describe(MacGuard.name, () => {
     it('should report BAD_REQUEST before UNKNOWN_KEY', async () => {
       const envelope = {
         ...signedEnvelope({ kid: 'retired', key: DEFAULT_KEY }),
-        v: 2,
+        v: 1,
       };
 
       await expect(
@@ -338,5 +339,56 @@ describe(MacGuard.name, () => {
       });
       expect(nonces.calls).toEqual([['default', nonce, NOW]]);
     });
+  });
+
+  describe('what the reply is bound to', () => {
+    it('should mark an accepted message verified with its pattern, kid, nonce, MAC and key', async () => {
+      const envelope = signedEnvelope({ kid: '2026-11' });
+      const context = rpcContext(envelope);
+
+      await guard.canActivate(context);
+
+      expect(verifiedRequestOf(context)).toEqual({
+        pattern: PATTERN,
+        kid: '2026-11',
+        nonce: envelope.nonce,
+        mac: envelope.mac,
+        key: ROTATED_KEY,
+      });
+    });
+
+    it.each([
+      ['STALE', { ts: NOW - WINDOW_MS - 1 }],
+      ['REPLAY', {}],
+    ])(
+      'should mark a message refused as %s verified: its MAC matched',
+      async (code, options) => {
+        await guard.canActivate(rpcContext(signedEnvelope()));
+        const context = rpcContext(signedEnvelope(options));
+
+        await expect(guard.canActivate(context)).rejects.toMatchObject({
+          code,
+        });
+        expect(verifiedRequestOf(context)?.mac).toBe(
+          signedEnvelope(options).mac,
+        );
+      },
+    );
+
+    it.each([
+      ['BAD_REQUEST', { ...signedEnvelope(), v: 1 }],
+      ['UNKNOWN_KEY', { ...signedEnvelope(), kid: 'nobody' }],
+      ['MAC_INVALID', { ...signedEnvelope(), mac: 'f'.repeat(64) }],
+    ])(
+      'should leave a message refused as %s unverified, so its reply is not signed',
+      async (code, envelope) => {
+        const context = rpcContext(envelope);
+
+        await expect(guard.canActivate(context)).rejects.toMatchObject({
+          code,
+        });
+        expect(verifiedRequestOf(context)).toBeUndefined();
+      },
+    );
   });
 });

@@ -13,12 +13,8 @@ import { hmacHex, macMatches, requestMacInput } from './mac';
 import { NonceStore } from './nonce-store';
 import { PaiError } from './pai.error';
 import { patternOf } from './rpc-pattern';
+import { markVerified } from './verified-request';
 
-/**
- * Global: no handler runs for a message that is not well-formed, signed by a known key, fresh and
- * new, checked in that order (PROTOCOL.md 3). The nonce is recorded last, so traffic that fails
- * an earlier check can neither fill nor poison the record.
- */
 /**
  * Still part of the shape check (step 1): a payload with no canonical form (a lone surrogate,
  * 1e400) cannot have been signed, and is the sender's error, not the service's.
@@ -38,6 +34,11 @@ function macInputOf(pattern: string, envelope: Envelope): string {
   }
 }
 
+/**
+ * Global: no handler runs for a message that is not well-formed, signed by a known key, fresh and
+ * new, checked in that order (PROTOCOL.md 3). The nonce is recorded last, so traffic that fails
+ * an earlier check can neither fill nor poison the record.
+ */
 @Injectable()
 export class MacGuard implements CanActivate {
   constructor(
@@ -51,7 +52,8 @@ export class MacGuard implements CanActivate {
     const problems = envelopeProblems(data);
     if (problems.length > 0) throw PaiError.badRequest(problems);
     const envelope = data as Envelope;
-    const input = macInputOf(patternOf(context), envelope);
+    const pattern = patternOf(context);
+    const input = macInputOf(pattern, envelope);
 
     const key = this.config.macKeys.get(envelope.kid);
     if (!key) throw new PaiError(ErrorCode.UNKNOWN_KEY);
@@ -59,6 +61,9 @@ export class MacGuard implements CanActivate {
     const expected = hmacHex(key, input);
     if (!macMatches(expected, envelope.mac))
       throw new PaiError(ErrorCode.MAC_INVALID);
+    // From here on every outcome (STALE, REPLAY, the handler's) is signed and bound to this request.
+    const { kid, nonce, mac } = envelope;
+    markVerified(context, { pattern, kid, nonce, mac, key });
 
     const now = this.clock.now();
     if (Math.abs(envelope.ts - now) > this.config.macWindowMs) {

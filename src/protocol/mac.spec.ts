@@ -14,6 +14,7 @@ interface ReplyVector {
   pattern: string;
   kid: string;
   requestNonce: string;
+  requestMac: string;
   reply: { mac: string } & Record<string, unknown>;
   macInput: string;
 }
@@ -104,9 +105,12 @@ describe('protocol MAC', () => {
       'should reproduce reply vector %i (%s, kid %s)',
       (_index, _pattern, _kid, vector) => {
         const input = replyMacInput(
-          vector.pattern,
-          vector.kid,
-          vector.requestNonce,
+          {
+            pattern: vector.pattern,
+            kid: vector.kid,
+            nonce: vector.requestNonce,
+            mac: vector.requestMac,
+          },
           withoutMac(vector.reply),
         );
 
@@ -114,6 +118,28 @@ describe('protocol MAC', () => {
         expect(hmacHex(keyOf(vector.kid), input)).toBe(vector.reply.mac);
       },
     );
+
+    it("should bind the request's own MAC, so a tampered copy's reply does not fit the original", () => {
+      const [vector] = vectors.replies;
+      const request = {
+        pattern: vector.pattern,
+        kid: vector.kid,
+        nonce: vector.requestNonce,
+        mac: vector.requestMac,
+      };
+      const tampered = {
+        ...request,
+        mac: (request.mac[0] === '0' ? '1' : '0') + request.mac.slice(1),
+      };
+      const key = keyOf(vector.kid);
+
+      expect(
+        hmacHex(key, replyMacInput(tampered, withoutMac(vector.reply))),
+      ).not.toBe(vector.reply.mac);
+      expect(
+        hmacHex(key, replyMacInput(request, withoutMac(vector.reply))),
+      ).toBe(vector.reply.mac);
+    });
   });
 
   describe(macMatches.name, () => {
@@ -164,7 +190,7 @@ describe('protocol MAC', () => {
         const key = randomBytes(keyBytes);
         for (const input of [
           '',
-          'PAI-MAC-V1\nx',
+          'PAI-MAC-V2\nx',
           'é€😀\n{"a":1}',
           'x'.repeat(5000),
         ]) {

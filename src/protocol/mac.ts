@@ -1,8 +1,8 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { canonicalJson } from './canonical-json';
 
-export const REQUEST_MAC_PREFIX = 'PAI-MAC-V1';
-export const REPLY_MAC_PREFIX = 'PAI-MAC-V1-REPLY';
+export const REQUEST_MAC_PREFIX = 'PAI-MAC-V2';
+export const REPLY_MAC_PREFIX = 'PAI-MAC-V2-REPLY';
 export const MAC_HEX_PATTERN = /^[0-9a-f]{64}$/;
 
 export interface SignedFields {
@@ -12,34 +12,37 @@ export interface SignedFields {
   payload: Record<string, unknown>;
 }
 
-/** S = "PAI-MAC-V1" LF pattern LF kid LF ts LF nonce LF JCS(payload) */
+/**
+ * The request a reply answers. The reply MAC covers all four, so a reply cannot be moved onto
+ * another request, nor obtained for a genuine request by sending a tampered copy of it first.
+ */
+export interface RequestBinding {
+  readonly pattern: string;
+  readonly kid: string;
+  readonly nonce: string;
+  /** The request's own MAC, 64 lowercase hex digits. */
+  readonly mac: string;
+}
+
+/** S = "PAI-MAC-V2" LF pattern LF kid LF ts LF nonce LF JCS(payload) */
 export function requestMacInput(pattern: string, fields: SignedFields): string {
   return `${REQUEST_MAC_PREFIX}\n${pattern}\n${fields.kid}\n${fields.ts}\n${fields.nonce}\n${canonicalJson(fields.payload)}`;
 }
 
-/** R = "PAI-MAC-V1-REPLY" LF pattern LF kid LF nonce LF JCS(reply without "mac") */
+/** R = "PAI-MAC-V2-REPLY" LF pattern LF kid LF nonce LF request-mac LF JCS(reply without "mac") */
 export function replyMacInput(
-  pattern: string,
-  kid: string,
-  nonce: string,
+  request: RequestBinding,
   replyWithoutMac: object,
 ): string {
-  return replyMacInputOfCanonical(
-    pattern,
-    kid,
-    nonce,
-    canonicalJson(replyWithoutMac),
-  );
+  return replyMacInputOfCanonical(request, canonicalJson(replyWithoutMac));
 }
 
 /** R, for a reply whose canonical form (without "mac") is already written. */
 export function replyMacInputOfCanonical(
-  pattern: string,
-  kid: string,
-  nonce: string,
+  request: RequestBinding,
   canonicalReply: string,
 ): string {
-  return `${REPLY_MAC_PREFIX}\n${pattern}\n${kid}\n${nonce}\n${canonicalReply}`;
+  return `${REPLY_MAC_PREFIX}\n${request.pattern}\n${request.kid}\n${request.nonce}\n${request.mac}\n${canonicalReply}`;
 }
 
 const SHA256_BLOCK_BYTES = 64;

@@ -1,7 +1,7 @@
 import type { NatsContext } from '@nestjs/microservices';
 import type { NatsTransport } from '../config/transport-config';
 import { PaiNatsServer } from './pai-nats.server';
-import { UNKNOWN_PATTERN_ROUTE } from './pai-tcp.server';
+import { UNKNOWN_PATTERN_ROUTE } from './routing';
 
 const transport: NatsTransport = {
   kind: 'nats',

@@ -16,9 +16,8 @@ import {
 import type { DrainResult } from './connection-tracker';
 import { waitUntilUp } from '../common/wait-until-up';
 import { ErrorCode } from './error-code';
-import { UNKNOWN_PATTERN_ROUTE } from './pai-tcp.server';
-import { wireMessage } from './protocol-exception.filter';
-import type { ErrorReply } from './reply-signer';
+import { unsignedFailure } from './reply-signer';
+import { exactRoute } from './routing';
 import { SampledWarning } from './sampled-warning';
 
 interface Limits {
@@ -204,9 +203,7 @@ export class PaiNatsServer extends ServerNats {
     const pattern = message.subject.slice(this.transport.subjectPrefix.length);
     // The handlers, and the MAC guard through patternOf, see the bare pattern, as over TCP.
     const context = new NatsContext([pattern, message.headers]);
-    const handler =
-      this.getHandlerByPattern(pattern) ??
-      this.getHandlerByPattern(UNKNOWN_PATTERN_ROUTE)!;
+    const handler = exactRoute(this.messageHandlers, pattern);
     this.inFlightCount += 1;
     let finished = false;
     const finish = () => {
@@ -246,16 +243,7 @@ export class PaiNatsServer extends ServerNats {
   private refuse(message: Msg, field: string, problem: string): void {
     this.refusedMessages.record();
     if (!message.reply) return;
-    const err: ErrorReply = {
-      ok: false,
-      ts: Date.now(),
-      error: {
-        fields: [{ field, problem }],
-        code: ErrorCode.BAD_REQUEST,
-        message: wireMessage(ErrorCode.BAD_REQUEST),
-      },
-      mac: null,
-    };
+    const err = unsignedFailure(ErrorCode.BAD_REQUEST, [{ field, problem }]);
     message.respond(JSON.stringify({ err, isDisposed: true }));
   }
 

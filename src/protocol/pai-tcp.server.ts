@@ -5,15 +5,13 @@ import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
 import { ConnectionTracker, type DrainResult } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
+import { exactRoute } from './routing';
 import { SampledWarning } from './sampled-warning';
 
-/** Messages to a pattern with no handler are routed here, through the guard, filter and signer. */
-export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
-
 /**
- * Nest's TCP server with two protocol rules of its own: a request to an unknown pattern gets a
- * signed BAD_REQUEST (Nest would send an unsigned string), and events, which the protocol does
- * not define, are dropped without running any handler.
+ * Nest's TCP server with the protocol's rules of its own: patterns match exactly, a request to an
+ * unknown pattern goes through the guard to a BAD_REQUEST (Nest would send an unsigned string),
+ * and events, which the protocol does not define, are dropped without running any handler.
  */
 export class PaiTcpServer extends ServerTCP {
   /** Set by the last close(): what the graceful stop achieved (logged, and read by tests). */
@@ -77,10 +75,7 @@ export class PaiTcpServer extends ServerTCP {
   }
 
   override getHandlerByPattern(pattern: string) {
-    return (
-      super.getHandlerByPattern(pattern) ??
-      super.getHandlerByPattern(UNKNOWN_PATTERN_ROUTE)
-    );
+    return exactRoute(this.messageHandlers, pattern);
   }
 
   override handleEvent(): Promise<void> {

@@ -8,19 +8,18 @@ import { firstValueFrom } from 'rxjs';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { RequestObserver } from '../observability/request-observer';
 import { Clock } from './clock';
-import { ErrorCode } from './error-code';
+import { ErrorCode, wireMessage } from './error-code';
 import { hmacHex, replyMacInput } from './mac';
 import { PaiError } from './pai.error';
-import {
-  ProtocolExceptionFilter,
-  wireMessage,
-} from './protocol-exception.filter';
+import { ProtocolExceptionFilter } from './protocol-exception.filter';
 import { ErrorReply, ReplySigner } from './reply-signer';
+import { markVerified } from './verified-request';
 
 interface ReplyVector {
   pattern: string;
   kid: string;
   requestNonce: string;
+  requestMac: string;
   reply: { ts: number; mac: string } & Record<string, unknown>;
 }
 
@@ -36,6 +35,7 @@ const DEFAULT_KEY = Buffer.from(vectors.keys.default, 'base64');
 const OTHER_KEY = Buffer.alloc(32, 7);
 const PATTERN = 'transactions.create';
 const NONCE = '8rT3kY2mQ0vX9aLp4sHc1w';
+const REQUEST_MAC = 'c'.repeat(64);
 const NOW = 1764288000200;
 
 const config: AppConfig = testConfig({
@@ -45,19 +45,37 @@ const config: AppConfig = testConfig({
 
 function request(changes: Record<string, unknown> = {}) {
   return {
-    v: 1,
+    v: 2,
     kid: 'default',
     ts: NOW,
     nonce: NONCE,
     payload: {},
-    mac: '0'.repeat(64),
+    mac: REQUEST_MAC,
     ...changes,
   };
 }
 
-function rpcHost(data: unknown, pattern = PATTERN): ArgumentsHost {
+/**
+ * The message's context as the filter sees it; `verified` as the guard leaves it when the
+ * request's MAC matched (its kid, nonce and mac, under the key its kid names).
+ */
+function rpcHost(
+  data: unknown,
+  pattern = PATTERN,
+  verified = true,
+): ArgumentsHost {
   const host = new ExecutionContextHost([data, { getPattern: () => pattern }]);
   host.setType('rpc');
+  if (verified) {
+    const { kid, nonce, mac } = data as ReturnType<typeof request>;
+    markVerified(host, {
+      pattern,
+      kid,
+      nonce,
+      mac,
+      key: config.macKeys.get(kid)!,
+    });
+  }
   return host;
 }
 
@@ -67,11 +85,12 @@ function expectedMac(
   pattern = PATTERN,
   kid = 'default',
   nonce = NONCE,
+  mac = REQUEST_MAC,
 ): string {
   const withoutMac = Object.fromEntries(
     Object.entries(reply).filter(([field]) => field !== 'mac'),
   );
-  return hmacHex(key, replyMacInput(pattern, kid, nonce, withoutMac));
+  return hmacHex(key, replyMacInput({ pattern, kid, nonce, mac }, withoutMac));
 }
 
 describe(ProtocolExceptionFilter.name, () => {
@@ -86,9 +105,10 @@ describe(ProtocolExceptionFilter.name, () => {
     exception: unknown,
     data: unknown = request(),
     pattern = PATTERN,
+    verified = true,
   ): Promise<ErrorReply> {
     const outcome = await firstValueFrom(
-      filter.catch(exception, rpcHost(data, pattern)),
+      filter.catch(exception, rpcHost(data, pattern, verified)),
     ).then(
       () => ({ emitted: true as const }),
       (error: unknown) => ({ emitted: false as const, error }),
@@ -149,7 +169,7 @@ describe(ProtocolExceptionFilter.name, () => {
       expect(observed.mock.calls[0][1]).toBe(ErrorCode.REPLAY);
     });
 
-    it('should bind the reply MAC to the request pattern, kid and nonce', async () => {
+    it("should bind the reply MAC to the request's pattern, kid, nonce and MAC", async () => {
       const reply = await replyTo(new PaiError(ErrorCode.REPLAY));
 
       expect(reply.mac).not.toBe(
@@ -158,12 +178,22 @@ describe(ProtocolExceptionFilter.name, () => {
       expect(reply.mac).not.toBe(
         expectedMac(DEFAULT_KEY, reply, PATTERN, 'default', 'A'.repeat(22)),
       );
+      expect(reply.mac).not.toBe(
+        expectedMac(
+          DEFAULT_KEY,
+          reply,
+          PATTERN,
+          'default',
+          NONCE,
+          'd'.repeat(64),
+        ),
+      );
       expect(reply.mac).not.toBe(expectedMac(OTHER_KEY, reply));
     });
 
     it('should sign with the key the request named', async () => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.MAC_INVALID),
+        new PaiError(ErrorCode.STALE, { serverTime: NOW }),
         request({ kid: 'other' }),
       );
 
@@ -178,7 +208,11 @@ describe(ProtocolExceptionFilter.name, () => {
 
       const reply = await replyTo(
         new PaiError(ErrorCode.INVALID_CREDENTIALS),
-        request({ kid: vector.kid, nonce: vector.requestNonce }),
+        request({
+          kid: vector.kid,
+          nonce: vector.requestNonce,
+          mac: vector.requestMac,
+        }),
         vector.pattern,
       );
 
@@ -212,34 +246,77 @@ describe(ProtocolExceptionFilter.name, () => {
         retryAfterMs: 1000,
       });
     });
-
-    it('should sign the reply to a request whose other fields are malformed', async () => {
-      const data = request({ v: 2, ts: 'yesterday', payload: [], mac: 'x' });
-
-      const reply = await replyTo(PaiError.badRequest([]), data);
-
-      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
-    });
   });
 
-  describe('unsigned replies', () => {
+  describe('replies to requests whose MAC did not verify', () => {
     it.each([
-      ['an unknown kid', request({ kid: 'retired' })],
-      ['a malformed kid', request({ kid: 'bad kid' })],
-      ['a missing kid', request({ kid: undefined })],
-      ['a malformed nonce', request({ nonce: 'short' })],
-      ['a missing nonce', request({ nonce: undefined })],
+      ['UNKNOWN_KEY', new PaiError(ErrorCode.UNKNOWN_KEY)],
+      ['MAC_INVALID', new PaiError(ErrorCode.MAC_INVALID)],
+      [
+        'BAD_REQUEST',
+        PaiError.badRequest([{ field: 'envelope', problem: 'unknown field' }]),
+      ],
+    ])(
+      'should leave %s unsigned, even with a well-formed kid and nonce of a known key',
+      async (_code, exception) => {
+        const reply = await replyTo(exception, request(), PATTERN, false);
+
+        expect(reply.mac).toBeNull();
+        expect(reply.ok).toBe(false);
+        expect(reply.ts).toBe(NOW);
+      },
+    );
+
+    it.each([
       ['data that is not an object', 'not an envelope'],
       ['null data', null],
+      ['an unknown kid', request({ kid: 'retired' })],
     ])('should leave mac null for %s', async (_what, data) => {
-      const reply = await replyTo(new PaiError(ErrorCode.UNKNOWN_KEY), data);
+      const reply = await replyTo(
+        new PaiError(ErrorCode.UNKNOWN_KEY),
+        data,
+        PATTERN,
+        false,
+      );
 
-      expect(reply).toMatchObject({
+      expect(reply).toEqual({
         ok: false,
         ts: NOW,
-        error: { code: ErrorCode.UNKNOWN_KEY },
+        error: {
+          code: ErrorCode.UNKNOWN_KEY,
+          message: wireMessage(ErrorCode.UNKNOWN_KEY),
+        },
         mac: null,
       });
+    });
+
+    it('should carry only the code, the fixed message and the fields', async () => {
+      const reply = await replyTo(
+        new PaiError(ErrorCode.BAD_REQUEST, {
+          fields: [{ field: 'v', problem: 'must be the integer 2' }],
+          serverTime: NOW,
+          echoed: 'peer text',
+        }),
+        request({ v: 1 }),
+        PATTERN,
+        false,
+      );
+
+      expect(reply.error).toEqual({
+        code: ErrorCode.BAD_REQUEST,
+        message: wireMessage(ErrorCode.BAD_REQUEST),
+        fields: [{ field: 'v', problem: 'must be the integer 2' }],
+      });
+    });
+
+    it('should not give an errorId to an unexpected error before verification', async () => {
+      const reply = await replyTo(new Error('boom'), request(), PATTERN, false);
+
+      expect(reply).toMatchObject({
+        error: { code: ErrorCode.INTERNAL },
+        mac: null,
+      });
+      expect(reply.error).not.toHaveProperty('errorId');
     });
   });
 
@@ -347,7 +424,11 @@ describe(ReplySigner.name, () => {
     for (const vector of vectors.replies.filter((r) => r.reply.ok === true)) {
       now = vector.reply.ts;
       const host = rpcHost(
-        request({ kid: vector.kid, nonce: vector.requestNonce }),
+        request({
+          kid: vector.kid,
+          nonce: vector.requestNonce,
+          mac: vector.requestMac,
+        }),
         vector.pattern,
       );
 

@@ -1,17 +1,15 @@
-import { ArgumentsHost, Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../config/config';
+import { ArgumentsHost, Injectable } from '@nestjs/common';
 import { Clock } from './clock';
-import { replyBinding } from './envelope';
-import { ErrorCode } from './error-code';
+import { ErrorCode, FieldProblem, wireMessage } from './error-code';
 import { canonicalJson } from './canonical-json';
 import { hmacHex, replyMacInputOfCanonical } from './mac';
-import { patternOf } from './rpc-pattern';
+import { verifiedRequestOf, type VerifiedRequest } from './verified-request';
 
 export interface SuccessReply {
   ok: true;
   ts: number;
   payload: object;
-  mac: string | null;
+  mac: string;
 }
 
 export interface ErrorReply {
@@ -21,57 +19,69 @@ export interface ErrorReply {
   mac: string | null;
 }
 
-/** Builds every reply the service sends and signs it with the request's key (PROTOCOL.md 4). */
+/**
+ * The reply to a request whose MAC did not verify (checks 1-3, or a message that is not even a
+ * request): unsigned, since signing what an unauthenticated peer chose would hand it a reply that
+ * verifies, and holding only the code, its fixed message and, for BAD_REQUEST, the fixed field
+ * problems. Nothing the peer wrote comes back.
+ */
+export function unsignedFailure(
+  code: ErrorCode,
+  fields?: readonly FieldProblem[],
+  now: number = Date.now(),
+): ErrorReply {
+  const error: ErrorReply['error'] = { code, message: wireMessage(code) };
+  if (code === ErrorCode.BAD_REQUEST && fields) error.fields = fields;
+  return { ok: false, ts: now, error, mac: null };
+}
+
+/**
+ * Builds every reply the service sends (PROTOCOL.md 4). A reply is signed if and only if the
+ * request's MAC verified, with the request's key, over the request's pattern, kid, nonce and MAC.
+ */
 @Injectable()
 export class ReplySigner {
-  constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly clock: Clock) {}
 
+  /** Reached only through a handler, so always after the guard verified the request. */
   success(host: ArgumentsHost, payload: object): SuccessReply {
+    const request = verifiedRequestOf(host);
+    if (!request) {
+      throw new Error(
+        'a success reply for a request whose MAC was not verified',
+      );
+    }
     const ts = this.clock.now();
-    const reply: SuccessReply = { ok: true, ts, payload, mac: null };
     // JCS of { ok, payload, ts } written directly: the keys are already in sorted order and ts is
     // a safe integer, so only the payload needs the general canonical form.
-    reply.mac = this.sign(
-      host,
-      () => `{"ok":true,"payload":${canonicalJson(payload)},"ts":${ts}}`,
+    const mac = sign(
+      request,
+      `{"ok":true,"payload":${canonicalJson(payload)},"ts":${ts}}`,
     );
-    return reply;
+    return { ok: true, ts, payload, mac };
   }
 
   failure(
     host: ArgumentsHost,
     code: ErrorCode,
-    message: string,
     details: Readonly<Record<string, unknown>>,
   ): ErrorReply {
-    const error = { ...details, code, message };
+    const request = verifiedRequestOf(host);
     const ts = this.clock.now();
+    if (!request) {
+      return unsignedFailure(
+        code,
+        details.fields as FieldProblem[] | undefined,
+        ts,
+      );
+    }
+    const error = { ...details, code, message: wireMessage(code) };
     const reply: ErrorReply = { ok: false, ts, error, mac: null };
-    reply.mac = this.sign(host, () => canonicalJson({ ok: false, ts, error }));
+    reply.mac = sign(request, canonicalJson({ ok: false, ts, error }));
     return reply;
   }
+}
 
-  /** The reply's MAC, or null when there is nothing to sign with. */
-  private sign(
-    host: ArgumentsHost,
-    canonicalBody: () => string,
-  ): string | null {
-    const binding = replyBinding(host.switchToRpc().getData());
-    const key = binding ? this.config.macKeys.get(binding.kid) : undefined;
-    // Nothing to sign with: the request's kid is unknown, missing or malformed, or it has no
-    // well-formed nonce to bind the reply to.
-    if (!binding || !key) return null;
-    return hmacHex(
-      key,
-      replyMacInputOfCanonical(
-        patternOf(host),
-        binding.kid,
-        binding.nonce,
-        canonicalBody(),
-      ),
-    );
-  }
+function sign(request: VerifiedRequest, canonicalBody: string): string {
+  return hmacHex(request.key, replyMacInputOfCanonical(request, canonicalBody));
 }

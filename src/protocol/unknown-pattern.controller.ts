@@ -1,7 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { PaiError } from './pai.error';
-import { UNKNOWN_PATTERN_ROUTE } from './pai-tcp.server';
+import { UNKNOWN_PATTERN_ROUTE } from './routing';
 
 @Controller()
 export class UnknownPatternController {
