@@ -343,8 +343,8 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
 
   it('should refuse a reply signed with a key the client does not hold', async () => {
     const impostor = service.client({ secret: Buffer.alloc(32, 7) });
-    // The service refuses the request (MAC_INVALID) and signs that with the real key, which the
-    // impostor cannot verify: to the client, an unverifiable reply is an attack.
+    // The service refuses the request (MAC_INVALID) unsigned: to the client an unverified reply
+    // proves nothing, whatever it claims.
     expect(await codeOf(impostor.send('system.ping', {}))).toBe(
       ClientErrorCode.REPLY_UNVERIFIED,
     );

@@ -298,6 +298,48 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
         [...after.keys()].some((series) => series.includes('no.such')),
       ).toBe(false);
     });
+
+    it("should give patterns of a peer's choosing, signed or not, no series and no log text of their own", async () => {
+      const before = (await http('/metrics').then((r) => r.text())).length;
+      const chosen = [
+        ' "system.ping"',
+        '"auth.login"',
+        `pattern-${'x'.repeat(2_000)}`,
+        'system.ping\n{"forged":"log line"}',
+      ];
+      for (const [index, pattern] of chosen.entries()) {
+        // Signed with the key, and by a peer without it.
+        await raw.request(pattern, signEnvelope(pattern, {}, key));
+        await raw.request(pattern, {
+          ...signEnvelope(pattern, {}, key),
+          mac: index.toString(16).repeat(64),
+        });
+      }
+
+      const text = await http('/metrics').then((r) => r.text());
+      const series = [...samples(text).keys()];
+      expect(
+        series
+          .filter((s) => s.includes('pattern='))
+          .every((s) =>
+            /pattern="(unknown|system\.ping|auth\.[a-z]+|users\.me|transactions\.[a-z]+)"/.test(
+              s,
+            ),
+          ),
+      ).toBe(true);
+      expect(text.length - before).toBeLessThan(2_000);
+      const logged = logs.text();
+      for (const pattern of chosen) {
+        expect(logged).not.toContain(JSON.stringify(pattern).slice(1, 40));
+      }
+      expect(logged).not.toContain('xxxxxxxxxx');
+      expect(
+        sample(samples(text), 'pai_requests_total', {
+          pattern: 'unknown',
+          code: 'BAD_REQUEST',
+        }),
+      ).toBe(chosen.length);
+    });
   });
 
   describe('logs', () => {

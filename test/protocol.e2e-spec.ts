@@ -66,9 +66,20 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   function expectSigned(
     reply: WireReply,
     pattern: string,
-    envelope: { kid: string; nonce: string },
+    envelope: { kid: string; nonce: string; mac: string },
   ) {
     expect(signedFor(reply, pattern, envelope)).toBe(true);
+  }
+
+  /** An unsigned refusal carries only the code, its fixed message and, for BAD_REQUEST, fields. */
+  function expectUnsigned(reply: WireReply, code: string) {
+    expect(reply.mac).toBeNull();
+    expect(reply.error?.code).toBe(code);
+    expect(Object.keys(reply.error ?? {}).sort()).toEqual(
+      code === 'BAD_REQUEST'
+        ? ['code', 'fields', 'message']
+        : ['code', 'message'],
+    );
   }
 
   it('should answer a signed ping with a signed reply', async () => {
@@ -87,9 +98,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     expect(reply.ok).toBe(true);
     expectSigned(reply, 'system.ping', envelope);
     // A reply signed with the other key must not verify: the reply is bound to the request's key.
-    expect(
-      replyVerifies(reply, 'system.ping', '2026-11', envelope.nonce, key),
-    ).toBe(false);
+    expect(replyVerifies(reply, 'system.ping', envelope, key)).toBe(false);
   });
 
   it('should refuse a tampered payload with MAC_INVALID', async () => {
@@ -103,8 +112,31 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       payload: { username: 'mallory', password: 'correct horse' },
     };
     const reply = await send('auth.login', tampered);
-    expect(reply.error?.code).toBe('MAC_INVALID');
-    expectSigned(reply, 'auth.login', envelope);
+    expectUnsigned(reply, 'MAC_INVALID');
+  });
+
+  it('should give a tampered copy sent first no reply that verifies for the genuine request, and then run the genuine one', async () => {
+    const genuine = signEnvelope('system.ping', {}, key);
+    const flipped = (genuine.mac[0] === '0' ? '1' : '0') + genuine.mac.slice(1);
+    const forged = await send('system.ping', { ...genuine, mac: flipped });
+    expectUnsigned(forged, 'MAC_INVALID');
+    expect(signedFor(forged, 'system.ping', genuine)).toBe(false);
+
+    const reply = await send('system.ping', genuine);
+    expect(reply.ok).toBe(true);
+    expectSigned(reply, 'system.ping', genuine);
+  });
+
+  it("should bind a REPLAY to the copy's request, so it verifies only as an answer to that exact message", async () => {
+    const genuine = signEnvelope('system.ping', {}, key);
+    expect((await send('system.ping', genuine)).ok).toBe(true);
+    const again = await send('system.ping', genuine);
+    expect(again.error?.code).toBe('REPLAY');
+    expectSigned(again, 'system.ping', genuine);
+    // The same nonce under another MAC (a message the sender never signed) does not fit it.
+    expect(
+      signedFor(again, 'system.ping', { ...genuine, mac: 'e'.repeat(64) }),
+    ).toBe(false);
   });
 
   it('should refuse a signed message re-sent under another pattern', async () => {
@@ -114,7 +146,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       key,
     );
     const reply = await send('users.me', envelope);
-    expect(reply.error?.code).toBe('MAC_INVALID');
+    expectUnsigned(reply, 'MAC_INVALID');
   });
 
   it('should refuse a MAC made with another key under a known kid', async () => {
@@ -129,8 +161,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   it('should refuse an unknown kid with UNKNOWN_KEY and an unsigned reply', async () => {
     const envelope = signEnvelope('system.ping', {}, key, { kid: 'retired' });
     const reply = await send('system.ping', envelope);
-    expect(reply.error?.code).toBe('UNKNOWN_KEY');
-    expect(reply.mac).toBeNull();
+    expectUnsigned(reply, 'UNKNOWN_KEY');
   });
 
   it('should refuse a stale message with STALE and the server time', async () => {
@@ -334,27 +365,34 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     expect((await send('system.ping', upper)).ok).toBe(true);
   });
 
-  it('should answer a malformed envelope with BAD_REQUEST naming the fields', async () => {
+  it("should answer a malformed envelope with an unsigned BAD_REQUEST naming the fields, and not the peer's", async () => {
     const envelope = signEnvelope('system.ping', {}, key);
     const reply = await send('system.ping', {
       ...envelope,
       v: 2,
       ts: '1',
       extra: true,
+      'peer-chosen text': 1,
     } as never);
-    expect(reply.error?.code).toBe('BAD_REQUEST');
-    const fields = (reply.error?.fields as { field: string }[]).map(
-      (problem) => problem.field,
-    );
-    expect(fields).toEqual(expect.arrayContaining(['v', 'ts', 'extra']));
-    // kid and nonce are well-formed, so even this refusal is signed.
-    expectSigned(reply, 'system.ping', envelope);
+    expectUnsigned(reply, 'BAD_REQUEST');
+    expect(reply.error?.fields).toEqual([
+      { field: 'envelope', problem: 'unknown field' },
+      { field: 'ts', problem: expect.any(String) },
+    ]);
+  });
+
+  it('should refuse a version-1 message with an unsigned BAD_REQUEST on v', async () => {
+    const envelope = { ...signEnvelope('system.ping', {}, key), v: 1 };
+    const reply = await send('system.ping', envelope as never);
+    expectUnsigned(reply, 'BAD_REQUEST');
+    expect(reply.error?.fields).toEqual([
+      { field: 'v', problem: 'must be the integer 2' },
+    ]);
   });
 
   it('should answer a request whose data is not an object with an unsigned BAD_REQUEST', async () => {
     const reply = await raw.request('system.ping', 'hello');
-    expect(reply.error?.code).toBe('BAD_REQUEST');
-    expect(reply.mac).toBeNull();
+    expectUnsigned(reply, 'BAD_REQUEST');
   });
 
   it('should refuse unknown payload fields after the MAC checks', async () => {
@@ -375,10 +413,24 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     const unsigned = signEnvelope('accounts.drain', {}, TEST_KEYS['2026-11'], {
       kid: 'default',
     });
-    expect((await send('accounts.drain', unsigned)).error?.code).toBe(
-      'MAC_INVALID',
-    );
+    expectUnsigned(await send('accounts.drain', unsigned), 'MAC_INVALID');
   });
+
+  itTcpOnly(
+    'should treat a pattern that Nest would normalize to a known one as unknown',
+    'NATS subjects carry no such strings; its unit spec covers the exact match',
+    async () => {
+      for (const alias of [' "system.ping"', '"system.ping"', 'system.ping ']) {
+        const envelope = signEnvelope(alias, {}, key);
+        const reply = await send(alias, envelope);
+        expect(reply.error?.code).toBe('BAD_REQUEST');
+        expect(reply.error?.fields).toEqual([
+          { field: 'pattern', problem: 'unknown pattern' },
+        ]);
+        expectSigned(reply, alias, envelope);
+      }
+    },
+  );
 
   it('should run no handler for an event and keep serving the connection', async () => {
     const envelope = signEnvelope(

@@ -214,7 +214,7 @@ function scaleOutSuite(nonceStore: string): void {
 
   function verified(
     reply: WireReply,
-    envelope: { kid: string; nonce: string },
+    envelope: { kid: string; nonce: string; mac: string },
   ) {
     expect(signedFor(reply, 'system.ping', envelope)).toBe(true);
     return reply;

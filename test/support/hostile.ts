@@ -37,6 +37,33 @@ export const ERROR_CODES = new Set([
   'UNAVAILABLE',
   'INTERNAL',
 ]);
+/** The codes of checks 1-3: before the MAC verified, so their replies are never signed. */
+const UNSIGNED_CODES = new Set(['BAD_REQUEST', 'UNKNOWN_KEY', 'MAC_INVALID']);
+
+/** The fields an unsigned BAD_REQUEST may name: the protocol's own, never the peer's text. */
+const UNSIGNED_FIELDS = new Set([...ENVELOPE_FIELDS, 'data', 'envelope']);
+
+/** An unsigned error holds the code, its fixed message and, for BAD_REQUEST, fixed problems. */
+function unsignedErrorProblems(error: unknown): string[] {
+  if (!isObject(error)) return [];
+  const problems: string[] = [];
+  const extras = Object.keys(error).filter(
+    (key) => key !== 'code' && key !== 'message' && key !== 'fields',
+  );
+  if (extras.length > 0)
+    problems.push(`unsigned reply with extra fields [${extras.join(',')}]`);
+  if (error.fields !== undefined) {
+    if (error.code !== 'BAD_REQUEST')
+      problems.push('fields outside BAD_REQUEST');
+    const named = Array.isArray(error.fields) ? error.fields : [];
+    for (const entry of named) {
+      if (!isObject(entry) || !UNSIGNED_FIELDS.has(String(entry.field)))
+        problems.push('unsigned reply names a field of the peer');
+    }
+  }
+  return problems;
+}
+
 /** Codes only the guard gives: a message that passed it can never get one of these. */
 const GUARD_CODES = new Set(['UNKNOWN_KEY', 'MAC_INVALID', 'STALE', 'REPLAY']);
 
@@ -81,7 +108,7 @@ export function sign(
   if (payload === undefined) return 'f'.repeat(64);
   return hmac(
     key,
-    `PAI-MAC-V1\n${pattern}\n${fields.kid}\n${fields.ts}\n${fields.nonce}\n${payload}`,
+    `PAI-MAC-V2\n${pattern}\n${fields.kid}\n${fields.ts}\n${fields.nonce}\n${payload}`,
   );
 }
 
@@ -91,8 +118,11 @@ export type Verdict =
 export interface Expectation {
   /** What the guard must answer; several when the spec leaves it open. */
   verdicts: Verdict[];
-  /** The key, kid and nonce the reply must be signed with, or null for an unsigned reply. */
-  binding: { kid: string; nonce: string; key: Buffer } | null;
+  /**
+   * The request the reply must be signed for, with the key, once its MAC matched (checks 1-3
+   * passed); null when it cannot match, and the reply must be unsigned.
+   */
+  binding: { kid: string; nonce: string; mac: string; key: Buffer } | null;
   /** The payload has no RFC 8785 form (a lone surrogate), so no MAC can match it. */
   uncanonical?: boolean;
 }
@@ -118,15 +148,7 @@ export function expectGuard(
   now: number,
   accepted: ReadonlySet<string>,
 ): Expectation {
-  const binding =
-    isObject(data) &&
-    typeof data.kid === 'string' &&
-    KID.test(data.kid) &&
-    hasKey(data.kid) &&
-    typeof data.nonce === 'string' &&
-    NONCE.test(data.nonce)
-      ? { kid: data.kid, nonce: data.nonce, key: TEST_KEYS[data.kid] }
-      : null;
+  let binding: Expectation['binding'] = null;
   const result = (...verdicts: Verdict[]): Expectation => ({
     verdicts,
     binding,
@@ -160,10 +182,11 @@ export function expectGuard(
     return loose ? result('BAD_REQUEST', 'UNKNOWN_KEY') : result('UNKNOWN_KEY');
   const expected = hmac(
     TEST_KEYS[kid],
-    `PAI-MAC-V1\n${pattern}\n${kid}\n${tsText}\n${nonce}\n${canonical}`,
+    `PAI-MAC-V2\n${pattern}\n${kid}\n${tsText}\n${nonce}\n${canonical}`,
   );
   if (expected !== mac)
     return loose ? result('BAD_REQUEST', 'MAC_INVALID') : result('MAC_INVALID');
+  binding = { kid, nonce, mac, key: TEST_KEYS[kid] };
   if (Math.abs(ts - now) > WINDOW_MS)
     return loose ? result('BAD_REQUEST', 'STALE') : result('STALE');
   if (ts <= startCutoff) return result('STALE');
@@ -246,12 +269,17 @@ export function replyProblems(
   } else {
     problems.push('reply without a boolean ok');
   }
-  const binding = expectation.binding;
+  // Signed if and only if the request's MAC verified: a code of checks 1-3 is always unsigned
+  // (with a loose ts the service may refuse the form before it gets to the MAC).
+  const code = isObject(reply.error) ? String(reply.error.code) : undefined;
+  const binding =
+    !passed && code !== undefined && UNSIGNED_CODES.has(code)
+      ? null
+      : expectation.binding;
   if (binding === null) {
     if (reply.mac !== null) problems.push('reply signed although it cannot be');
-  } else if (
-    !replyVerifies(reply, pattern, binding.kid, binding.nonce, binding.key)
-  ) {
+    problems.push(...unsignedErrorProblems(reply.error));
+  } else if (!replyVerifies(reply, pattern, binding, binding.key)) {
     problems.push('reply MAC does not verify');
   }
   return problems;
@@ -591,7 +619,7 @@ export function build(recipe: Recipe, now: number): Built {
   if (mutation.kind === 'nonceForm') nonce = mutation.nonce;
   const payload = recipe.payload;
   const envelope: Record<string, unknown> = {
-    v: 1,
+    v: 2,
     kid,
     ts,
     nonce,

@@ -37,16 +37,23 @@ export function signEnvelope(
   const kid = options.kid ?? 'default';
   const ts = options.ts ?? Date.now();
   const nonce = options.nonce ?? newNonce();
-  const text = `PAI-MAC-V1\n${pattern}\n${kid}\n${ts}\n${nonce}\n${canonicalize(payload)}`;
-  return { v: 1, kid, ts, nonce, payload, mac: hmac(options.key ?? key, text) };
+  const text = `PAI-MAC-V2\n${pattern}\n${kid}\n${ts}\n${nonce}\n${canonicalize(payload)}`;
+  return { v: 2, kid, ts, nonce, payload, mac: hmac(options.key ?? key, text) };
 }
 
-/** True when the reply's MAC is right for this request (pattern, kid, nonce). */
+/** The request a reply answers, as the reply MAC binds it. */
+export interface SentRequest {
+  kid: string;
+  nonce: string;
+  /** The request's own MAC. */
+  mac: string;
+}
+
+/** True when the reply's MAC is right for this request (pattern, kid, nonce and MAC). */
 export function replyVerifies(
   reply: WireReply,
   pattern: string,
-  kid: string,
-  nonce: string,
+  request: SentRequest,
   key: Buffer,
 ): boolean {
   const { mac, ...body } = reply;
@@ -54,7 +61,7 @@ export function replyVerifies(
   return (
     hmac(
       key,
-      `PAI-MAC-V1-REPLY\n${pattern}\n${kid}\n${nonce}\n${canonicalize(body)}`,
+      `PAI-MAC-V2-REPLY\n${pattern}\n${request.kid}\n${request.nonce}\n${request.mac}\n${canonicalize(body)}`,
     ) === mac
   );
 }

@@ -19,6 +19,7 @@ import {
   RawClient,
   replyVerifies,
   type RawTransport,
+  type SentRequest,
   type WireReply,
 } from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
@@ -65,21 +66,15 @@ export const TEST_KEYS: Record<string, Buffer> = {
 export const TEST_PEPPER = randomBytes(32);
 
 /**
- * Whether `reply` carries the MAC the service owes this request: over its pattern, kid and nonce,
- * under the suite's key for that kid (verified by the raw client's independent code).
+ * Whether `reply` carries the MAC the service owes this request: over its pattern, kid, nonce and
+ * MAC, under the suite's key for that kid (verified by the raw client's independent code).
  */
 export function signedFor(
   reply: WireReply,
   pattern: string,
-  envelope: { kid: string; nonce: string },
+  envelope: SentRequest,
 ): boolean {
-  return replyVerifies(
-    reply,
-    pattern,
-    envelope.kid,
-    envelope.nonce,
-    TEST_KEYS[envelope.kid],
-  );
+  return replyVerifies(reply, pattern, envelope, TEST_KEYS[envelope.kid]);
 }
 
 /** A clock the tests move forward instead of sleeping. */
