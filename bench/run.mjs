@@ -1,4 +1,4 @@
-// `npm run bench`: the service against baselines measured in the same run (issue 4).
+// `npm run bench`: the service against baselines measured in the same run.
 //
 // Every scenario runs a subject (A) and its baseline (B) in alternation, several rounds, with the
 // same load client; it reports medians with their spread (min–max over the rounds) and the ratio of
@@ -69,9 +69,9 @@ const nextNonce = () => `${noncePrefix}${(nonceCounter++).toString(36)}`;
 function sign(pattern, payload) {
   const ts = Date.now();
   const nonce = nextNonce();
-  const text = `PAI-MAC-V1\n${pattern}\n${KID}\n${ts}\n${nonce}\n${canonicalize(payload)}`;
+  const text = `PAI-MAC-V2\n${pattern}\n${KID}\n${ts}\n${nonce}\n${canonicalize(payload)}`;
   const mac = createHmac('sha256', KEY).update(text, 'utf8').digest('hex');
-  return { v: 1, kid: KID, ts, nonce, payload, mac };
+  return { v: 2, kid: KID, ts, nonce, payload, mac };
 }
 
 // ---------------------------------------------------------------- TCP client (Nest framing)
@@ -765,7 +765,7 @@ function nonceBytes() {
   });
 }
 
-// ---------------------------------------------------------------- scale-out (issue 7)
+// ---------------------------------------------------------------- scale-out
 
 const HAPROXY = process.env.HAPROXY_BIN || '/usr/sbin/haproxy';
 const REDIS_URL = process.env.PAI_BENCH_REDIS_URL || 'redis://127.0.0.1:6379/0';

@@ -383,7 +383,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
 
   it('should refuse a version-1 message with an unsigned BAD_REQUEST on v', async () => {
     const envelope = { ...signEnvelope('system.ping', {}, key), v: 1 };
-    const reply = await send('system.ping', envelope as never);
+    const reply = await send('system.ping', envelope);
     expectUnsigned(reply, 'BAD_REQUEST');
     expect(reply.error?.fields).toEqual([
       { field: 'v', problem: 'must be the integer 2' },

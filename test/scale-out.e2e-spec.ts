@@ -104,6 +104,8 @@ function scaleOutSuite(nonceStore: string): void {
         process.env.PAI_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0',
       PAI_REDIS_PREFIX: `pai-test:${randomBytes(6).toString('hex')}:`,
       PAI_HTTP_HOST: '127.0.0.1',
+      // As deploy/haproxy.cfg asks: HAProxy caps per client address, each instance sees one.
+      PAI_MAX_CONNECTIONS_PER_ADDRESS: '0',
     };
     instanceEnv = (extra) => serviceEnv(database, { ...shared, ...extra });
     // Together, as a deployment starts them: the migration lock lets one migrate the others wait.

@@ -161,6 +161,80 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     expect((await ping(next)).ok).toBe(true);
   });
 
+  describe('peers that show no key', () => {
+    /** A connection from another loopback address, which sends nothing. */
+    async function silentFrom(address: string): Promise<Socket> {
+      const socket = connect({
+        port: service!.port,
+        host: '127.0.0.1',
+        localAddress: address,
+      });
+      socket.on('error', () => undefined);
+      open.push(socket);
+      await once(socket, 'connect');
+      return socket;
+    }
+
+    it('should close silent connections after the authentication time, so they cannot hold the cap', async () => {
+      service = await startTestApp(database, {
+        maxConnections: 50,
+        authTimeoutMs: 500,
+      });
+      const silent = await Promise.all(
+        Array.from({ length: 50 }, () => silentFrom('127.0.0.2')),
+      );
+      const started = performance.now();
+
+      await Promise.all(silent.map((socket) => closedWithin(socket, 3_000)));
+      const raw = await rawClient();
+      expect((await ping(raw)).ok).toBe(true);
+      const servedAfterMs = performance.now() - started;
+
+      expect(servedAfterMs).toBeLessThan(3_000);
+      expect((service.servers[0] as PaiTcpServer).refusals.silent).toBe(50);
+    });
+
+    it('should close a connection after a few unauthenticated messages in a row, and keep one that signs', async () => {
+      service = await startTestApp(database, { maxUnverifiedInRow: 3 });
+      const forger = await rawClient();
+      const signer = await rawClient();
+      const forged = () => ({
+        ...signEnvelope('system.ping', {}, key),
+        mac: '0'.repeat(64),
+      });
+
+      const replies = await Promise.all(
+        [1, 2, 3, 4].map(() =>
+          replyOrClosed(forger, forger.request('system.ping', forged())),
+        ),
+      );
+      await forger.closed;
+      for (let i = 0; i < 5; i += 1) {
+        expect((await ping(signer)).ok).toBe(true);
+      }
+
+      expect(
+        replies.slice(0, 3).map((r) => r !== 'closed' && r.error?.code),
+      ).toEqual(['MAC_INVALID', 'MAC_INVALID', 'MAC_INVALID']);
+      expect(replies[3]).toBe('closed');
+      expect(signer.socket.destroyed).toBe(false);
+      expect((service.servers[0] as PaiTcpServer).refusals.unverifiedInRow).toBe(1);
+    });
+
+    it('should refuse connections over the per-address cap, and serve other addresses', async () => {
+      service = await startTestApp(database, { maxConnectionsPerAddress: 5 });
+      const sockets = await Promise.all(
+        Array.from({ length: 10 }, () => silentFrom('127.0.0.2')),
+      );
+      await sleep(100);
+
+      expect(sockets.filter((socket) => socket.destroyed)).toHaveLength(5);
+      const raw = await rawClient();
+      expect((await ping(raw)).ok).toBe(true);
+      expect((service.servers[0] as PaiTcpServer).refusals.overAddressCap).toBe(5);
+    });
+  });
+
   describe('graceful stop', () => {
     let release: () => void;
     let held: number;

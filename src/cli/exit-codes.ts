@@ -108,7 +108,7 @@ export function describeFailure(
     case ErrorCode.STALE:
       return "this machine's clock is too far from the service's, even after adjusting once; check the clock";
     case ErrorCode.REPLAY:
-      return 'the service had already seen this request (replay refused); run the command again';
+      return 'another copy of this very request reached the service first: it ran once and its result was not seen here; check before running the command again (`pai transactions`, `pai me`)';
     case ErrorCode.USERNAME_TAKEN:
       return 'that username is taken (names are compared without regard to case); choose another';
     case ErrorCode.INVALID_CREDENTIALS:
@@ -124,7 +124,7 @@ export function describeFailure(
     case ErrorCode.INTERNAL:
       return `the service failed${typeof details.errorId === 'string' ? ` (error id ${details.errorId}, quote it to its operators)` : ''}`;
     case ClientErrorCode.TIMEOUT:
-      return `no reply from ${context.server} within ${context.timeoutMs} ms`;
+      return `no verified reply from ${context.server} within ${context.timeoutMs} ms; the request may still have run`;
     case ClientErrorCode.CONNECTION:
       return `cannot talk to the service at ${context.server} (${error.message.replace(/^[\w.]+ failed: /, '')}); is it running, and is TLS (--tls-ca) as it expects?`;
     case ClientErrorCode.REPLY_UNVERIFIED: {
@@ -132,16 +132,15 @@ export function describeFailure(
         typeof details.claimedCode === 'string'
           ? `; it claims ${details.claimedCode}`
           : '';
-      // The service leaves a reply unsigned when it does not know our key id, and signs it with
-      // its own secret for that id, which we cannot check, when our MAC did not match it: so
-      // these two codes only ever arrive here, unverified, never as themselves.
+      // The service leaves its reply unsigned when it does not know our key id or our MAC did
+      // not match its secret: these two codes only ever arrive here, unverified.
       const hint =
         details.claimedCode === ErrorCode.UNKNOWN_KEY
           ? `, so the service probably does not know key id "${context.kid}"`
           : details.claimedCode === ErrorCode.MAC_INVALID
             ? `, so our secret for key id "${context.kid}" probably differs from the service's`
             : '';
-      return `the reply from ${context.server} is not signed with our key and is not trusted${claimed}${hint}`;
+      return `the reply from ${context.server} is not signed with our key and is not trusted${claimed}${hint}; the request may or may not have run`;
     }
   }
 }

@@ -459,7 +459,7 @@ describe(PaiClient.name, () => {
       async (_case, [pattern, payload]) => {
         const { client, send } = clientFor(replay);
 
-        const sent = client.send(pattern, payload as never);
+        const sent = client.send(pattern, payload);
 
         await expectPaiError(sent, ErrorCode.REPLAY);
         await expect(sent).rejects.toMatchObject({

@@ -245,7 +245,7 @@ export class PaiClient {
     pattern: P,
     payload: PaiPatterns[P]['request'],
   ): Promise<PaiPatterns[P]['reply']> {
-    const request = this.sign(pattern, payload as Record<string, unknown>);
+    const request = this.sign(pattern, payload);
     let reply: unknown;
     let failed = false;
     try {
@@ -331,7 +331,8 @@ export class PaiClient {
       );
     }
     if (this.macVerifies(request, reply)) {
-      const { mac: _mac, ...body } = reply;
+      const body = { ...reply };
+      delete body.mac;
       return body;
     }
     const claimed = claimedCode(reply);
@@ -355,10 +356,13 @@ function claimedCode(reply: Record<string, unknown>): string | undefined {
 }
 
 /** A misconfigured key shows up as unsigned MAC_INVALID or UNKNOWN_KEY replies: say so. */
+const KEY_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.MAC_INVALID,
+  ErrorCode.UNKNOWN_KEY,
+]);
+
 function keyHint(claimed: readonly string[], kid: string): string {
-  return claimed.some(
-    (code) => code === ErrorCode.MAC_INVALID || code === ErrorCode.UNKNOWN_KEY,
-  )
+  return claimed.some((code) => KEY_CODES.has(code))
     ? `; if this persists, check that key id "${kid}" and its secret match the service's PAI_MAC_KEYS`
     : '';
 }

@@ -36,11 +36,11 @@ describe(PaiNatsClientProxy.name, () => {
 
     await handle(
       null,
-      natsMessage({ id: 'p1', err: forged, isDisposed: true }) as never,
+      natsMessage({ id: 'p1', err: forged, isDisposed: true }),
     );
     await handle(
       null,
-      natsMessage({ id: 'p1', response: genuine, isDisposed: true }) as never,
+      natsMessage({ id: 'p1', response: genuine, isDisposed: true }),
     );
 
     expect(delivered).toEqual([
@@ -54,7 +54,7 @@ describe(PaiNatsClientProxy.name, () => {
 
     await handle(
       null,
-      natsMessage({ id: 'p1', response: genuine, isDisposed: true }) as never,
+      natsMessage({ id: 'p1', response: genuine, isDisposed: true }),
     );
 
     expect(test).toHaveBeenCalledWith('system.ping', PACKET.data, genuine);
@@ -65,7 +65,7 @@ describe(PaiNatsClientProxy.name, () => {
 
     await handle(
       null,
-      natsMessage({ id: 'p1', err: forged, isDisposed: true }) as never,
+      natsMessage({ id: 'p1', err: forged, isDisposed: true }),
     );
 
     expect(delivered).toEqual([

@@ -66,7 +66,7 @@ export class PaiNatsClientProxy extends ClientNats implements ReplyScreening {
           if (isJsonObject(reply) && 'ok' in reply) {
             if (!test(String(packet.pattern), packet.data, reply)) return;
           }
-          return deliver(message);
+          deliver(message);
         }
       : deliver;
     const handle = super.createSubscriptionHandler(packet, callback);

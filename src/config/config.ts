@@ -44,6 +44,12 @@ export interface AppConfig {
   readonly idleTimeoutMs: number;
   /** Connections beyond this many are refused at accept, so a flood cannot starve open ones. */
   readonly maxConnections: number;
+  /** Connections one address may hold at once (0: no cap, as behind a balancer that caps). */
+  readonly maxConnectionsPerAddress: number;
+  /** This many unauthenticated messages in a row (checks 1-3 failed) close their connection. */
+  readonly maxUnverifiedInRow: number;
+  /** A connection with no authenticated request this long after opening is closed. */
+  readonly authTimeoutMs: number;
   /** On SIGTERM, how long in-flight requests get to finish and deliver their replies. */
   readonly drainTimeoutMs: number;
   /** A unit of work that has not finished in this time answers UNAVAILABLE instead of hanging. */
@@ -366,6 +372,27 @@ export function loadConfig(env: Env = process.env): AppConfig {
     1,
     1_000_000,
   );
+  const maxConnectionsPerAddress = integer(
+    env,
+    'PAI_MAX_CONNECTIONS_PER_ADDRESS',
+    100,
+    0,
+    1_000_000,
+  );
+  const maxUnverifiedInRow = integer(
+    env,
+    'PAI_MAX_UNVERIFIED_IN_ROW',
+    3,
+    1,
+    1_000,
+  );
+  const authTimeoutMs = integer(
+    env,
+    'PAI_AUTH_TIMEOUT_MS',
+    5_000,
+    100,
+    600_000,
+  );
   const drainTimeoutMs = integer(
     env,
     'PAI_DRAIN_TIMEOUT_MS',
@@ -440,6 +467,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     frameTimeoutMs,
     idleTimeoutMs,
     maxConnections,
+    maxConnectionsPerAddress,
+    maxUnverifiedInRow,
+    authTimeoutMs,
     drainTimeoutMs,
     databaseTimeoutMs,
     nonceStore,

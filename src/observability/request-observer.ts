@@ -11,6 +11,7 @@ import { KID_PATTERN } from '../protocol/envelope';
 import { ErrorCode } from '../protocol/error-code';
 import { patternOf } from '../protocol/rpc-pattern';
 import { UnknownPatternController } from '../protocol/unknown-pattern.controller';
+import { SampledWarning } from '../protocol/sampled-warning';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 
@@ -42,7 +43,8 @@ const GUARD_CODES: ReadonlySet<ErrorCode | 'OK'> = new Set([
 /**
  * One request's measurements: started by the guard, finished by the reply interceptor (success)
  * or the exception filter (every error), so every request that reaches the guard gives exactly
- * one metric sample and one log line. The trace rides on Nest's per-message TCP context object,
+ * one metric sample and one log line (a guard's refusals are sampled: the first of each window in
+ * full, then a count). The trace rides on Nest's per-message transport context object,
  * the one thing the guard, the interceptor and the filter all see.
  *
  * The log line carries fields from a fixed list; never the payload, the MAC, a token or a key.
@@ -52,6 +54,8 @@ export class RequestObserver {
   private seq = 0;
   /** Makes request ids unique across restarts and instances: `<boot>-<sequence>`. */
   private readonly boot = randomBytes(3).toString('hex');
+  /** By guard code: the first rejection of each window in full, then a count. */
+  private readonly rejections = new Map<string, SampledWarning>();
 
   constructor(
     private readonly metrics: Metrics,
@@ -114,16 +118,34 @@ export class RequestObserver {
           ? 'warn'
           : 'info';
     if (!this.logger.isLevelEnabled(level)) return;
-    const fields: Record<string, unknown> = {
-      reqId: `${this.boot}-${trace.seq}`,
-      pattern: trace.pattern,
-      code,
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-      kid: kidOf(host),
-      remote: remoteOf(host),
+    const line = () => {
+      const fields: Record<string, unknown> = {
+        reqId: `${this.boot}-${trace.seq}`,
+        pattern: trace.pattern,
+        code,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        kid: kidOf(host),
+        remote: remoteOf(host),
+      };
+      if (typeof errorId === 'string') fields.errorId = errorId;
+      this.logger[level](fields, rejected ? 'request rejected' : 'request');
     };
-    if (typeof errorId === 'string') fields.errorId = errorId;
-    this.logger[level](fields, rejected ? 'request rejected' : 'request');
+    // Anyone can send refusals, and as fast as the network carries them: a line each would let
+    // a peer without the key fill the disk. The metrics still count every one.
+    if (rejected) this.rejectionWarning(code).record(line);
+    else line();
+  }
+
+  private rejectionWarning(code: string): SampledWarning {
+    let warning = this.rejections.get(code);
+    if (!warning) {
+      warning = new SampledWarning(
+        this.logger,
+        (total) => `${total} request(s) rejected as ${code} since the start`,
+      );
+      this.rejections.set(code, warning);
+    }
+    return warning;
   }
 }
 

@@ -8,12 +8,14 @@ class FakeConnection implements TrackedConnection {
   inFlight = 0;
   ended = false;
   destroyed = false;
+  readonly accepted: boolean;
 
   constructor(
     private readonly tracker: ConnectionTracker,
     private readonly closesOnEnd = true,
+    readonly remoteAddress = '10.0.0.1',
   ) {
-    tracker.opened(this);
+    this.accepted = tracker.opened(this);
   }
 
   start(): void {
@@ -115,6 +117,53 @@ describe(ConnectionTracker.name, () => {
     await expect(tracker.drain(1_000)).resolves.toMatchObject({
       drained: true,
       abandoned: 0,
+    });
+  });
+
+  describe('per-address cap', () => {
+    it('should refuse a connection over the cap for its address, and count it', () => {
+      const tracker = new ConnectionTracker(2);
+      const first = new FakeConnection(tracker, true, '10.0.0.7');
+      const second = new FakeConnection(tracker, true, '10.0.0.7');
+      const third = new FakeConnection(tracker, true, '10.0.0.7');
+
+      expect([first.accepted, second.accepted, third.accepted]).toEqual([
+        true,
+        true,
+        false,
+      ]);
+      expect(tracker.open).toBe(2);
+      expect(tracker.refusals.overAddressCap).toBe(1);
+    });
+
+    it('should count each address on its own', () => {
+      const tracker = new ConnectionTracker(1);
+      new FakeConnection(tracker, true, '10.0.0.7');
+
+      expect(new FakeConnection(tracker, true, '10.0.0.8').accepted).toBe(true);
+    });
+
+    it('should give the slot back when a connection closes, once', () => {
+      const tracker = new ConnectionTracker(1);
+      const first = new FakeConnection(tracker, true, '10.0.0.7');
+      const refused = new FakeConnection(tracker, true, '10.0.0.7');
+      // A refused connection closes too; it held no slot and must not free one.
+      tracker.closed(refused);
+      expect(new FakeConnection(tracker, true, '10.0.0.7').accepted).toBe(
+        false,
+      );
+
+      first.destroy();
+
+      expect(new FakeConnection(tracker, true, '10.0.0.7').accepted).toBe(true);
+    });
+
+    it('should have no cap at 0', () => {
+      const tracker = new ConnectionTracker(0);
+      for (let i = 0; i < 50; i += 1)
+        new FakeConnection(tracker, true, '10.0.0.7');
+
+      expect(tracker.open).toBe(50);
     });
   });
 });

@@ -1,5 +1,9 @@
+import { SampledWarning, type WarningSink } from './sampled-warning';
+
 /** What the tracker needs from a connection: its requests in flight, and a graceful close. */
 export interface TrackedConnection {
+  /** The peer's address; connections from one address are capped together. */
+  readonly remoteAddress: string | undefined;
   readonly inFlight: number;
   /** Sends FIN once queued replies are flushed; the connection closes when the peer answers. */
   end(): void;
@@ -25,9 +29,51 @@ export interface DrainResult {
  */
 export class ConnectionTracker {
   private readonly connections = new Set<TrackedConnection>();
+  private readonly perAddress = new Map<string, number>();
   private draining = false;
   private inFlightTotal = 0;
   private settle?: () => void;
+  private readonly overAddressCap: SampledWarning;
+  private readonly unverifiedInRow: SampledWarning;
+  private readonly silent: SampledWarning;
+
+  /**
+   * `maxPerAddress`: connections one address may hold open at once (0: no cap; behind a load
+   * balancer every connection comes from its address, and the balancer caps per client).
+   */
+  constructor(
+    private readonly maxPerAddress = 0,
+    sink: WarningSink = { warn: () => undefined },
+  ) {
+    this.overAddressCap = new SampledWarning(
+      sink,
+      (total) =>
+        `refused ${total} connection(s) over the PAI_MAX_CONNECTIONS_PER_ADDRESS cap of ${maxPerAddress}`,
+    );
+    this.unverifiedInRow = new SampledWarning(
+      sink,
+      (total) =>
+        `closed ${total} connection(s) that sent too many unauthenticated messages in a row`,
+    );
+    this.silent = new SampledWarning(
+      sink,
+      (total) =>
+        `closed ${total} connection(s) that sent no authenticated message in time`,
+    );
+  }
+
+  /** Connections closed or refused by the admission rules, by reason, since the start. */
+  get refusals(): {
+    overAddressCap: number;
+    unverifiedInRow: number;
+    silent: number;
+  } {
+    return {
+      overAddressCap: this.overAddressCap.recorded,
+      unverifiedInRow: this.unverifiedInRow.recorded,
+      silent: this.silent.recorded,
+    };
+  }
 
   get open(): number {
     return this.connections.size;
@@ -42,15 +88,38 @@ export class ConnectionTracker {
     return this.draining;
   }
 
-  opened(connection: TrackedConnection): void {
+  /** False when the connection's address is over its cap: the caller destroys it. */
+  opened(connection: TrackedConnection): boolean {
+    const address = connection.remoteAddress ?? '';
+    const held = this.perAddress.get(address) ?? 0;
+    if (this.maxPerAddress > 0 && held >= this.maxPerAddress) {
+      this.overAddressCap.record();
+      return false;
+    }
+    this.perAddress.set(address, held + 1);
     this.connections.add(connection);
     if (this.draining) connection.end();
+    return true;
   }
 
   closed(connection: TrackedConnection): void {
+    if (!this.connections.delete(connection)) return;
     this.inFlightTotal -= connection.inFlight;
-    this.connections.delete(connection);
+    const address = connection.remoteAddress ?? '';
+    const held = (this.perAddress.get(address) ?? 1) - 1;
+    if (held > 0) this.perAddress.set(address, held);
+    else this.perAddress.delete(address);
     this.check();
+  }
+
+  /** A connection closed for sending too many unauthenticated messages in a row. */
+  closedForUnverified(): void {
+    this.unverifiedInRow.record();
+  }
+
+  /** A connection closed for sending no authenticated message within the time allowed. */
+  closedForSilence(): void {
+    this.silent.record();
   }
 
   requestStarted(): void {

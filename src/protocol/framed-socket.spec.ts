@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
+import { ConnectionTracker } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
 
 // Every wait here is for an event the wrapper must cause at once; a missing close should fail
@@ -302,6 +303,121 @@ describe(framedSocketClass.name, () => {
 
       await expect(received).resolves.toEqual([message]);
       expect(healthy.errors).toEqual([]);
+    });
+  });
+
+  describe('admission', () => {
+    const AUTH_TIMEOUT_MS = 300;
+    let tracker: ConnectionTracker;
+    let Admitting: ReturnType<typeof framedSocketClass>;
+
+    beforeEach(() => {
+      tracker = new ConnectionTracker(3);
+      Admitting = framedSocketClass({
+        maxMessageChars: MAX_CHARS,
+        frameTimeoutMs: 5_000,
+        idleTimeoutMs: 60_000,
+        tracker,
+        admission: { maxUnverifiedInRow: 3, authTimeoutMs: AUTH_TIMEOUT_MS },
+      });
+    });
+
+    /** A connection whose service side answers each request, signed or not, as `signed` says. */
+    async function answering(
+      signed: (id: string) => boolean,
+      localAddress?: string,
+    ) {
+      const accepted = once(server, 'connection') as Promise<[Socket]>;
+      const { port } = server.address() as AddressInfo;
+      const client = connect({ port, host: '127.0.0.1', localAddress });
+      client.on('error', () => undefined);
+      client.setEncoding('utf8');
+      open.push(client);
+      const [[serverSide]] = await Promise.all([
+        accepted,
+        once(client, 'connect'),
+      ]);
+      open.push(serverSide);
+      const framed = new Admitting(serverSide);
+      const dispatched: string[] = [];
+      serverSide.on('message', (message: { id: string }) => {
+        dispatched.push(message.id);
+        const reply = {
+          ok: false,
+          ts: 1,
+          error: {},
+          mac: signed(message.id) ? 'f'.repeat(64) : null,
+        };
+        framed.sendMessage({ id: message.id, err: reply, isDisposed: true });
+      });
+      let received = '';
+      client.on('data', (chunk: string) => (received += chunk));
+      const replies = () => received.split('#').length - 1;
+      return { client, serverSide, dispatched, replies };
+    }
+
+    const request = (id: string) =>
+      frame({ pattern: 'system.ping', data: {}, id });
+
+    it('should close a connection after its third unauthenticated message in a row, once the third reply is out', async () => {
+      const conn = await answering(() => false);
+      const closed = once(conn.client, 'close');
+
+      conn.client.write(
+        request('1') + request('2') + request('3') + request('4'),
+      );
+      await closed;
+
+      expect(conn.dispatched).toEqual(['1', '2', '3']);
+      expect(conn.replies()).toBe(3);
+      expect(tracker.refusals.unverifiedInRow).toBe(1);
+    });
+
+    it('should start counting again after an authenticated message', async () => {
+      const conn = await answering((id) => id === 'signed');
+
+      for (const id of ['a', 'b', 'signed', 'c', 'd', 'signed']) {
+        conn.client.write(request(id));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+
+      expect(conn.dispatched).toHaveLength(6);
+      expect(conn.serverSide.destroyed).toBe(false);
+    });
+
+    it('should close a connection that sends nothing within the authentication time', async () => {
+      const conn = await answering(() => true);
+      const started = Date.now();
+
+      await once(conn.client, 'close');
+
+      expect(Date.now() - started).toBeGreaterThanOrEqual(AUTH_TIMEOUT_MS - 20);
+      expect(tracker.refusals.silent).toBe(1);
+    });
+
+    it('should keep a connection whose first message was authenticated past that time', async () => {
+      const conn = await answering(() => true);
+      conn.client.write(request('1'));
+
+      await new Promise((resolve) => setTimeout(resolve, AUTH_TIMEOUT_MS * 2));
+
+      expect(conn.serverSide.destroyed).toBe(false);
+      expect(tracker.refusals.silent).toBe(0);
+    });
+
+    it('should refuse a connection over the per-address cap at once, and keep serving others', async () => {
+      const held = [];
+      for (let i = 0; i < 3; i += 1)
+        held.push(await answering(() => true, '127.0.0.2'));
+      const over = await answering(() => true, '127.0.0.2');
+      await once(over.client, 'close');
+      const other = await answering(() => true, '127.0.0.3');
+      other.client.write(request('x'));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+
+      expect(tracker.refusals.overAddressCap).toBe(1);
+      expect(held.every((conn) => !conn.serverSide.destroyed)).toBe(true);
+      expect(other.dispatched).toEqual(['x']);
     });
   });
 });

@@ -32,7 +32,24 @@ export interface FramingLimits {
   readonly idleTimeoutMs: number;
   /** Told of connections and requests in flight, for the graceful stop; optional in unit tests. */
   readonly tracker?: ConnectionTracker;
+  /** What a connection must do to stay open; no such rule when absent (unit tests of framing). */
+  readonly admission?: AdmissionRules;
 }
+
+/**
+ * A connection costs the service a socket, a slot under PAI_MAX_CONNECTIONS and a reply per
+ * message, whoever opened it: one that shows no key is closed early. Whether a request carried a
+ * valid MAC is read off its reply, which is signed exactly when it did (PROTOCOL.md 4).
+ */
+export interface AdmissionRules {
+  /** This many replies in a row to unauthenticated messages (checks 1-3 failed) close it. */
+  readonly maxUnverifiedInRow: number;
+  /** No authenticated request this long after opening closes it. */
+  readonly authTimeoutMs: number;
+}
+
+/** A verified request still running when the authentication time is up gets this much more. */
+const AUTH_RECHECK_MS = 1_000;
 
 /**
  * Nest's JsonSocket with PROTOCOL.md 1 enforced before anything is buffered: each frame's declared
@@ -47,7 +64,8 @@ export interface FramingLimits {
  * character, however it trickles. Idle connections are closed after `idleTimeoutMs`.
  */
 export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
-  const { maxMessageChars, frameTimeoutMs, idleTimeoutMs, tracker } = limits;
+  const { maxMessageChars, frameTimeoutMs, idleTimeoutMs, tracker, admission } =
+    limits;
   return class FramedJsonSocket
     extends JsonSocket
     implements TrackedConnection
@@ -57,7 +75,13 @@ export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
     private remaining = 0;
     private framesCompleted = 0;
     private frameTimer?: NodeJS.Timeout;
+    private authTimer?: NodeJS.Timeout;
+    private verified = false;
+    private unverifiedInRow = 0;
+    /** Closed for its admission: nothing more is dispatched or written. */
+    private refused = false;
     inFlight = 0;
+    readonly remoteAddress: string | undefined;
 
     constructor(socket: Socket) {
       super(socket, {
@@ -71,13 +95,58 @@ export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
         // socket's high-water mark).
         maxSendBufferSize: Math.max(1_048_576, 4 * maxMessageChars),
       });
+      this.remoteAddress = socket.remoteAddress;
       socket.setTimeout(idleTimeoutMs);
       socket.on('timeout', () => socket.destroy());
       socket.on('close', () => {
         clearTimeout(this.frameTimer);
+        clearTimeout(this.authTimer);
         tracker?.closed(this);
       });
-      tracker?.opened(this);
+      if (tracker && !tracker.opened(this)) {
+        this.refused = true;
+        socket.destroy();
+        return;
+      }
+      if (admission) this.armAuthTimer(admission.authTimeoutMs);
+    }
+
+    private armAuthTimer(delayMs: number): void {
+      this.authTimer = setTimeout(() => {
+        if (this.verified || this.socket.destroyed) return;
+        if (this.inFlight > 0) {
+          this.armAuthTimer(AUTH_RECHECK_MS);
+          return;
+        }
+        tracker?.closedForSilence();
+        this.refuse();
+      }, delayMs);
+      this.authTimer.unref();
+    }
+
+    private refuse(): void {
+      this.refused = true;
+      this.socket.destroy();
+    }
+
+    /** Reads the reply's signature: signed exactly when the request's MAC verified. */
+    private admit(message: unknown): void {
+      if (!admission || !isJsonObject(message)) return;
+      const reply = message.err ?? message.response;
+      if (!isJsonObject(reply) || !('mac' in reply)) return;
+      if (typeof reply.mac === 'string') {
+        this.verified = true;
+        this.unverifiedInRow = 0;
+        clearTimeout(this.authTimer);
+        return;
+      }
+      this.unverifiedInRow += 1;
+      if (this.unverifiedInRow >= admission.maxUnverifiedInRow) {
+        tracker?.closedForUnverified();
+        this.refused = true;
+        // The refusal just written goes out first; then the connection is gone.
+        this.socket.end(() => this.socket.destroy());
+      }
     }
 
     protected override handleData(data: Buffer | string): void {
@@ -160,6 +229,7 @@ export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
     }
 
     protected override emitMessage(data: string): void {
+      if (this.refused) return;
       let message: unknown;
       try {
         message = JSON.parse(data);
@@ -201,7 +271,10 @@ export function framedSocketClass(limits: FramingLimits): Type<TcpSocket> {
       message: unknown,
       callback?: (error?: Error | null) => void,
     ): void {
-      super.handleSend(message, callback);
+      if (!this.refused) {
+        super.handleSend(message, callback);
+        this.admit(message);
+      }
       // Nest marks the last packet of each reply (one per request here) with isDisposed.
       if (
         this.inFlight > 0 &&

@@ -47,6 +47,11 @@ export class PaiTcpServer extends ServerTCP {
     server.on('drop', () => this.refusedOverCap.record());
   }
 
+  /** Connections closed or refused by the admission rules, by reason. */
+  get refusals(): ConnectionTracker['refusals'] {
+    return this.tracker.refusals;
+  }
+
   /** Open client connections and requests in flight on them. */
   get load(): { connections: number; inFlight: number } {
     return { connections: this.tracker.open, inFlight: this.tracker.inFlight };
@@ -109,7 +114,10 @@ export class PaiTcpServer extends ServerTCP {
 
 /** The service's TCP server as configured (see createPaiServer). */
 export function createPaiTcpServer(config: AppConfig): PaiTcpServer {
-  const tracker = new ConnectionTracker();
+  const tracker = new ConnectionTracker(
+    config.maxConnectionsPerAddress,
+    new Logger(PaiTcpServer.name),
+  );
   return new PaiTcpServer(
     {
       host: config.host,
@@ -122,6 +130,7 @@ export function createPaiTcpServer(config: AppConfig): PaiTcpServer {
         frameTimeoutMs: config.frameTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
         tracker,
+        admission: config,
       }),
     },
     tracker,

@@ -157,7 +157,7 @@ export function expectGuard(
   const { v, kid, ts, nonce, payload, mac } = data;
   const formOk =
     Object.keys(data).every((field) => ENVELOPE_FIELDS.includes(field)) &&
-    v === 1 &&
+    v === 2 &&
     typeof kid === 'string' &&
     KID.test(kid) &&
     typeof ts === 'number' &&
@@ -674,14 +674,19 @@ export interface FrameVerdict {
   broken: boolean;
   /** The spec does not say whether the stream is broken (either outcome is right). */
   open: boolean;
+  /** Ids of requests whose pattern is not a string: answered by an unsigned BAD_REQUEST. */
+  refusedIds: (string | number)[];
 }
 
 /**
  * An independent reading of the framing: `<length>#<json>`, the length a decimal count of UTF-16
- * code units at most `max`, the JSON a request object with a string pattern.
+ * code units at most `max`, the JSON an object. One whose pattern is not a string is not delivered:
+ * a request (a string or number id) gets an unsigned BAD_REQUEST, an event is dropped, and any
+ * other id breaks the framing.
  */
 export function readFrames(text: string, max: number): FrameVerdict {
   const messages: Record<string, unknown>[] = [];
+  const refusedIds: (string | number)[] = [];
   // A length with a leading zero ("026") is not defined by the spec: closing there is as right
   // as reading it as 26. From there on, only a prefix of what a lenient reading finds is required.
   let lenient = false;
@@ -689,6 +694,7 @@ export function readFrames(text: string, max: number): FrameVerdict {
     messages,
     broken,
     open: open || lenient,
+    refusedIds,
   });
   let i = 0;
   while (i < text.length) {
@@ -713,9 +719,11 @@ export function readFrames(text: string, max: number): FrameVerdict {
     } catch {
       return verdict(true);
     }
-    if (!isObject(message) || typeof message.pattern !== 'string')
-      return verdict(true);
-    messages.push(message);
+    if (!isObject(message)) return verdict(true);
+    if (typeof message.pattern === 'string') messages.push(message);
+    else if (typeof message.id === 'string' || typeof message.id === 'number')
+      refusedIds.push(message.id);
+    else if (message.id !== undefined) return verdict(true);
     i = start + length;
   }
   return verdict(false);
