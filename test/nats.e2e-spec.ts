@@ -308,6 +308,7 @@ describeNats(`a broker restart (${databaseKind})`, () => {
       tls: false,
       queue: 'pai',
       subjectPrefix: 'pai.',
+      inboxPrefix: '_INBOX.',
     },
   });
 
