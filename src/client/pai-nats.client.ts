@@ -1,54 +1,32 @@
 import { ClientNats, type MsPattern } from '@nestjs/microservices';
-import type { Authenticator, Msg } from '@nats-io/transport-node';
-import { ConfigError } from '../config/config.error';
+import type { Msg } from '@nats-io/transport-node';
 import {
-  DEFAULT_NATS_INBOX_PREFIX,
-  checkSubjectPrefix,
   natsConnectionOptions,
   parseNatsServerList,
+  natsClientOptions,
+  type NatsClientExtras,
 } from '../config/transport-config';
 
 /** NATS status code of the broker's reply to a request nobody subscribes to. */
 const NO_RESPONDERS = 503;
 
-/** How the proxy reaches the broker beyond its URLs (see PaiNatsClientOptions). */
-export interface NatsConnectionExtras {
-  /** Dot-terminated; default `_INBOX.`. */
-  inboxPrefix?: string;
-  authenticator?: Authenticator;
-}
-
 /**
  * Nest's NATS client, publishing `<subjectPrefix><pattern>` (the service subscribes to
- * `<subjectPrefix>>`) with replies asked on `<inboxPrefix><unique id>`. The packet and the MAC
- * keep the bare pattern.
+ * `<subjectPrefix>>`). The packet and the MAC keep the bare pattern.
  */
 export class PaiNatsClientProxy extends ClientNats {
   constructor(
     private readonly subjectPrefix: string,
     servers: string | readonly string[],
-    extras: NatsConnectionExtras = {},
+    extras: NatsClientExtras = {},
   ) {
     const list = parseNatsServerList(
       typeof servers === 'string' ? servers.split(',') : servers,
       'servers',
     );
-    if (list.credentials && extras.authenticator) {
-      throw new ConfigError(
-        'authenticator',
-        'the servers URLs carry credentials too: authenticate one way only',
-      );
-    }
-    const inboxPrefix = checkSubjectPrefix(
-      extras.inboxPrefix ?? DEFAULT_NATS_INBOX_PREFIX,
-      'inboxPrefix',
-      '"_INBOX." or "_INBOX.billing."',
-    );
     super({
       ...natsConnectionOptions(list),
-      ...(extras.authenticator && { authenticator: extras.authenticator }),
-      // nats.js writes the prefix without its final dot and adds `.<unique id>`.
-      inboxPrefix: inboxPrefix.slice(0, -1),
+      ...natsClientOptions(list, extras),
       name: 'pai-client',
       // A long-lived client keeps trying (the default gives up after about 20 s); requests made
       // meanwhile fail at once as CONNECTION, or time out.

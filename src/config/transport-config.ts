@@ -169,6 +169,36 @@ export function natsConnectionOptions(list: NatsServerList) {
   };
 }
 
+/** What the client module's NATS options add to the server URLs (see PaiNatsClientOptions). */
+export interface NatsClientExtras {
+  /** Dot-terminated; default `_INBOX.`. */
+  readonly inboxPrefix?: string;
+  readonly authenticator?: Authenticator;
+}
+
+/** The client module's connection options beyond the URLs': its inbox prefix and authenticator. */
+export function natsClientOptions(
+  list: NatsServerList,
+  extras: NatsClientExtras,
+): { inboxPrefix: string; authenticator?: Authenticator } {
+  if (list.credentials && extras.authenticator) {
+    throw new ConfigError(
+      'authenticator',
+      'the servers URLs carry credentials too: authenticate one way only',
+    );
+  }
+  const inboxPrefix = checkSubjectPrefix(
+    extras.inboxPrefix ?? DEFAULT_NATS_INBOX_PREFIX,
+    'inboxPrefix',
+    '"_INBOX." or "_INBOX.billing."',
+  );
+  return {
+    // nats.js writes the prefix without its final dot and adds `.<unique id>`.
+    inboxPrefix: inboxPrefix.slice(0, -1),
+    ...(extras.authenticator && { authenticator: extras.authenticator }),
+  };
+}
+
 function authOptions(
   credentials: NatsCredentials | undefined,
 ):

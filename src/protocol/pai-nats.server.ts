@@ -267,6 +267,7 @@ export class PaiNatsServer extends ServerNats {
    */
   private refuse(message: Msg, field: string, problem: string): void {
     this.refusedMessages.record();
+    if (!message.reply) return;
     const err: ErrorReply = {
       ok: false,
       ts: Date.now(),
