@@ -13,7 +13,7 @@ import {
 import bcrypt from 'bcrypt';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -522,6 +522,13 @@ describeNats(
       clients.push(made);
       return made;
     }
+
+    it('should run the configuration docs/nats.md shows', () => {
+      const root = join(__dirname, '..');
+      expect(readFileSync(join(root, 'docs', 'nats.md'), 'utf8')).toContain(
+        readFileSync(join(root, 'deploy', 'nats-server.conf'), 'utf8'),
+      );
+    });
 
     it("should let no client read the requests, nor another client's replies", async () => {
       const billing = await connectAs(asBilling);
