@@ -57,7 +57,7 @@ async function bootstrap(): Promise<void> {
 function describeNats(config: AppConfig): string {
   const { transport } = config;
   if (transport.kind !== 'nats') return '';
-  return `NATS ${describeNatsServers(transport)}, subjects ${transport.subjectPrefix}>, queue ${transport.queue}`;
+  return `NATS ${describeNatsServers(transport)}, subjects ${transport.subjectPrefix}>, queue ${transport.queue}, replies to ${transport.inboxPrefix}>`;
 }
 
 void bootstrap();

@@ -3,19 +3,33 @@
  * replay record, one of them stopping under load, readiness from the broker connection, and a
  * broker restart. Runs with PAI_E2E_TRANSPORT=nats (npm run test:nats).
  */
-import type { NatsConnection } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-
+import {
+  connect,
+  nkeyAuthenticator,
+  nkeys,
+  type NatsConnection,
+  type ConnectionOptions,
+} from '@nats-io/transport-node';
+import bcrypt from 'bcrypt';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import type { PaiClient } from '../src/client/pai-client';
 import { PaiClientError } from '../src/client/pai-client.error';
+import {
+  createPaiClient,
+  type PaiNatsClientOptions,
+} from '../src/client/pai-client.module';
+import { parseTransportConfig } from '../src/config/transport-config';
 import { Database } from '../src/database/database.service';
 import { HttpSideServer } from '../src/observability/http-side.server';
 import { Metrics } from '../src/observability/metrics';
 import type { PaiNatsServer } from '../src/protocol/pai-nats.server';
-import { signUp } from './support/accounts';
+import { TEST_PASSWORD, signUp } from './support/accounts';
 import { signEnvelope } from './support/raw-client';
 import {
   TEST_KEYS,
@@ -29,6 +43,8 @@ import {
   type TestDatabase,
 } from './support/test-database';
 import { freePort } from './support/ports';
+import { startNatsBroker, stopNatsBroker } from './support/nats-broker';
+import type { RawNatsClient } from './support/raw-nats-client';
 
 const key = TEST_KEYS.default;
 const http = { host: '127.0.0.1', port: 0 };
@@ -65,6 +81,19 @@ const okPings = (service: TestApp, instance: number) =>
     pattern: 'system.ping',
     code: 'OK',
   });
+
+/** Polls `condition` every 10 ms for up to 5 s; the assertions after it say what went wrong. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition() && waited < 5_000; waited += 10) {
+    await sleep(10);
+  }
+}
+
+/** Requests refused by every instance for a reply subject outside the inbox prefix. */
+const refusedReplySubjects = (service: TestApp): number =>
+  service.servers
+    .map((server) => (server as PaiNatsServer).refusals.replySubjects)
+    .reduce((sum, count) => sum + count, 0);
 
 describeNats(`two instances over NATS (${databaseKind})`, () => {
   let database: TestDatabase;
@@ -237,6 +266,56 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     expect(Number(row.n)).toBe(sent.length);
   });
 
+  it('should publish nothing onto a reply subject outside the inbox prefix, and run no handler', async () => {
+    service = await startTestApp(database, { http });
+    const client = service.client();
+    const token = await signUp(client, 'foreign-reply');
+    const transport = service.config.transport;
+    if (transport.kind !== 'nats') throw new Error('not NATS');
+    // Another service's command subject, which a peer would have PAI publish onto.
+    const refund = `billing-${randomBytes(4).toString('hex')}.commands.refund`;
+    const watcher = await connect({ servers: [...transport.servers] });
+    const published: string[] = [];
+    watcher.subscribe(refund, {
+      callback: (_, message) => {
+        published.push(message.string());
+      },
+    });
+    await watcher.flush();
+    try {
+      const raw = (await service.raw()) as RawNatsClient;
+      const envelope = signEnvelope(
+        'transactions.create',
+        { token, amount: '5.00', reference: 'foreign-reply' },
+        key,
+      );
+      raw.publishRequest('transactions.create', envelope, refund);
+      // Until an instance has refused it, or (were it served) its reply has landed there.
+      await until(
+        () => refusedReplySubjects(service!) === 1 || published.length > 0,
+      );
+      await watcher.flush();
+      expect(published).toEqual([]);
+      expect(refusedReplySubjects(service)).toBe(1);
+      const before: unknown[] = await service.dataSource.query(
+        'SELECT id FROM transacciones',
+      );
+      expect(before).toHaveLength(0);
+
+      // The same signed message asking for its reply in an inbox is served: the refusal was
+      // for the reply subject alone, and recorded no nonce.
+      expect((await raw.request('transactions.create', envelope)).ok).toBe(
+        true,
+      );
+      const after: unknown[] = await service.dataSource.query(
+        'SELECT id FROM transacciones',
+      );
+      expect(after).toHaveLength(1);
+    } finally {
+      await watcher.close();
+    }
+  });
+
   it('should be ready while connected to the broker, with no TCP connection gauge, and not ready once the connection is gone', async () => {
     service = await startTestApp(database, { http });
     const port = service.httpPort;
@@ -266,28 +345,6 @@ describeNats(`a broker restart (${databaseKind})`, () => {
   let service: TestApp | undefined;
   let broker: ChildProcess | undefined;
 
-  /** A private nats-server: the shared one on 4222 serves the other suites. */
-  async function startBroker(port: number): Promise<ChildProcess> {
-    const child = spawn(
-      '/usr/sbin/nats-server',
-      ['-a', '127.0.0.1', '-p', String(port)],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let log = '';
-    child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
-    while (!log.includes('Server is ready')) {
-      if (child.exitCode !== null) throw new Error(`nats-server: ${log}`);
-      await sleep(20);
-    }
-    return child;
-  }
-
-  async function stopBroker(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null) return;
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-  }
-
   beforeEach(async () => {
     database = await createTestDatabase();
   });
@@ -295,7 +352,7 @@ describeNats(`a broker restart (${databaseKind})`, () => {
   afterEach(async () => {
     await service?.close();
     service = undefined;
-    if (broker) await stopBroker(broker);
+    if (broker) await stopNatsBroker(broker);
     broker = undefined;
     await database.drop();
   });
@@ -308,6 +365,7 @@ describeNats(`a broker restart (${databaseKind})`, () => {
       tls: false,
       queue: 'pai',
       subjectPrefix: 'pai.',
+      inboxPrefix: '_INBOX.',
     },
   });
 
@@ -316,7 +374,7 @@ describeNats(`a broker restart (${databaseKind})`, () => {
     const starting = startTestApp(database, onPort(port));
     // The first attempt has failed by now; the service keeps trying.
     await sleep(700);
-    broker = await startBroker(port);
+    broker = await startNatsBroker(port);
     service = await starting;
     await expect(
       service.client().send('system.ping', {}),
@@ -325,18 +383,18 @@ describeNats(`a broker restart (${databaseKind})`, () => {
 
   it('should keep the process running through a broker restart and serve again', async () => {
     const port = await freePort();
-    broker = await startBroker(port);
+    broker = await startNatsBroker(port);
     service = await startTestApp(database, onPort(port));
     const client: PaiClient = service.client({ timeoutMs: 2_000 });
     await expect(client.send('system.ping', {})).resolves.toBeDefined();
 
-    await stopBroker(broker);
+    await stopNatsBroker(broker);
     const during = await client.send('system.ping', {}).catch((e) => e);
     expect(during).toBeInstanceOf(PaiClientError);
     expect(['CONNECTION', 'TIMEOUT']).toContain(
       (during as PaiClientError).code,
     );
-    broker = await startBroker(port);
+    broker = await startNatsBroker(port);
 
     // Both ends reconnect by themselves (the client and the service keep trying).
     let answered = false;
@@ -360,3 +418,204 @@ describeNats(`a broker restart (${databaseKind})`, () => {
     }
   });
 });
+
+describeNats(
+  `a broker with the recommended permissions, deploy/nats-server.conf (${databaseKind})`,
+  () => {
+    const serviceUser = nkeys.createUser();
+    const billingUser = nkeys.createUser();
+    const shopPassword = randomBytes(18).toString('base64url');
+    let secrets: string;
+    let url: string;
+    let broker: ChildProcess;
+    let database: TestDatabase;
+    let service: TestApp;
+    const connections: NatsConnection[] = [];
+    const clients: PaiClient[] = [];
+
+    beforeAll(async () => {
+      const port = await freePort();
+      url = `nats://127.0.0.1:${port}`;
+      broker = await startNatsBroker(port, {
+        config: join(__dirname, '..', 'deploy', 'nats-server.conf'),
+        env: {
+          PAI_SERVICE_NKEY: serviceUser.getPublicKey(),
+          PAI_BILLING_NKEY: billingUser.getPublicKey(),
+          // Quoted: nats-server reads a variable's value as configuration, where `$` starts a
+          // reference, and a bcrypt hash is full of them.
+          PAI_SHOP_PASSWORD_HASH: `"${await bcrypt.hash(shopPassword, 10)}"`,
+        },
+      });
+      secrets = mkdtempSync(join(tmpdir(), 'pai-nats-'));
+      writeFileSync(join(secrets, 'service.nk'), serviceUser.getSeed(), {
+        mode: 0o600,
+      });
+    });
+
+    afterAll(async () => {
+      await stopNatsBroker(broker);
+      rmSync(secrets, { recursive: true, force: true });
+    });
+
+    beforeEach(async () => {
+      database = await createTestDatabase();
+      // As the service reads its environment: the seed from a file.
+      const transport = parseTransportConfig({
+        PAI_TRANSPORT: 'nats',
+        PAI_NATS_SERVERS: url,
+        PAI_NATS_NKEY_SEED_FILE: join(secrets, 'service.nk'),
+      });
+      service = await startTestApp(database, { transport });
+    });
+
+    afterEach(async () => {
+      await Promise.all(connections.splice(0).map((each) => each.close()));
+      await Promise.all(clients.splice(0).map((each) => each.close()));
+      await service.close();
+      await database.drop();
+    });
+
+    const asBilling = {
+      authenticator: nkeyAuthenticator(billingUser.getSeed()),
+    };
+    const asShop = { user: 'shop', pass: shopPassword };
+
+    async function connectAs(
+      auth: Partial<ConnectionOptions>,
+    ): Promise<NatsConnection> {
+      const connection = await connect({ servers: [url], ...auth });
+      connections.push(connection);
+      return connection;
+    }
+
+    /**
+     * The broker's refusal of a subscription, or undefined when it allowed it: the broker handles
+     * the SUB before the PING of a flush, so its answer is in by the time the flush resolves.
+     */
+    async function subscriptionRefusal(
+      connection: NatsConnection,
+      subject: string,
+      queue?: string,
+    ): Promise<string | undefined> {
+      let refusal: Error | undefined;
+      const subscription = connection.subscribe(subject, {
+        queue,
+        callback: (error) => {
+          if (error) refusal = error;
+        },
+      });
+      await connection.flush();
+      if (!subscription.isClosed()) subscription.unsubscribe();
+      return refusal?.name;
+    }
+
+    function client(extra: Partial<PaiNatsClientOptions>): PaiClient {
+      const made = createPaiClient({
+        transport: 'nats',
+        servers: url,
+        kid: 'default',
+        secret: TEST_KEYS.default,
+        timeoutMs: 5_000,
+        now: () => service.clock.now(),
+        ...extra,
+      });
+      clients.push(made);
+      return made;
+    }
+
+    it('should run the configuration docs/nats.md shows', () => {
+      const root = join(__dirname, '..');
+      expect(readFileSync(join(root, 'docs', 'nats.md'), 'utf8')).toContain(
+        readFileSync(join(root, 'deploy', 'nats-server.conf'), 'utf8'),
+      );
+    });
+
+    it("should let no client read the requests, nor another client's replies", async () => {
+      const billing = await connectAs(asBilling);
+      const shop = await connectAs(asShop);
+      const violation = 'PermissionViolationError';
+      // The request subjects carry passwords and tokens: no client reads them, in the queue group
+      // or beside it.
+      expect(await subscriptionRefusal(shop, 'pai.>')).toBe(violation);
+      expect(await subscriptionRefusal(shop, 'pai.>', 'pai')).toBe(violation);
+      expect(await subscriptionRefusal(billing, 'pai.auth.login')).toBe(
+        violation,
+      );
+      // Replies carry session tokens: each client reads its own inboxes only.
+      expect(await subscriptionRefusal(billing, '_INBOX.shop.>')).toBe(
+        violation,
+      );
+      expect(await subscriptionRefusal(billing, '_INBOX.>')).toBe(violation);
+      expect(await subscriptionRefusal(shop, '_INBOX.billing.>')).toBe(
+        violation,
+      );
+      expect(await subscriptionRefusal(billing, '_INBOX.billing.>')).toBe(
+        undefined,
+      );
+      // Even the service's own user takes requests only as a member of the queue group.
+      const asService = await connectAs({
+        authenticator: nkeyAuthenticator(serviceUser.getSeed()),
+      });
+      expect(await subscriptionRefusal(asService, 'pai.>')).toBe(violation);
+    });
+
+    it("should refuse a client's publication into another client's inbox", async () => {
+      const billing = await connectAs(asBilling);
+      const refused = (async () => {
+        for await (const status of billing.status()) {
+          if (status.type === 'error') return status.error.name;
+        }
+        return undefined;
+      })();
+      billing.publish('_INBOX.shop.forged', '{"isDisposed":true}');
+      await billing.flush();
+      expect(await refused).toBe('PermissionViolationError');
+    });
+
+    it('should serve the client module end to end, with an NKey and with a password', async () => {
+      const billing = client({
+        inboxPrefix: '_INBOX.billing.',
+        authenticator: nkeyAuthenticator(billingUser.getSeed()),
+      });
+      await expect(billing.send('system.ping', {})).resolves.toHaveProperty(
+        'serverTime',
+      );
+      const token = await signUp(billing, 'nats-permissions');
+      await expect(
+        billing.send('transactions.create', { token, amount: '12.50' }),
+      ).resolves.toMatchObject({ transaction: { amount: '12.50' } });
+
+      const shop = client({
+        servers: `nats://shop:${encodeURIComponent(shopPassword)}@127.0.0.1:${new URL(url).port}`,
+        inboxPrefix: '_INBOX.shop.',
+      });
+      const { token: shopToken } = await shop.send('auth.login', {
+        username: 'nats-permissions',
+        password: TEST_PASSWORD,
+      });
+      await expect(
+        shop.send('transactions.create', { token: shopToken, amount: '1.00' }),
+      ).resolves.toMatchObject({ transaction: { amount: '1.00' } });
+      const rows: unknown[] = await service.dataSource.query(
+        'SELECT id FROM transacciones',
+      );
+      expect(rows).toHaveLength(2);
+    });
+
+    it('should fail a client whose inbox the broker does not let it read, without waiting for its timeout', async () => {
+      const shop = client({
+        servers: `nats://shop:${encodeURIComponent(shopPassword)}@127.0.0.1:${new URL(url).port}`,
+        // The default `_INBOX.`: outside the `_INBOX.shop.>` this user may read.
+        timeoutMs: 30_000,
+      });
+      const started = performance.now();
+      const failure = await shop
+        .send('system.ping', {})
+        .catch((error) => error);
+      // The broker refuses the inbox subscription at once: CONNECTION, not a TIMEOUT.
+      expect(failure).toBeInstanceOf(PaiClientError);
+      expect((failure as PaiClientError).code).toBe('CONNECTION');
+      expect(performance.now() - started).toBeLessThan(5_000);
+    });
+  },
+);

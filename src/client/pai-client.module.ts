@@ -9,6 +9,7 @@ import {
   Transport,
   type ClientProxy,
 } from '@nestjs/microservices';
+import type { Authenticator } from '@nats-io/transport-node';
 import { PaiClient, type PaiClientOptions } from './pai-client';
 import { PaiNatsClientProxy } from './pai-nats.client';
 
@@ -24,6 +25,18 @@ export interface PaiNatsClientOptions extends Omit<
   servers: string | readonly string[];
   /** The service's PAI_NATS_SUBJECT_PREFIX. Default `pai.`. */
   subjectPrefix?: string;
+  /**
+   * Replies come back on `<inboxPrefix><unique id>`; it must lie under the service's
+   * PAI_NATS_INBOX_PREFIX. Default `_INBOX.`. A prefix of this client's own (`_INBOX.billing.`),
+   * the only inboxes the broker lets it subscribe to, keeps other clients from reading its
+   * replies (docs/nats.md).
+   */
+  inboxPrefix?: string;
+  /**
+   * nats.js's authenticator, instead of credentials in the URLs:
+   * `nkeyAuthenticator(seed)`, `credsAuthenticator(fileBytes)`, … from `@nats-io/transport-node`.
+   */
+  authenticator?: Authenticator;
 }
 
 /** `{ host, port, tls? }` for TCP (the default), or `{ transport: 'nats', servers, … }`. */
@@ -64,6 +77,10 @@ export function createPaiClient(options: PaiClientModuleOptions): PaiClient {
     const proxy = new PaiNatsClientProxy(
       options.subjectPrefix ?? 'pai.',
       options.servers,
+      {
+        inboxPrefix: options.inboxPrefix,
+        authenticator: options.authenticator,
+      },
     );
     // ClientNats is a ClientProxy typed with NATS's status names; PaiClient needs only send/close.
     return new PaiClient(proxy as unknown as ClientProxy, options);

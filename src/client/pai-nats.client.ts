@@ -5,6 +5,8 @@ import type { ReplyScreening } from './pai-client';
 import {
   natsConnectionOptions,
   parseNatsServerList,
+  natsClientOptions,
+  type NatsClientExtras,
 } from '../config/transport-config';
 
 /** NATS status code of the broker's reply to a request nobody subscribes to. */
@@ -27,6 +29,7 @@ export class PaiNatsClientProxy extends ClientNats implements ReplyScreening {
   constructor(
     private readonly subjectPrefix: string,
     servers: string | readonly string[],
+    extras: NatsClientExtras = {},
   ) {
     const list = parseNatsServerList(
       typeof servers === 'string' ? servers.split(',') : servers,
@@ -34,6 +37,7 @@ export class PaiNatsClientProxy extends ClientNats implements ReplyScreening {
     );
     super({
       ...natsConnectionOptions(list),
+      ...natsClientOptions(list, extras),
       name: 'pai-client',
       // A long-lived client keeps trying (the default gives up after about 20 s); requests made
       // meanwhile fail at once as CONNECTION, or time out.

@@ -10,9 +10,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nkeys, type JwtAuth } from '@nats-io/transport-node';
 import { DEV_SECRETS_FILE, loadConfig } from './config';
 import { ConfigError } from './config.error';
 import { SQLITE_FILE_NAME } from './database-config';
+import { natsConnectionOptions } from './transport-config';
 
 type Env = Record<string, string | undefined>;
 
@@ -527,7 +529,17 @@ describe(loadConfig.name, () => {
         tls: false,
         queue: 'pai',
         subjectPrefix: 'pai.',
+        inboxPrefix: '_INBOX.',
       });
+    });
+
+    it('should read the inbox prefix', () => {
+      const config = loadConfig({
+        ...env,
+        ...nats,
+        PAI_NATS_INBOX_PREFIX: '_INBOX.pai.',
+      });
+      expect(config.transport).toMatchObject({ inboxPrefix: '_INBOX.pai.' });
     });
 
     it('should read the servers, queue and subject prefix', () => {
@@ -642,6 +654,21 @@ describe(loadConfig.name, () => {
         'PAI_NATS_SERVERS',
         { ...nats, PAI_NATS_SERVERS: 'nats://u:p@a:4222,nats://b:4222' },
       ],
+      ['PAI_NATS_INBOX_PREFIX', { ...nats, PAI_NATS_INBOX_PREFIX: '_INBOX' }],
+      [
+        'PAI_NATS_INBOX_PREFIX',
+        { ...nats, PAI_NATS_INBOX_PREFIX: '_INBOX.>.' },
+      ],
+      ['PAI_NATS_INBOX_PREFIX', { ...nats, PAI_NATS_INBOX_PREFIX: '_INBOX..' }],
+      ['PAI_NATS_INBOX_PREFIX', { ...nats, PAI_NATS_INBOX_PREFIX: 'pai.' }],
+      [
+        'PAI_NATS_INBOX_PREFIX',
+        { ...nats, PAI_NATS_INBOX_PREFIX: 'pai.inbox.' },
+      ],
+      [
+        'PAI_NATS_INBOX_PREFIX',
+        { ...nats, PAI_NATS_SUBJECT_PREFIX: '_INBOX.pai.' },
+      ],
     ])('should refuse a bad %s (%j)', (variable, extra) => {
       expect(configErrorOf({ ...env, ...extra }).variable).toBe(variable);
     });
@@ -672,6 +699,168 @@ describe(loadConfig.name, () => {
         PAI_NATS_SERVERS_FILE: file,
       });
       expect(error.variable).toBe('PAI_NATS_SERVERS_FILE');
+    });
+  });
+
+  describe('NATS NKey and credentials files', () => {
+    const nats = { PAI_TRANSPORT: 'nats' };
+    const user = nkeys.createUser();
+    const seed = new TextDecoder().decode(user.getSeed());
+
+    function file(name: string, contents: string): string {
+      const path = join(dataDir, name);
+      writeFileSync(path, contents, { mode: 0o600 });
+      return path;
+    }
+
+    /** A credentials file as `nsc` writes it; the broker, not the client, checks the JWT. */
+    function credsText(jwt: string, nkeySeed: string): string {
+      return [
+        '-----BEGIN NATS USER JWT-----',
+        jwt,
+        '------END NATS USER JWT------',
+        '',
+        '************************* IMPORTANT *************************',
+        'NKEY Seed printed below can be used to sign and prove identity.',
+        '',
+        '-----BEGIN USER NKEY SEED-----',
+        nkeySeed,
+        '------END USER NKEY SEED------',
+        '',
+      ].join('\n');
+    }
+
+    /** What the connection sends the broker for a challenge, with the configured credentials. */
+    function authFor(env: Env, challenge: string): Partial<JwtAuth> {
+      const { transport } = loadConfig(env);
+      if (transport.kind !== 'nats') throw new Error('not NATS');
+      const { authenticator } = natsConnectionOptions(transport) as {
+        authenticator?: (nonce?: string) => unknown;
+      };
+      return authenticator!(challenge) as Partial<JwtAuth>;
+    }
+
+    it('should authenticate with the NKey seed of PAI_NATS_NKEY_SEED_FILE', () => {
+      const auth = authFor(
+        {
+          ...env,
+          ...nats,
+          PAI_NATS_NKEY_SEED_FILE: file('seed.nk', `${seed}\n`),
+        },
+        'nonce-1',
+      );
+      expect(auth.nkey).toBe(user.getPublicKey());
+      const signature = nkeys.decode(auth.sig!);
+      expect(user.verify(new TextEncoder().encode('nonce-1'), signature)).toBe(
+        true,
+      );
+    });
+
+    it('should authenticate with the JWT and seed of PAI_NATS_CREDS_FILE', () => {
+      const auth = authFor(
+        {
+          ...env,
+          ...nats,
+          PAI_NATS_CREDS_FILE: file(
+            'pai.creds',
+            credsText('e30.e30.sig', seed),
+          ),
+        },
+        'nonce-2',
+      );
+      expect(auth).toMatchObject({
+        jwt: 'e30.e30.sig',
+        nkey: user.getPublicKey(),
+      });
+    });
+
+    it.each([
+      ['not a seed', 'hunter2-not-a-seed'],
+      [
+        'an account seed',
+        new TextDecoder().decode(nkeys.createAccount().getSeed()),
+      ],
+      ['a seed with a wrong character', `${seed.slice(0, -1)}0`],
+    ])(
+      'should refuse a PAI_NATS_NKEY_SEED_FILE holding %s, without echoing it',
+      (_, contents) => {
+        const error = configErrorOf({
+          ...env,
+          ...nats,
+          PAI_NATS_NKEY_SEED_FILE: file('seed.nk', contents),
+        });
+        expect(error.variable).toBe('PAI_NATS_NKEY_SEED_FILE');
+        expect(error.message).not.toContain(contents);
+        expect(error.message).not.toContain(contents.slice(0, 12));
+      },
+    );
+
+    it.each([
+      ['no seed', credsText('e30.e30.sig', '').split('-----BEGIN USER')[0]],
+      ['an empty JWT', credsText('', seed)],
+      ['a bad seed', credsText('e30.e30.sig', 'SUAHUNTER2')],
+    ])(
+      'should refuse a PAI_NATS_CREDS_FILE with %s, without echoing it',
+      (_, contents) => {
+        const error = configErrorOf({
+          ...env,
+          ...nats,
+          PAI_NATS_CREDS_FILE: file('pai.creds', contents),
+        });
+        expect(error.variable).toBe('PAI_NATS_CREDS_FILE');
+        expect(error.message).not.toContain(seed.slice(0, 12));
+        expect(error.message).not.toContain('HUNTER2');
+      },
+    );
+
+    it('should refuse a missing or empty file, naming the variable', () => {
+      expect(
+        configErrorOf({
+          ...env,
+          ...nats,
+          PAI_NATS_CREDS_FILE: join(dataDir, 'absent.creds'),
+        }).variable,
+      ).toBe('PAI_NATS_CREDS_FILE');
+      expect(
+        configErrorOf({
+          ...env,
+          ...nats,
+          PAI_NATS_NKEY_SEED_FILE: file('empty.nk', '\n'),
+        }).variable,
+      ).toBe('PAI_NATS_NKEY_SEED_FILE');
+    });
+
+    it('should refuse two ways of authenticating at once', () => {
+      const seedFile = file('seed.nk', seed);
+      expect(
+        configErrorOf({
+          ...env,
+          ...nats,
+          PAI_NATS_NKEY_SEED_FILE: seedFile,
+          PAI_NATS_CREDS_FILE: file(
+            'pai.creds',
+            credsText('e30.e30.sig', seed),
+          ),
+        }).variable,
+      ).toBe('PAI_NATS_NKEY_SEED_FILE');
+      const withUrl = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NATS_SERVERS: 'nats://pai:hunter2@broker:4222',
+        PAI_NATS_NKEY_SEED_FILE: seedFile,
+      });
+      expect(withUrl.variable).toBe('PAI_NATS_NKEY_SEED_FILE');
+      expect(withUrl.message).not.toContain('hunter2');
+    });
+
+    it('should refuse a seed in the environment itself', () => {
+      const error = configErrorOf({
+        ...env,
+        ...nats,
+        PAI_NATS_NKEY_SEED: seed,
+      });
+      expect(error.variable).toBe('PAI_NATS_NKEY_SEED');
+      expect(error.message).not.toContain(seed);
     });
   });
 

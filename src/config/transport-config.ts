@@ -1,11 +1,25 @@
+import {
+  credsAuthenticator,
+  nkeyAuthenticator,
+  type Authenticator,
+  type JwtAuth,
+} from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.error';
 import { envOrFile } from './env-file';
 
 type Env = Record<string, string | undefined>;
 
-/** Credentials for the NATS broker, taken out of the server URLs so that the URLs can be logged. */
+/**
+ * Credentials for the NATS broker: a user and password or a token taken out of the server URLs
+ * (so that the URLs can be logged), or an NKey user seed or a credentials file (user JWT and
+ * seed) read from a file at start.
+ */
 export type NatsCredentials =
-  { readonly user: string; readonly pass: string } | { readonly token: string };
+  | { readonly user: string; readonly pass: string }
+  | { readonly token: string }
+  | { readonly nkeySeed: Uint8Array }
+  | { readonly creds: Uint8Array };
 
 /**
  * How requests reach the service: its own TCP port (PAI_HOST, PAI_PORT, PAI_TLS_*), or a NATS
@@ -24,6 +38,8 @@ export type TransportConfig =
       readonly queue: string;
       /** Subjects are `<subjectPrefix><pattern>`; the MAC covers the bare pattern. */
       readonly subjectPrefix: string;
+      /** Replies are published only to subjects under this prefix, the requesters' inboxes. */
+      readonly inboxPrefix: string;
     };
 
 export type NatsTransport = Extract<TransportConfig, { kind: 'nats' }>;
@@ -31,11 +47,44 @@ export type NatsTransport = Extract<TransportConfig, { kind: 'nats' }>;
 export const DEFAULT_NATS_SERVERS = 'nats://127.0.0.1:4222';
 export const DEFAULT_NATS_QUEUE = 'pai';
 export const DEFAULT_NATS_SUBJECT_PREFIX = 'pai.';
+/** nats.js's own default inbox root (`_INBOX.<unique id>`), written as PAI writes prefixes. */
+export const DEFAULT_NATS_INBOX_PREFIX = '_INBOX.';
 
 // Tokens of letters, digits, `_` and `-`, each followed by a dot: no NATS wildcard (`*`, `>`) and
 // no empty token, so `<prefix>>` is a valid subscription that matches only PAI's subjects.
 const SUBJECT_PREFIX_PATTERN = /^(?:[A-Za-z0-9_-]+\.){1,16}$/;
 const QUEUE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+// One token of a subject someone else chose: anything but a separator, a wildcard or a blank.
+const LITERAL_TOKEN = /^[^\s.*>]+$/;
+
+/**
+ * Whether `subject` lies under `prefix` (dot-terminated) and is a literal subject there: the only
+ * reply subjects the service publishes to.
+ */
+export function isUnderPrefix(subject: string, prefix: string): boolean {
+  return (
+    subject.startsWith(prefix) &&
+    subject
+      .slice(prefix.length)
+      .split('.')
+      .every((token) => LITERAL_TOKEN.test(token))
+  );
+}
+
+/** Refuses a prefix that is not dot-terminated tokens of [A-Za-z0-9_-] (no wildcard, no blank token). */
+export function checkSubjectPrefix(
+  prefix: string,
+  name: string,
+  examples: string,
+): string {
+  if (!SUBJECT_PREFIX_PATTERN.test(prefix)) {
+    throw new ConfigError(
+      name,
+      `must be dot-terminated tokens of [A-Za-z0-9_-] such as ${examples}, got "${prefix}"`,
+    );
+  }
+  return prefix;
+}
 
 function parseServers(env: Env): NatsServerList {
   const name = env.PAI_NATS_SERVERS_FILE
@@ -114,10 +163,146 @@ export function parseNatsServerList(
 export function natsConnectionOptions(list: NatsServerList) {
   return {
     servers: [...list.servers],
-    ...list.credentials,
+    ...authOptions(list.credentials),
     // An empty object asks for TLS and refuses a broker that does not offer it.
     tls: list.tls ? {} : undefined,
   };
+}
+
+/** What the client module's NATS options add to the server URLs (see PaiNatsClientOptions). */
+export interface NatsClientExtras {
+  /** Dot-terminated; default `_INBOX.`. */
+  readonly inboxPrefix?: string;
+  readonly authenticator?: Authenticator;
+}
+
+/** The client module's connection options beyond the URLs': its inbox prefix and authenticator. */
+export function natsClientOptions(
+  list: NatsServerList,
+  extras: NatsClientExtras,
+): { inboxPrefix: string; authenticator?: Authenticator } {
+  if (list.credentials && extras.authenticator) {
+    throw new ConfigError(
+      'authenticator',
+      'the servers URLs carry credentials too: authenticate one way only',
+    );
+  }
+  const inboxPrefix = checkSubjectPrefix(
+    extras.inboxPrefix ?? DEFAULT_NATS_INBOX_PREFIX,
+    'inboxPrefix',
+    '"_INBOX." or "_INBOX.billing."',
+  );
+  return {
+    // nats.js writes the prefix without its final dot and adds `.<unique id>`.
+    inboxPrefix: inboxPrefix.slice(0, -1),
+    ...(extras.authenticator && { authenticator: extras.authenticator }),
+  };
+}
+
+function authOptions(
+  credentials: NatsCredentials | undefined,
+):
+  | { user: string; pass: string }
+  | { token: string }
+  | { authenticator?: Authenticator } {
+  if (credentials === undefined) return {};
+  if ('nkeySeed' in credentials) {
+    return { authenticator: nkeyAuthenticator(credentials.nkeySeed) };
+  }
+  if ('creds' in credentials) {
+    return { authenticator: credsAuthenticator(credentials.creds) };
+  }
+  return credentials;
+}
+
+const AUTH_FILE_VARIABLES = [
+  'PAI_NATS_NKEY_SEED_FILE',
+  'PAI_NATS_CREDS_FILE',
+] as const;
+
+/**
+ * The broker credentials: from the URLs, or from one of the files. The files are read and checked
+ * here, at start, so a wrong one stops the service with the variable's name instead of failing
+ * the connection; their contents are never echoed.
+ */
+function parseCredentials(
+  env: Env,
+  fromUrls: NatsCredentials | undefined,
+): NatsCredentials | undefined {
+  if (env.PAI_NATS_NKEY_SEED) {
+    // A seed in the environment is visible to anything that can read it: only a file is taken.
+    throw new ConfigError(
+      'PAI_NATS_NKEY_SEED',
+      'is not read: put the seed in a file and set PAI_NATS_NKEY_SEED_FILE',
+    );
+  }
+  const given = AUTH_FILE_VARIABLES.filter((name) => env[name]);
+  if (given.length === 0) return fromUrls;
+  const [name] = given;
+  if (given.length > 1) {
+    throw new ConfigError(
+      name,
+      'set either PAI_NATS_NKEY_SEED_FILE or PAI_NATS_CREDS_FILE, not both',
+    );
+  }
+  if (fromUrls) {
+    throw new ConfigError(
+      name,
+      'the PAI_NATS_SERVERS URLs carry credentials too: authenticate one way only',
+    );
+  }
+  const text = readAuthFile(name, env[name]!);
+  if (name === 'PAI_NATS_NKEY_SEED_FILE') {
+    const seed = new TextEncoder().encode(text.trim());
+    checkUserKey(name, nkeyAuthenticator(seed), 'an NKey user seed (SU…)');
+    return { nkeySeed: seed };
+  }
+  // As written: the library's parser wants the line break after the closing delimiter.
+  const bytes = new TextEncoder().encode(text);
+  checkUserKey(
+    name,
+    credsAuthenticator(bytes),
+    'a NATS credentials file (a user JWT and its NKey seed, each between ----- lines)',
+  );
+  return { creds: bytes };
+}
+
+function readAuthFile(name: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      name,
+      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  if (text.trim() === '') throw new ConfigError(name, `${file} is empty`);
+  return text;
+}
+
+/**
+ * Runs the authenticator as the connection will (decoding the seed and signing a challenge), and
+ * checks that it speaks for a user: the broker authenticates users, not accounts or operators.
+ */
+function checkUserKey(
+  name: string,
+  authenticator: Authenticator,
+  expected: string,
+): void {
+  let auth: Partial<JwtAuth>;
+  try {
+    auth = authenticator('challenge') as Partial<JwtAuth>;
+  } catch {
+    // The library's message may quote the file; ours says what was expected.
+    throw new ConfigError(name, `is not ${expected}`);
+  }
+  if (!auth.nkey?.startsWith('U') || !auth.sig) {
+    throw new ConfigError(name, `is not ${expected}`);
+  }
+  if ('jwt' in auth && !auth.jwt) {
+    throw new ConfigError(name, `is not ${expected}`);
+  }
 }
 
 export function parseTransportConfig(env: Env): TransportConfig {
@@ -136,15 +321,36 @@ export function parseTransportConfig(env: Env): TransportConfig {
       `must be 1-128 characters of [A-Za-z0-9_.-], got "${queue}"`,
     );
   }
-  const subjectPrefix =
-    env.PAI_NATS_SUBJECT_PREFIX || DEFAULT_NATS_SUBJECT_PREFIX;
-  if (!SUBJECT_PREFIX_PATTERN.test(subjectPrefix)) {
+  const subjectPrefix = checkSubjectPrefix(
+    env.PAI_NATS_SUBJECT_PREFIX || DEFAULT_NATS_SUBJECT_PREFIX,
+    'PAI_NATS_SUBJECT_PREFIX',
+    '"pai." or "prod.pai."',
+  );
+  const inboxPrefix = checkSubjectPrefix(
+    env.PAI_NATS_INBOX_PREFIX || DEFAULT_NATS_INBOX_PREFIX,
+    'PAI_NATS_INBOX_PREFIX',
+    '"_INBOX." or "_INBOX.pai."',
+  );
+  if (
+    inboxPrefix.startsWith(subjectPrefix) ||
+    subjectPrefix.startsWith(inboxPrefix)
+  ) {
     throw new ConfigError(
-      'PAI_NATS_SUBJECT_PREFIX',
-      `must be dot-terminated tokens of [A-Za-z0-9_-] such as "pai." or "prod.pai.", got "${subjectPrefix}"`,
+      'PAI_NATS_INBOX_PREFIX',
+      'must not overlap PAI_NATS_SUBJECT_PREFIX: replies would land on request subjects',
     );
   }
-  return { kind, ...parseServers(env), queue, subjectPrefix };
+  const { servers, credentials: fromUrls, tls } = parseServers(env);
+  const credentials = parseCredentials(env, fromUrls);
+  return {
+    kind,
+    servers,
+    credentials,
+    tls,
+    queue,
+    subjectPrefix,
+    inboxPrefix,
+  };
 }
 
 /** `host:port, host:port` for logs: the URLs are already free of credentials. */

@@ -95,6 +95,7 @@ describe(Metrics.name, () => {
             tls: false,
             queue: 'pai',
             subjectPrefix: 'pai.',
+            inboxPrefix: '_INBOX.',
           },
         },
       ),

@@ -9,6 +9,7 @@ const transport: NatsTransport = {
   tls: false,
   queue: 'pai',
   subjectPrefix: 'test.pai.',
+  inboxPrefix: '_INBOX.',
 };
 
 interface Sent {
@@ -61,7 +62,11 @@ function fakeConnection() {
 }
 
 /** A received NATS message whose replies are collected in `replies`. */
-function message(subject: string, body: string | object, reply = 'INBOX.1') {
+function message(
+  subject: string,
+  body: string | object,
+  reply = '_INBOX.pai-test.1',
+) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const replies: Sent[] = [];
   let replied: () => void = () => undefined;
@@ -87,8 +92,9 @@ function message(subject: string, body: string | object, reply = 'INBOX.1') {
 
 function serverWith(
   limits = { maxMessageBytes: 1_024, drainTimeoutMs: 1_000 },
+  inboxPrefix = transport.inboxPrefix,
 ) {
-  const server = new PaiNatsServer(transport, limits);
+  const server = new PaiNatsServer({ ...transport, inboxPrefix }, limits);
   const seen: { pattern: string; data: unknown }[] = [];
   server.addHandler('system.ping', (data: unknown, context: NatsContext) => {
     seen.push({ pattern: context.getSubject(), data });
@@ -148,6 +154,83 @@ describe(PaiNatsServer.name, () => {
     expect(seen).toEqual([]);
     expect(event.replies).toEqual([]);
     expect(server.refusals.events).toBe(1);
+  });
+
+  it('should run no handler for a request with an id but no reply subject, as for an event', async () => {
+    const { server, seen, subscriptions } = serverWith();
+    const unanswerable = message(
+      'test.pai.system.ping',
+      { data: {}, id: 'g' },
+      '',
+    );
+    subscriptions[0].deliver(unanswerable.msg);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual([]);
+    expect(server.refusals.events).toBe(1);
+  });
+
+  it.each([
+    ['another service', 'billing.commands.refund'],
+    ['the prefix without its dot', '_INBOX'],
+    ['the bare prefix', '_INBOX.'],
+    ['a lookalike of the prefix', '_INBOXES.1'],
+    ['an empty token', '_INBOX..1'],
+    ['a wildcard', '_INBOX.>'],
+    ['a wildcard token', '_INBOX.*.1'],
+  ])(
+    'should publish nothing and run no handler for a reply subject outside the inbox prefix: %s (%s)',
+    async (_, reply) => {
+      const { server, seen, subscriptions } = serverWith();
+      const ping = message(
+        'test.pai.system.ping',
+        { data: {}, id: 'h' },
+        reply,
+      );
+      const huge = message(
+        'test.pai.system.ping',
+        { data: { pad: 'x'.repeat(1_024) }, id: 'i' },
+        reply,
+      );
+      subscriptions[0].deliver(ping.msg);
+      // Not even the unsigned refusal of an oversized message goes there.
+      subscriptions[0].deliver(huge.msg);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual([]);
+      expect(ping.replies).toEqual([]);
+      expect(huge.replies).toEqual([]);
+      expect(server.refusals).toEqual({
+        events: 0,
+        replySubjects: 2,
+        messages: 0,
+      });
+      expect(server.load.inFlight).toBe(0);
+    },
+  );
+
+  it('should answer only under a configured inbox prefix', async () => {
+    const { server, seen, subscriptions } = serverWith(
+      undefined,
+      '_INBOX.pai.',
+    );
+    const outside = message(
+      'test.pai.system.ping',
+      { data: {}, id: 'j' },
+      '_INBOX.other.1',
+    );
+    const inside = message(
+      'test.pai.system.ping',
+      { data: {}, id: 'k' },
+      '_INBOX.pai.billing.1',
+    );
+    subscriptions[0].deliver(outside.msg);
+    subscriptions[0].deliver(inside.msg);
+    await inside.disposed;
+    expect(seen).toHaveLength(1);
+    expect(outside.replies).toEqual([]);
+    expect(inside.replies).toEqual([
+      { id: 'k', response: { pong: true }, isDisposed: true },
+    ]);
+    expect(server.refusals.replySubjects).toBe(1);
   });
 
   it.each([

@@ -10,6 +10,7 @@ import type {
   Subscription,
 } from '@nats-io/transport-node';
 import {
+  isUnderPrefix,
   natsConnectionOptions,
   type NatsTransport,
 } from '../config/transport-config';
@@ -28,6 +29,8 @@ interface Limits {
 /**
  * Nest's NATS server with the protocol rules of the TCP one: a request to an unknown pattern gets
  * a signed BAD_REQUEST, events are dropped, oversized messages run no handler, and close() drains.
+ * Replies go only to reply subjects under the inbox prefix: the requester names the subject, and
+ * the service would otherwise publish its signed replies wherever a peer asked.
  *
  * It subscribes once, to `<prefix>>` in the queue group, and dispatches on the subject with the
  * prefix removed. Nest subscribes once per handler instead; then a pattern with no handler has no
@@ -48,6 +51,11 @@ export class PaiNatsServer extends ServerNats {
     this.protocolLogger,
     (count) =>
       `dropped ${count} event message(s): events are not part of the protocol`,
+  );
+  private readonly foreignReplySubjects = new SampledWarning(
+    this.protocolLogger,
+    (count) =>
+      `refused ${count} request(s) whose reply subject is outside PAI_NATS_INBOX_PREFIX: no handler ran, nothing was published`,
   );
   private readonly refusedMessages = new SampledWarning(
     this.protocolLogger,
@@ -78,10 +86,14 @@ export class PaiNatsServer extends ServerNats {
     return { connections: 0, inFlight: this.inFlightCount };
   }
 
-  /** Events received and dropped, and messages refused before any handler (size, not a packet). */
-  get refusals(): { events: number; messages: number } {
+  /**
+   * Messages that ran no handler: events (no reply subject, or no id), requests naming a reply
+   * subject outside the inbox prefix, and requests refused for their size or form.
+   */
+  get refusals(): { events: number; replySubjects: number; messages: number } {
     return {
       events: this.droppedEvents.recorded,
+      replySubjects: this.foreignReplySubjects.recorded,
       messages: this.refusedMessages.recorded,
     };
   }
@@ -179,6 +191,16 @@ export class PaiNatsServer extends ServerNats {
   }
 
   private receive(message: Msg): void {
+    // With no reply subject nobody can learn the outcome: handled as the event it is on the wire.
+    if (!message.reply) {
+      this.droppedEvents.record();
+      return;
+    }
+    // Before anything is parsed or answered, even with an unsigned refusal.
+    if (!isUnderPrefix(message.reply, this.transport.inboxPrefix)) {
+      this.foreignReplySubjects.record();
+      return;
+    }
     // Measured on the raw bytes, before any parsing: an oversized message costs nothing more.
     if (message.data.length > this.limits.maxMessageBytes) {
       return this.refuse(message, 'message', 'too large');

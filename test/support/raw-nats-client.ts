@@ -63,6 +63,15 @@ export class RawNatsClient implements RawTransport {
     return reply;
   }
 
+  /** A request packet naming `reply` as its reply subject, whatever that is; no reply is awaited. */
+  publishRequest(pattern: string, data: unknown, reply: string): void {
+    this.connection.publish(
+      this.subjectPrefix + pattern,
+      JSON.stringify({ pattern, data, id: randomUUID() }),
+      { reply },
+    );
+  }
+
   /** A packet without a reply subject: what Nest sends for an event. */
   writeFrame(message: { pattern: string } & Record<string, unknown>): void {
     this.connection.publish(

@@ -239,6 +239,7 @@ function natsTransport(): NatsTransport {
     tls: false,
     queue: 'pai',
     subjectPrefix: `pai-e2e-${randomBytes(6).toString('hex')}.`,
+    inboxPrefix: '_INBOX.',
   };
 }
 
