@@ -38,6 +38,7 @@ __all__ = [
     "PaiTimeoutError",
     "PaiConnectionError",
     "PaiReplyUnverifiedError",
+    "PaiReplayError",
     "PaiClient",
     "canonical_json",
     "utf16_length",
@@ -47,14 +48,16 @@ __all__ = [
     "request_mac_input",
     "reply_mac_input",
     "sign_request",
+    "is_safe_to_repeat",
     "new_nonce",
     "reply_mac_matches",
     "parse_mac_keys",
     "load_keys",
 ]
 
-REQUEST_MAC_PREFIX = "PAI-MAC-V1"
-REPLY_MAC_PREFIX = "PAI-MAC-V1-REPLY"
+PROTOCOL_VERSION = 2
+REQUEST_MAC_PREFIX = "PAI-MAC-V2"
+REPLY_MAC_PREFIX = "PAI-MAC-V2-REPLY"
 DEFAULT_TIMEOUT = 10.0
 # The service refuses frames over PAI_MAX_MESSAGE_BYTES (at most 16 M); a reply claiming more
 # than this is a broken or hostile peer, and the client does not buffer towards it.
@@ -112,10 +115,24 @@ class PaiConnectionError(PaiError):
 
 
 class PaiReplyUnverifiedError(PaiError):
-    """A reply whose MAC is missing or wrong: treated as an attack, its content is not trusted."""
+    """A reply whose MAC is missing or wrong: anyone on the path can make one, so its content is
+    not trusted and the request's outcome is unknown (it may have run). ``details["claimedCode"]``
+    is the code it claims, if it has the form of one."""
 
     def __init__(self, message: str, details: Optional[Dict[str, Any]] = None):
         super().__init__(ErrorCode.REPLY_UNVERIFIED, message, details)
+
+
+class PaiReplayError(PaiServiceError):
+    """A verified REPLAY to a nonce this client drew fresh: another copy of this very message was
+    accepted first, so the request was executed once and its result was not seen here. Raised by
+    ``send`` for a request that is not safe to repeat (or after repeated REPLAYs of one that is);
+    ``executed`` and ``details["executed"]`` are True."""
+
+    executed = True
+
+    def __init__(self, message: str, details: Optional[Dict[str, Any]] = None):
+        super().__init__(ErrorCode.REPLAY, message, dict(details or {}, executed=True))
 
 
 # --- RFC 8785 canonical JSON ------------------------------------------------------------------
@@ -346,13 +363,17 @@ class FrameDecoder:
 
 
 def request_mac_input(pattern: str, kid: str, ts: int, nonce: str, payload: Dict[str, Any]) -> str:
-    """S = "PAI-MAC-V1" LF pattern LF kid LF ts LF nonce LF JCS(payload)"""
+    """S = "PAI-MAC-V2" LF pattern LF kid LF ts LF nonce LF JCS(payload)"""
     return "\n".join([REQUEST_MAC_PREFIX, pattern, kid, str(int(ts)), nonce, canonical_json(payload)])
 
 
-def reply_mac_input(pattern: str, kid: str, nonce: str, reply_without_mac: Dict[str, Any]) -> str:
-    """R = "PAI-MAC-V1-REPLY" LF pattern LF kid LF nonce LF JCS(reply without "mac")"""
-    return "\n".join([REPLY_MAC_PREFIX, pattern, kid, nonce, canonical_json(reply_without_mac)])
+def reply_mac_input(
+    pattern: str, kid: str, nonce: str, request_mac: str, reply_without_mac: Dict[str, Any]
+) -> str:
+    """R = "PAI-MAC-V2-REPLY" LF pattern LF kid LF nonce LF request-mac LF JCS(reply without "mac")
+
+    ``pattern``, ``kid``, ``nonce`` and ``request_mac`` are those of the request the reply answers."""
+    return "\n".join([REPLY_MAC_PREFIX, pattern, kid, nonce, request_mac, canonical_json(reply_without_mac)])
 
 
 def _hmac_hex(key: bytes, text: str) -> str:
@@ -379,20 +400,24 @@ def sign_request(
     ts = int(time.time() * 1000) if ts is None else int(ts)
     nonce = new_nonce() if nonce is None else nonce
     mac = _hmac_hex(key, request_mac_input(pattern, kid, ts, nonce, payload))
-    return {"v": 1, "kid": kid, "ts": ts, "nonce": nonce, "payload": payload, "mac": mac}
+    return {"v": PROTOCOL_VERSION, "kid": kid, "ts": ts, "nonce": nonce, "payload": payload, "mac": mac}
 
 
-def reply_mac_matches(key: bytes, pattern: str, kid: str, nonce: str, reply: Any) -> bool:
+def _is_mac_hex(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def reply_mac_matches(key: bytes, pattern: str, kid: str, nonce: str, request_mac: str, reply: Any) -> bool:
     """True when ``reply`` (a decoded reply object, ``mac`` included) carries the right MAC for the
-    request (pattern, kid, nonce). Compared in constant time."""
-    if not isinstance(reply, dict):
+    request (pattern, kid, nonce, and the request's own mac). Compared in constant time."""
+    if not isinstance(reply, dict) or not _is_mac_hex(request_mac):
         return False
     mac = reply.get("mac")
-    if not isinstance(mac, str) or len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+    if not _is_mac_hex(mac):
         return False
     body = {name: value for name, value in reply.items() if name != "mac"}
     try:
-        expected = _hmac_hex(key, reply_mac_input(pattern, kid, nonce, body))
+        expected = _hmac_hex(key, reply_mac_input(pattern, kid, nonce, request_mac, body))
     except (ValueError, TypeError):
         return False  # no canonical form (e.g. a lone surrogate): it cannot carry a good MAC
     return hmac.compare_digest(expected, mac)
@@ -618,11 +643,40 @@ def is_safe_to_repeat(pattern: str, payload: Dict[str, Any]) -> bool:
     return False
 
 
+# How many times a verified REPLAY of a request safe to repeat is answered by sending it again.
+REPLAY_REFETCHES = 2
+
+
+def _claimed_code(reply: Any) -> Optional[str]:
+    """The error code an unverified reply claims, if it has the form of one (anything else a
+    forger wrote stays out of messages and terminals)."""
+    error = reply.get("error") if isinstance(reply, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and 1 <= len(code) <= 32 and all(c == "_" or "A" <= c <= "Z" for c in code):
+        return code
+    return None
+
+
+def _key_hint(claimed: Optional[str], kid: str) -> str:
+    """A misconfigured key shows up as unsigned MAC_INVALID or UNKNOWN_KEY replies: say so."""
+    if claimed in (ErrorCode.MAC_INVALID, ErrorCode.UNKNOWN_KEY):
+        return "; if this persists, check that key id \"%s\" and its secret match the service's PAI_MAC_KEYS" % kid
+    return ""
+
+
 class PaiClient:
-    """Calls the PAI service: signs every request, verifies every reply's MAC, and turns error
-    replies into PaiServiceError. On STALE it learns the clock offset from the (verified)
-    ``serverTime`` and retries once with a new nonce; the machine's clock is never changed.
-    A request safe to repeat (``is_safe_to_repeat``) whose connection broke is sent again, as a
+    """Calls the PAI service: signs every request, verifies every reply's MAC against the request
+    it answers, and turns error replies into PaiServiceError.
+
+    What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
+    outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
+    may have run); it is never repeated. A verified REPLAY to a nonce drawn here means another copy
+    of this very message was accepted and ran: a request safe to repeat (``is_safe_to_repeat``) is
+    sent again as a new message, whose reply is the result not seen here (a create with a
+    ``reference`` then answers ``created: false`` with its transaction), up to ``REPLAY_REFETCHES``
+    times; any other is PaiReplayError, "executed once, result unseen". On STALE it learns the
+    clock offset from the verified ``serverTime`` and retries once with a new nonce; the machine's
+    clock is never changed. A request safe to repeat whose connection broke is sent again, as a
     new signed message on a new connection, up to ``connection_retries`` times: behind a load
     balancer it lands on another instance. Timeouts are never repeated (the request may still run).
 
@@ -693,7 +747,7 @@ class PaiClient:
         attempt = 0
         while True:
             try:
-                return self._send_adjusting_clock(pattern, payload)
+                return self._send_refetching_replays(pattern, payload)
             except PaiConnectionError:
                 if attempt >= self.connection_retries or not is_safe_to_repeat(pattern, payload):
                     raise
@@ -701,6 +755,26 @@ class PaiClient:
             # A pause lets a balancer notice a dead instance and a restarting one come back.
             time.sleep(delay)
             delay *= 2
+
+    def _send_refetching_replays(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+        """A verified REPLAY to a nonce drawn here: a copy of this very message was accepted first
+        (sent by whoever copied it off the wire) and ran. A request safe to repeat is sent again as
+        a new message, whose reply is the result this client did not see; another is reported as
+        run."""
+        refetch = 0
+        while True:
+            try:
+                return self._send_adjusting_clock(pattern, payload)
+            except PaiServiceError as error:
+                if error.code != ErrorCode.REPLAY:
+                    raise
+                if refetch >= REPLAY_REFETCHES or not is_safe_to_repeat(pattern, payload):
+                    raise PaiReplayError(
+                        "another copy of this %s message was accepted first: executed once, result unseen "
+                        "here; do not send it again blindly" % pattern,
+                        error.details,
+                    ) from None
+            refetch += 1
 
     def _send_adjusting_clock(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
         try:
@@ -720,8 +794,10 @@ class PaiClient:
         return sign_request(self._key, self.kid, pattern, payload, ts=ts)
 
     def send_signed(self, pattern: str, envelope: Dict[str, Any]) -> Dict[str, Any]:
-        """Sends an envelope as it is (no STALE retry) and returns the verified reply's payload.
-        The reply is checked against the envelope's ``nonce`` and this client's key."""
+        """Sends an envelope as it is, once, and returns the verified reply's payload. The reply is
+        checked against the envelope's ``kid``, ``nonce`` and ``mac`` and this client's key. Every
+        verified error, REPLAY included, is raised as it came: only the caller knows whether the
+        envelope's nonce was drawn fresh, which is what a REPLAY's meaning rests on."""
         message_id = str(uuid.uuid4())
         frame = encode_frame({"pattern": pattern, "data": envelope, "id": message_id})
         connection = self._connected()
@@ -730,18 +806,25 @@ class PaiClient:
             kind, reply = future.result(self.timeout)
         except FutureTimeoutError:
             connection.forget(message_id)
-            raise PaiTimeoutError("no reply to %s in time" % pattern) from None
+            raise PaiTimeoutError("no reply to %s in time: the request may still run or have run" % pattern) from None
         if kind == "empty":
             raise PaiConnectionError("%s: the service ended the request without a reply" % pattern)
-        nonce = envelope.get("nonce")
-        if not isinstance(nonce, str) or not reply_mac_matches(self._key, pattern, self.kid, nonce, reply):
-            claimed = None
-            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
-                claimed = reply["error"].get("code")
-            message = "reply MAC missing or wrong"
-            if isinstance(claimed, str):
-                message += " (it claims %s, not trusted)" % claimed
-            raise PaiReplyUnverifiedError(message, {"claimedCode": claimed})
+        kid, nonce, request_mac = envelope.get("kid"), envelope.get("nonce"), envelope.get("mac")
+        if not (
+            isinstance(kid, str)
+            and isinstance(nonce, str)
+            and reply_mac_matches(self._key, pattern, kid, nonce, request_mac, reply)
+        ):
+            claimed = _claimed_code(reply)
+            raise PaiReplyUnverifiedError(
+                "the reply to %s carries no valid MAC%s: unverified, so the request may or may not have run%s"
+                % (
+                    pattern,
+                    " (it claims %s)" % claimed if claimed else "",
+                    _key_hint(claimed, kid if isinstance(kid, str) else self.kid),
+                ),
+                {"claimedCode": claimed},
+            )
         if kind == "response" and reply.get("ok") is True:
             result = reply.get("payload")
             return result if isinstance(result, dict) else {}

@@ -40,7 +40,12 @@ from pai_client import (  # noqa: E402
 )
 
 VENDORED_VECTORS = os.path.join(ROOT, "test", "fixtures", "protocol-vectors.json")
-SHARED_VECTORS = os.path.join(ROOT, "..", "shared", "protocol-vectors.json")
+# Beside the checkout (../shared), or beside the directory of worktrees (../../shared).
+SHARED_VECTORS = next(
+    (path for path in (os.path.join(ROOT, up, "shared", "protocol-vectors.json") for up in ("..", "../.."))
+     if os.path.exists(path)),
+    os.path.join(ROOT, "..", "shared", "protocol-vectors.json"),
+)
 MAIN_JS = os.path.join(ROOT, "dist", "src", "main.js")
 E2E_REQUIRED = os.environ.get("PAI_PYTHON_E2E_REQUIRED") == "1"
 
@@ -79,6 +84,8 @@ class ProtocolVectorTest(unittest.TestCase):
         for vector in self.vectors["requests"]:
             envelope = vector["envelope"]
             with self.subTest(pattern=vector["pattern"], nonce=envelope["nonce"]):
+                self.assertEqual(envelope["v"], 2)
+                self.assertTrue(vector["macInput"].startswith("PAI-MAC-V2\n"))
                 text = request_mac_input(
                     vector["pattern"], envelope["kid"], envelope["ts"], envelope["nonce"], envelope["payload"]
                 )
@@ -97,17 +104,37 @@ class ProtocolVectorTest(unittest.TestCase):
         for vector in self.vectors["replies"]:
             reply = vector["reply"]
             key = self.key(vector["kid"])
-            args = (vector["pattern"], vector["kid"], vector["requestNonce"])
-            with self.subTest(pattern=vector["pattern"]):
+            pattern, kid, nonce, request_mac = (
+                vector["pattern"], vector["kid"], vector["requestNonce"], vector["requestMac"]
+            )
+            args = (pattern, kid, nonce, request_mac)
+            with self.subTest(pattern=pattern):
                 body = {name: value for name, value in reply.items() if name != "mac"}
                 self.assertEqual(reply_mac_input(*args, body), vector["macInput"])
+                self.assertTrue(vector["macInput"].startswith("PAI-MAC-V2-REPLY\n"))
                 self.assertTrue(reply_mac_matches(key, *args, reply))
                 tampered = dict(reply, ts=reply["ts"] + 1)
                 self.assertFalse(reply_mac_matches(key, *args, tampered))
-                self.assertFalse(reply_mac_matches(key, vector["pattern"], vector["kid"], "another-nonce-000", reply))
-                self.assertFalse(reply_mac_matches(key, "system.other", vector["kid"], vector["requestNonce"], reply))
+                self.assertFalse(reply_mac_matches(key, pattern, kid, "another-nonce-000", request_mac, reply))
+                self.assertFalse(reply_mac_matches(key, "system.other", kid, nonce, request_mac, reply))
+                # The same pattern, kid and nonce but another request MAC: the reply to a
+                # tampered copy of the request does not verify for the genuine one.
+                other_mac = ("0" if request_mac[0] != "0" else "1") + request_mac[1:]
+                self.assertFalse(reply_mac_matches(key, pattern, kid, nonce, other_mac, reply))
+                self.assertFalse(reply_mac_matches(key, pattern, kid, nonce, request_mac.upper(), reply))
                 self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=None)))
                 self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=reply["mac"].upper())))
+
+    def test_reply_vectors_answer_request_vectors(self):
+        # Each reply vector's request is one of the request vectors: its MAC is that request's.
+        requests = {
+            (v["pattern"], v["envelope"]["kid"], v["envelope"]["nonce"]): v["envelope"]["mac"]
+            for v in self.vectors["requests"]
+        }
+        for vector in self.vectors["replies"]:
+            with self.subTest(pattern=vector["pattern"]):
+                key = (vector["pattern"], vector["kid"], vector["requestNonce"])
+                self.assertEqual(requests.get(key), vector["requestMac"])
 
 
 # --- canonical form ---------------------------------------------------------------------------
@@ -391,10 +418,17 @@ class ScriptedPeer:
 KEY = os.urandom(32)
 
 
-def signed_reply(request, body, key=KEY, nonce=None, pattern=None):
+def signed_reply(request, body, key=KEY, nonce=None, pattern=None, request_mac=None):
     envelope = request["data"]
     mac = pai_client._hmac_hex(
-        key, reply_mac_input(pattern or request["pattern"], envelope["kid"], nonce or envelope["nonce"], body)
+        key,
+        reply_mac_input(
+            pattern or request["pattern"],
+            envelope["kid"],
+            nonce or envelope["nonce"],
+            request_mac or envelope["mac"],
+            body,
+        ),
     )
     return dict(body, mac=mac)
 
@@ -637,6 +671,234 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(client.clock_offset_ms, 0)
 
 
+def error_reply(request, code, signed=True, **extra):
+    body = {"ok": False, "ts": 1, "error": dict({"code": code, "message": code.lower()}, **extra)}
+    return [{"err": signed_reply(request, body) if signed else dict(body, mac=None), "isDisposed": True}]
+
+
+SAFE_TO_REPEAT = [
+    ("system.ping", {}),
+    ("users.me", {"token": "t" * 43}),
+    ("transactions.list", {"token": "t" * 43, "limit": 5}),
+    ("auth.logout", {"token": "t" * 43}),
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00", "reference": "order:1"}),
+]
+NOT_SAFE_TO_REPEAT = [
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00"}),
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00", "reference": ""}),
+    ("auth.login", {"username": "alice", "password": "secret pw"}),
+    ("auth.register", {"username": "alice", "password": "secret pw"}),
+]
+
+
+class ReplayTest(unittest.TestCase):
+    """A verified REPLAY to a nonce the client drew: a copy of this very message ran first."""
+
+    def client(self, respond, **options):
+        peer = ScriptedPeer(respond)
+        self.addCleanup(peer.close)
+        client = PaiClient("127.0.0.1", peer.port, kid="default", secret=KEY, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_a_create_with_a_reference_fetches_its_result_by_sending_it_again(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            if len(calls) == 1:
+                return error_reply(request, "REPLAY")
+            return ok(request, {"transaction": {"id": "9", "reference": "order:1"}, "created": False})
+
+        clock = iter(range(1_764_288_000_000, 1_764_288_100_000, 1000))
+        client = self.client(respond, now=lambda: float(next(clock)))
+        payload = {"token": "t" * 43, "amount": "5.00", "reference": "order:1"}
+        reply = client.send("transactions.create", payload)
+        self.assertEqual(reply, {"transaction": {"id": "9", "reference": "order:1"}, "created": False})
+        first, again = (call["data"] for call in calls)
+        # A new message: a fresh nonce and ts, the same request.
+        self.assertNotEqual(again["nonce"], first["nonce"])
+        self.assertGreater(again["ts"], first["ts"])
+        self.assertEqual(again["payload"], payload)
+        self.assertEqual(again, sign_request(KEY, "default", "transactions.create", payload,
+                                             ts=again["ts"], nonce=again["nonce"]))
+
+    def test_every_request_safe_to_repeat_is_sent_again(self):
+        for pattern, payload in SAFE_TO_REPEAT:
+            calls = []
+
+            def respond(request, calls=calls):
+                calls.append(request["data"]["nonce"])
+                return error_reply(request, "REPLAY") if len(calls) == 1 else ok(request, {"n": len(calls)})
+
+            with self.subTest(pattern=pattern, payload=payload):
+                self.assertEqual(self.client(respond).send(pattern, payload), {"n": 2})
+                self.assertEqual(len(set(calls)), 2)
+
+    def test_a_request_not_safe_to_repeat_is_reported_as_executed_once_result_unseen(self):
+        for pattern, payload in NOT_SAFE_TO_REPEAT:
+            calls = []
+
+            def respond(request, calls=calls):
+                calls.append(request)
+                return error_reply(request, "REPLAY")
+
+            with self.subTest(pattern=pattern, payload=payload):
+                with self.assertRaises(pai_client.PaiReplayError) as caught:
+                    self.client(respond).send(pattern, payload)
+                error = caught.exception
+                self.assertIsInstance(error, PaiServiceError)
+                self.assertEqual(error.code, ErrorCode.REPLAY)
+                self.assertIs(error.executed, True)
+                self.assertIs(error.details["executed"], True)
+                self.assertIn("executed once, result unseen", error.message)
+                self.assertIn(pattern, error.message)
+                self.assertEqual(len(calls), 1)  # never sent again
+
+    def test_refetches_are_bounded(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return error_reply(request, "REPLAY")
+
+        with self.assertRaises(pai_client.PaiReplayError) as caught:
+            self.client(respond).send("users.me", {"token": "t" * 43})
+        self.assertIs(caught.exception.details["executed"], True)
+        self.assertEqual(len(calls), 1 + pai_client.REPLAY_REFETCHES)
+        self.assertEqual(pai_client.REPLAY_REFETCHES, 2)
+        self.assertEqual(len({call["data"]["nonce"] for call in calls}), 3)
+
+    def test_an_unverified_replay_is_not_taken_as_executed_nor_acted_on(self):
+        for pattern, payload in SAFE_TO_REPEAT[-1:] + NOT_SAFE_TO_REPEAT[:1]:
+            for forged in ("unsigned", "wrong key", "another request's mac"):
+                calls = []
+
+                def respond(request, calls=calls, forged=forged):
+                    calls.append(request)
+                    if forged == "unsigned":
+                        return error_reply(request, "REPLAY", signed=False)
+                    body = {"ok": False, "ts": 1, "error": {"code": "REPLAY", "message": "replay"}}
+                    if forged == "wrong key":
+                        return [{"err": signed_reply(request, body, key=os.urandom(32)), "isDisposed": True}]
+                    # What the service signs for a tampered copy sent under the same nonce.
+                    return [{"err": signed_reply(request, body, request_mac="ab" * 32), "isDisposed": True}]
+
+                with self.subTest(pattern=pattern, forged=forged):
+                    with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                        self.client(respond).send(pattern, payload)
+                    error = caught.exception
+                    self.assertNotIn("executed", error.details)
+                    self.assertEqual(error.details["claimedCode"], "REPLAY")
+                    self.assertIn("may or may not have run", error.message)
+                    self.assertEqual(len(calls), 1)
+
+    def test_send_signed_reports_replay_as_it_came(self):
+        # Only the caller of send_signed knows whether the envelope's nonce was fresh.
+        client = self.client(lambda request: error_reply(request, "REPLAY"))
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("transactions.create", client.sign("transactions.create", {"amount": "1.00"}))
+        self.assertNotIsInstance(caught.exception, pai_client.PaiReplayError)
+        self.assertEqual(caught.exception.code, ErrorCode.REPLAY)
+        self.assertNotIn("executed", caught.exception.details)
+
+    def test_a_replay_after_a_stale_retry_is_refetched_too(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            if len(calls) == 1:
+                return error_reply(request, "STALE", serverTime=int(time.time() * 1000))
+            return error_reply(request, "REPLAY") if len(calls) == 2 else ok(request, {"n": len(calls)})
+
+        self.assertEqual(self.client(respond).send("system.ping", {}), {"n": 3})
+        self.assertEqual(len({call["data"]["nonce"] for call in calls}), 3)
+
+
+class UnverifiedReplyTest(unittest.TestCase):
+    """An unverified reply proves nothing: its outcome is unknown, and it is never acted on."""
+
+    def client(self, respond, **options):
+        peer = ScriptedPeer(respond)
+        self.addCleanup(peer.close)
+        client = PaiClient("127.0.0.1", peer.port, kid="the-kid", secret=KEY, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_the_message_says_the_outcome_is_unknown_and_hints_at_the_key_for_key_codes(self):
+        for code in (ErrorCode.MAC_INVALID, ErrorCode.UNKNOWN_KEY):
+            with self.subTest(code=code):
+                calls = []
+
+                def respond(request, calls=calls, code=code):
+                    calls.append(request)
+                    return error_reply(request, code, signed=False)
+
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(respond).send("transactions.create", {"token": "t" * 43, "amount": "1.00"})
+                message = caught.exception.message
+                self.assertIn("unverified", message)
+                self.assertIn("may or may not have run", message)
+                self.assertIn(code, message)
+                self.assertIn('key id "the-kid"', message)
+                self.assertIn("PAI_MAC_KEYS", message)
+                self.assertEqual(len(calls), 1)
+
+    def test_other_claims_get_no_key_hint(self):
+        for code in ("INVALID_CREDENTIALS", "UNAUTHENTICATED", "BAD_REQUEST"):
+            with self.subTest(code=code):
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(lambda request, code=code: error_reply(request, code, signed=False)).send(
+                        "auth.login", {"username": "alice", "password": "secret pw"}
+                    )
+                self.assertIn("may or may not have run", caught.exception.message)
+                self.assertNotIn("PAI_MAC_KEYS", caught.exception.message)
+
+    def test_a_claimed_code_not_of_the_form_of_one_is_not_repeated(self):
+        forged = "PWNED\x1b[2J; run rm -rf"
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            self.client(lambda request: error_reply(request, forged, signed=False)).send("system.ping", {})
+        self.assertNotIn("PWNED", caught.exception.message)
+        self.assertIsNone(caught.exception.details["claimedCode"])
+
+    def test_a_reply_signed_for_a_tampered_copy_is_unverified(self):
+        # Same pattern, kid and nonce, but bound to another request MAC: the service's signed
+        # answer to a copy of the request that someone altered before it arrived.
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ok(request, {"transaction": {"id": "1"}, "created": True}, request_mac="cd" * 32)
+
+        with self.assertRaises(PaiReplyUnverifiedError):
+            self.client(respond).send("transactions.create", {"token": "t" * 43, "amount": "1.00", "reference": "r"})
+        self.assertEqual(len(calls), 1)
+
+    def test_an_unverified_reply_to_a_safe_request_is_not_repeated_either(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return error_reply(request, "UNAVAILABLE", signed=False)
+
+        with self.assertRaises(PaiReplyUnverifiedError):
+            self.client(respond, connection_retry_delay=0.01).send("system.ping", {})
+        self.assertEqual(len(calls), 1)
+
+    def test_a_reply_that_is_not_an_object_is_unverified(self):
+        for reply in ("There is no matching message handler", 42, None, ["ok"]):
+            with self.subTest(reply=reply):
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(lambda request, reply=reply: [{"err": reply, "isDisposed": True}]
+                                if reply else [{"response": reply, "isDisposed": True}]).send("system.ping", {})
+                self.assertIn("may or may not have run", caught.exception.message)
+
+    def test_a_timeout_says_the_request_may_have_run(self):
+        with self.assertRaises(PaiTimeoutError) as caught:
+            self.client(lambda request: None, timeout=0.2).send("system.ping", {})
+        self.assertIn("may still run or have run", caught.exception.message)
+
+
 class KeysTest(unittest.TestCase):
     def test_env_keys(self):
         secret = random_secret()
@@ -721,6 +983,84 @@ def require_service(case):
         raise unittest.SkipTest(message)
 
 
+def exchange(port, message):
+    """Sends one message on a connection of its own; returns the packet that answers it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(encode_frame(message))
+        decoder = FrameDecoder()
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                raise AssertionError("connection closed without a reply")
+            for packet in decoder.feed(data):
+                if packet.get("id") == message["id"] and ("response" in packet or packet.get("err")):
+                    return packet
+
+
+class OnPathPeer:
+    """Someone on the path between a client and the service, without the key: forwards every frame
+    both ways, lets ``before_forwarding(message)`` act on each request first (send copies of it
+    ahead, say) and ``replace_reply(packet)`` change what goes back. ``forwarded`` holds the
+    requests passed on, ``replies`` the service's packets as they came."""
+
+    def __init__(self, service_port, before_forwarding=None, replace_reply=None):
+        self.service_port = service_port
+        self.before_forwarding = before_forwarding or (lambda message: None)
+        self.replace_reply = replace_reply or (lambda packet: packet)
+        self.forwarded = []
+        self.replies = []
+        self.sockets = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.service_port), timeout=30)
+            self.sockets += [conn, upstream]
+            threading.Thread(target=self.pump, args=(conn, upstream, self.requests), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, conn, self.answers), daemon=True).start()
+
+    def requests(self, message):
+        self.before_forwarding(message)
+        self.forwarded.append(message)
+        return message
+
+    def answers(self, packet):
+        self.replies.append(packet)
+        return self.replace_reply(packet)
+
+    @staticmethod
+    def pump(source, sink, handle):
+        decoder = FrameDecoder()
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                for message in decoder.feed(data):
+                    sink.sendall(encode_frame(handle(message)))
+        except OSError:
+            pass
+        finally:
+            for conn in (source, sink):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+        for conn in self.sockets:
+            conn.close()
+
+
 class EndToEndTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -799,7 +1139,7 @@ class EndToEndTest(unittest.TestCase):
 
     def test_second_key(self):
         # A client on another kid, with the wrong secret for it: the service answers MAC_INVALID
-        # signed with its real key, which this client cannot verify.
+        # unsigned (the request's MAC did not verify), which proves nothing.
         client = self.client(kid="other", secret=random_secret())
         with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send("system.ping", {})
@@ -838,31 +1178,135 @@ class EndToEndTest(unittest.TestCase):
         self.assertIs(replies[0]["response"]["ok"], True)
         refused = replies[1]["err"]
         self.assertTrue(reply_mac_matches(base64.b64decode(self.secret), "transactions.create", "default",
-                                          envelope["nonce"], refused))
+                                          envelope["nonce"], envelope["mac"], refused))
         self.assertEqual(refused["error"]["code"], ErrorCode.REPLAY)
         me = self.client().send("users.me", {"token": token})
         self.assertEqual(me["transactionCount"], 1)
 
     def test_tampered_requests_are_refused(self):
+        # The service's refusal is unsigned (the MAC did not verify): the client reports it as
+        # unverified, claiming MAC_INVALID, and it runs nothing.
         client = self.client()
         _, token = self.new_user(client)
         envelope = client.sign("transactions.create", {"token": token, "amount": "1.00"})
         tampered = dict(envelope, payload=dict(envelope["payload"], amount="1000.00"))
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("transactions.create", tampered)
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         # Moved to another pattern.
         envelope = client.sign("users.me", {"token": token})
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("auth.logout", envelope)
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         # A flipped MAC digit.
         envelope = client.sign("system.ping", {})
         flipped = envelope["mac"][:-1] + ("0" if envelope["mac"][-1] != "0" else "1")
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("system.ping", dict(envelope, mac=flipped))
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         self.assertEqual(client.send("users.me", {"token": token})["transactionCount"], 0)
+
+    def through(self, peer, **options):
+        self.addCleanup(peer.close)
+        options.setdefault("kid", "default")
+        options.setdefault("secret", self.secret)
+        client = PaiClient("127.0.0.1", peer.port, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def copy_sent_first(self, tamper=None):
+        """A ``before_forwarding`` that sends a copy of the first create ahead of it, exactly as
+        it is or changed by ``tamper``; the copy and its reply land in the returned list."""
+        copies = []
+
+        def before_forwarding(message):
+            if message["pattern"] == "transactions.create" and not copies:
+                copy = dict(message, id="copy-" + message["id"])
+                if tamper is not None:
+                    copy["data"] = tamper(copy["data"])
+                copies.append((copy, exchange(self.service.port, copy)))
+
+        return copies, before_forwarding
+
+    def creates(self, peer):
+        return [message for message in peer.forwarded if message["pattern"] == "transactions.create"]
+
+    def reply_to(self, peer, message):
+        return next(packet for packet in peer.replies
+                    if packet.get("id") == message["id"] and ("response" in packet or packet.get("err")))
+
+    def test_a_create_with_a_reference_copied_ahead_is_answered_with_its_result(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first()
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        payload = {"token": token, "amount": "7.25", "reference": "copied:1", "description": "copied ahead"}
+        reply = self.through(peer).send("transactions.create", payload)
+
+        [(copy, copy_reply)] = copies
+        first, again = self.creates(peer)
+        # The copy was the client's own signed message, and it ran first.
+        self.assertEqual(copy["data"], first["data"])
+        self.assertTrue(copy_reply["response"]["payload"]["created"])
+        # The client's message got a REPLAY signed for it, and the client sent the request
+        # again as a new message (fresh nonce and ts), whose reply is the copy's result.
+        refused = self.reply_to(peer, first)["err"]
+        self.assertEqual(refused["error"]["code"], ErrorCode.REPLAY)
+        self.assertTrue(reply_mac_matches(base64.b64decode(self.secret), "transactions.create", "default",
+                                          first["data"]["nonce"], first["data"]["mac"], refused))
+        self.assertNotEqual(again["data"]["nonce"], first["data"]["nonce"])
+        self.assertEqual(again["data"]["payload"], payload)
+        self.assertIs(reply["created"], False)
+        self.assertEqual(reply["transaction"], copy_reply["response"]["payload"]["transaction"])
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
+
+    def test_a_create_without_a_reference_copied_ahead_is_reported_as_executed(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first()
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        with self.assertRaises(pai_client.PaiReplayError) as caught:
+            self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        self.assertIs(caught.exception.details["executed"], True)
+        self.assertIn("executed once, result unseen", caught.exception.message)
+        [(copy, copy_reply)] = copies
+        self.assertTrue(copy_reply["response"]["payload"]["created"])
+        self.assertEqual([message["data"] for message in self.creates(peer)], [copy["data"]])  # not sent again
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
+
+    def test_a_tampered_copy_ahead_does_not_spoil_the_genuine_request(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first(
+            tamper=lambda data: dict(data, payload=dict(data["payload"], amount="999.00"))
+        )
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        reply = self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        [(_, copy_reply)] = copies
+        self.assertIsNone(copy_reply["err"]["mac"])  # refused unsigned, its nonce not recorded
+        self.assertEqual(copy_reply["err"]["error"]["code"], ErrorCode.MAC_INVALID)
+        self.assertIs(reply["created"], True)
+        self.assertEqual(reply["transaction"]["amount"], "7.25")
+        self.assertEqual(len(self.creates(peer)), 1)
+
+    def test_a_refusal_put_in_place_of_the_reply_is_unverified_and_the_request_ran(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first(
+            tamper=lambda data: dict(data, payload=dict(data["payload"], amount="999.00"))
+        )
+
+        def replace_reply(packet):
+            # The service's own unsigned MAC_INVALID, got for the tampered copy, in place of the
+            # genuine reply to the create.
+            if copies and packet.get("id") == copies[0][0]["id"][len("copy-"):] and "response" in packet:
+                return dict(copies[0][1], id=packet["id"])
+            return packet
+
+        peer = OnPathPeer(self.service.port, before_forwarding, replace_reply)
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
+        self.assertIn("may or may not have run", caught.exception.message)
+        self.assertTrue(self.reply_to(peer, self.creates(peer)[0])["response"]["payload"]["created"])
+        self.assertEqual(len(self.creates(peer)), 1)  # not sent again
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
 
     def test_service_computes_the_same_canonical_form(self):
         # The service checks the MAC over its own JCS of what it parsed: astral keys, escapes
