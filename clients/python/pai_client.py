@@ -23,6 +23,7 @@ import secrets
 import selectors
 import socket
 import ssl
+import stat
 import sys
 import threading
 import time
@@ -864,6 +865,112 @@ class PaiClient:
 
 
 # --- command line -----------------------------------------------------------------------------
+#
+# The session is kept as the Node CLI keeps it (src/cli/session-file.ts): the same file, the same
+# fields, the same rules, so either CLI can use a session the other saved.
+
+_SESSION_FIELDS = ("server", "username", "userId", "token", "expiresAt")
+
+
+class CliError(Exception):
+    """A failure the command-line client finds on its own; its message is fit to show."""
+
+
+def session_file_path(env: Dict[str, str], option: Optional[str] = None) -> str:
+    """``--session``, else PAI_SESSION_FILE, else ``$XDG_STATE_HOME/pai/session.json``
+    (``~/.local/state/pai/session.json``): a session belongs to the person at the keyboard, not to
+    a service's data directory or to the directory the command happens to run in."""
+    chosen = option if option is not None else (env.get("PAI_SESSION_FILE") or None)
+    if chosen is not None:
+        return os.path.abspath(chosen)
+    state = env.get("XDG_STATE_HOME")
+    base = state if state and os.path.isabs(state) else os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "pai", "session.json")
+
+
+def write_session(path: str, session: Dict[str, str]) -> None:
+    """Written whole to a temporary file created 0600 beside the target, flushed, then renamed over
+    it: a reader sees the old session or the new one, never half of one, and the token is never in
+    a file others can read, whatever the umask or the old file's mode was."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    temporary = "%s.%d.%s.tmp" % (path, os.getpid(), secrets.token_hex(4))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, (json.dumps(session, indent=2) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _refuse_if_others_can_read(path: str, remedy: str) -> None:
+    # Same rule as the service's dev-secrets.json: refuse rather than use a secret that leaked.
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) and mode & 0o077:
+        raise CliError("%s is readable by other users; %s" % (path, remedy))
+
+
+def read_session(path: str) -> Optional[Dict[str, str]]:
+    """The saved session, or None when there is none; CliError when it is unsafe or not one."""
+    try:
+        _refuse_if_others_can_read(
+            path, "delete it (the token in it may have leaked: log in again) or run chmod 600 on it"
+        )
+        with open(path, encoding="utf-8") as handle:
+            session = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CliError("cannot read the session file %s (%s)" % (path, error.strerror or "error")) from None
+    except ValueError:
+        session = None
+    if not isinstance(session, dict) or not all(isinstance(session.get(name), str) for name in _SESSION_FIELDS):
+        raise CliError("%s is not a session file written by pai; delete it and log in again" % path)
+    return session
+
+
+def delete_session(path: str) -> bool:
+    """Deletes the saved session; False when there was none."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def read_token_file(path: str) -> str:
+    """The token in ``path`` (surrounding white space dropped). A regular file must not be
+    readable by others; a pipe (``--token-file <(pass show pai)``, ``/dev/stdin``) is fine."""
+    try:
+        _refuse_if_others_can_read(path, "run chmod 600 on it")
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable as UTF-8 text"
+        raise CliError("cannot read the token file %s (%s)" % (path, reason)) from None
+    if not token:
+        raise CliError("the token file %s is empty" % path)
+    return token
+
+
+def _refused_token_argument(argv: List[str]) -> bool:
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--token" or arg.startswith("--token="):
+            return True
+    return False
+
+
+_TOKEN_ON_COMMAND_LINE = (
+    "--token is refused: a token on the command line can be read by other users of this machine "
+    "(ps, /proc) and stays in shell history; `login` saves the session for the other commands, or "
+    "give the token in PAI_TOKEN or in a file with --token-file FILE"
+)
 
 
 def _password(args: Any) -> str:
@@ -875,48 +982,111 @@ def _password(args: Any) -> str:
     return getpass.getpass("password: ")
 
 
-def _token(args: Any) -> str:
-    token = args.token or os.environ.get("PAI_TOKEN")
-    if not token:
-        raise SystemExit("a session token is needed: --token or PAI_TOKEN (from `login`)")
-    return token
+class _Token:
+    """A session token and where it came from: only a token from the session file is the CLI's to
+    forget (after logout, or once the service says it is no longer valid)."""
+
+    def __init__(self, value: str, session_file: Optional[str]):
+        self.value = value
+        self.session_file = session_file
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _token(args: Any, env: Dict[str, str], server: str, session_file: str) -> _Token:
+    if args.token_file is not None:
+        return _Token(read_token_file(args.token_file), None)
+    if env.get("PAI_TOKEN"):
+        return _Token(env["PAI_TOKEN"], None)
+    session = read_session(session_file)
+    if session is None:
+        raise CliError(
+            "not logged in (no session in %s); run: python3 -m pai_client login <user>, "
+            "or give a token in PAI_TOKEN or with --token-file FILE" % session_file
+        )
+    # A bearer token goes only to the server that issued it.
+    if session["server"] != server:
+        raise CliError(
+            "the saved session is for %s, not %s; log in to this one with: python3 -m pai_client login <user>"
+            % (session["server"], server)
+        )
+    return _Token(session["token"], session_file)
+
+
+def _previous_session(session_file: str, server: str) -> Optional[Dict[str, str]]:
+    """A session saved for the same server, if there is a readable one; never an error."""
+    try:
+        session = read_session(session_file)
+    except (CliError, OSError):
+        return None
+    return session if session is not None and session["server"] == server else None
+
+
+def _parser(env: Dict[str, str]) -> Any:
     import argparse
 
+    # No abbreviations: an option that takes a secret or a file is never guessed from a prefix.
     parser = argparse.ArgumentParser(
         prog="python3 -m pai_client",
+        allow_abbrev=False,
         description="Talk to a PAI service. Keys come from PAI_MAC_KEYS (kid:base64secret,…), or "
-        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json.",
+        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json. `login` saves "
+        "the session token in a file only you can read; the other commands take it from there, from "
+        "PAI_TOKEN, or from --token-file FILE, never from the command line.",
     )
-    parser.add_argument("--host", default=os.environ.get("PAI_HOST") or "127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PAI_PORT") or 8080))
-    parser.add_argument("--kid", default=os.environ.get("PAI_KID"), help="key id (default: the first key)")
-    parser.add_argument("--ca", default=os.environ.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
+    parser.add_argument("--host", default=env.get("PAI_HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(env.get("PAI_PORT") or 8080))
+    parser.add_argument("--kid", default=env.get("PAI_KID"), help="key id (default: the first key)")
+    parser.add_argument("--ca", default=env.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 10)")
+    parser.add_argument(
+        "--session",
+        metavar="FILE",
+        help="session file (env PAI_SESSION_FILE, default $XDG_STATE_HOME/pai/session.json "
+        "or ~/.local/state/pai/session.json), shared with the Node CLI",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("ping", help="system.ping")
+    commands.add_parser("ping", help="system.ping", allow_abbrev=False)
     for name in ("register", "login"):
-        sub = commands.add_parser(name, help="auth.%s (password from the terminal or stdin)" % name)
+        sub = commands.add_parser(
+            name, help="auth.%s (password from the terminal or stdin)" % name, allow_abbrev=False
+        )
         sub.add_argument("username")
         sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        if name == "login":
+            sub.add_argument(
+                "--show-token",
+                action="store_true",
+                help="print the session token too (it is always saved in the session file)",
+            )
+    token_help = "read the session token from FILE (default: $PAI_TOKEN, else the session file)"
     for name, help_text in (("logout", "auth.logout"), ("me", "users.me")):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
-    pay = commands.add_parser("pay", help="transactions.create")
+        sub = commands.add_parser(name, help=help_text, allow_abbrev=False)
+        sub.add_argument("--token-file", metavar="FILE", help=token_help)
+    pay = commands.add_parser("pay", help="transactions.create", allow_abbrev=False)
     pay.add_argument("amount", help='decimal string, e.g. "12.50"')
-    pay.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    pay.add_argument("--token-file", metavar="FILE", help=token_help)
     pay.add_argument("--reference", help="idempotency key")
     pay.add_argument("--description")
-    history = commands.add_parser("history", help="transactions.list")
-    history.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    history = commands.add_parser("history", help="transactions.list", allow_abbrev=False)
+    history.add_argument("--token-file", metavar="FILE", help=token_help)
     history.add_argument("--limit", type=int)
     history.add_argument("--before")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = dict(os.environ if environ is None else environ)
+    # Before argparse, which would echo the value in its own error.
+    if _refused_token_argument(argv):
+        print("pai_client: %s" % _TOKEN_ON_COMMAND_LINE, file=sys.stderr)
+        return 2
+    args = _parser(env).parse_args(argv)
+    if args.session == "":
+        print("pai_client: --session must not be empty", file=sys.stderr)
+        return 2
 
     try:
-        keys = load_keys()
+        keys = load_keys(env)
     except ValueError as error:
         print("pai_client: %s" % error, file=sys.stderr)
         return 2
@@ -926,37 +1096,93 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     kid, secret = chosen[0]
 
-    if args.command == "ping":
-        pattern, payload = "system.ping", {}
-    elif args.command in ("register", "login"):
-        pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
-    elif args.command == "logout":
-        pattern, payload = "auth.logout", {"token": _token(args)}
-    elif args.command == "me":
-        pattern, payload = "users.me", {"token": _token(args)}
-    elif args.command == "pay":
-        payload = {"token": _token(args), "amount": args.amount}
-        if args.reference is not None:
-            payload["reference"] = args.reference
-        if args.description is not None:
-            payload["description"] = args.description
-        pattern = "transactions.create"
-    else:
-        payload = {"token": _token(args)}
-        if args.limit is not None:
-            payload["limit"] = args.limit
-        if args.before is not None:
-            payload["before"] = args.before
-        pattern = "transactions.list"
+    host = args.host
+    # The service's own PAI_HOST may be a wildcard listen address; connect to loopback then.
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    # As the Node CLI writes it: the server a saved session belongs to.
+    server = "[%s]:%d" % (host, args.port) if ":" in host else "%s:%d" % (host, args.port)
+    session_file = session_file_path(env, args.session)
+
+    token: Optional[_Token] = None
+    try:
+        if args.command in ("logout", "me", "pay", "history"):
+            token = _token(args, env, server, session_file)
+        if args.command == "ping":
+            pattern, payload = "system.ping", {}
+        elif args.command in ("register", "login"):
+            pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
+        elif args.command == "logout":
+            pattern, payload = "auth.logout", {"token": token.value}
+        elif args.command == "me":
+            pattern, payload = "users.me", {"token": token.value}
+        elif args.command == "pay":
+            payload = {"token": token.value, "amount": args.amount}
+            if args.reference is not None:
+                payload["reference"] = args.reference
+            if args.description is not None:
+                payload["description"] = args.description
+            pattern = "transactions.create"
+        else:
+            payload = {"token": token.value}
+            if args.limit is not None:
+                payload["limit"] = args.limit
+            if args.before is not None:
+                payload["before"] = args.before
+            pattern = "transactions.list"
+    except CliError as error:
+        print("pai_client: %s" % error, file=sys.stderr)
+        return 2
 
     try:
-        with PaiClient(args.host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
+        with PaiClient(host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
             reply = pai.send(pattern, payload)
+            if args.command == "login":
+                reply = _save_login(pai, reply, args, server, session_file)
     except PaiError as error:
+        if token is not None and token.session_file is not None and error.code == ErrorCode.UNAUTHENTICATED:
+            delete_session(token.session_file)
         print(json.dumps({"code": error.code, "message": error.message, **error.details}), file=sys.stderr)
         return 1
+    except (CliError, OSError) as error:
+        print("pai_client: %s" % error, file=sys.stderr)
+        return 2
+    if args.command == "logout" and token is not None and token.session_file is not None:
+        delete_session(token.session_file)
     print(json.dumps(reply, ensure_ascii=False))
     return 0
+
+
+def _save_login(pai: PaiClient, reply: Dict[str, Any], args: Any, server: str, session_file: str) -> Dict[str, Any]:
+    """Saves the session and returns what `login` prints: the token only when asked, since
+    printed it ends up in logs and terminal scrollback."""
+    previous = _previous_session(session_file, server)
+    write_session(
+        session_file,
+        {
+            "server": server,
+            "username": args.username,
+            "userId": reply["userId"],
+            "token": reply["token"],
+            "expiresAt": reply["expiresAt"],
+        },
+    )
+    if previous is not None and previous["token"] != reply["token"]:
+        # The replaced token would stay valid until it expires; revoke it, but a failure here
+        # (already expired, say) does not undo the login that succeeded.
+        try:
+            pai.send("auth.logout", {"token": previous["token"]})
+        except PaiError:
+            pass
+    shown = {
+        "userId": reply["userId"],
+        "username": args.username,
+        "expiresAt": reply["expiresAt"],
+        "sessionFile": session_file,
+    }
+    if args.show_token:
+        shown["token"] = reply["token"]
+    return shown
 
 
 if __name__ == "__main__":

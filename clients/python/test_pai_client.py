@@ -2,6 +2,8 @@
 scripted in-process peer, and end to end against the real service (node dist/src/main.js)."""
 
 import base64
+import contextlib
+import io
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import unittest.mock
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -899,6 +902,224 @@ class UnverifiedReplyTest(unittest.TestCase):
         self.assertIn("may still run or have run", caught.exception.message)
 
 
+class CliTest(unittest.TestCase):
+    """The command line's handling of session tokens, in process against a scripted peer that
+    records what it was sent."""
+
+    TOKEN = "tok-" + "A" * 39
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="pai-py-cli-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.session = os.path.join(self.home, "state", "pai", "session.json")
+        self.sent = []
+        self.answer = lambda request: None
+        peer = ScriptedPeer(self.respond)
+        self.addCleanup(peer.close)
+        self.server = "127.0.0.1:%d" % peer.port
+        self.env = {"PAI_MAC_KEYS": "default:" + base64.b64encode(KEY).decode(), "PAI_HOST": "127.0.0.1",
+                    "PAI_PORT": str(peer.port), "XDG_STATE_HOME": os.path.join(self.home, "state")}
+
+    def respond(self, request):
+        self.sent.append((request["pattern"], request["data"]["payload"]))
+        return self.answer(request) or ok(request, {"answered": request["pattern"]})
+
+    def run_cli(self, *argv, stdin="", **env):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                unittest.mock.patch("sys.stdin", io.StringIO(stdin)):
+            code = pai_client.main(list(argv), dict(self.env, **env))
+        return code, out.getvalue(), err.getvalue()
+
+    def save_session(self, mode=0o600, **fields):
+        session = dict({"server": self.server, "username": "alice", "userId": "7", "token": self.TOKEN,
+                        "expiresAt": "2030-01-01T00:00:00.000Z"}, **fields)
+        pai_client.write_session(self.session, session)
+        os.chmod(self.session, mode)
+        return session
+
+    def file_with(self, name, text, mode=0o600):
+        path = os.path.join(self.home, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def test_a_token_on_the_command_line_is_refused_and_not_echoed(self):
+        for argv in (["me", "--token", self.TOKEN], ["pay", "1.00", "--token=" + self.TOKEN],
+                     ["--token", self.TOKEN, "history"], ["logout", "--token=" + self.TOKEN]):
+            with self.subTest(argv=argv):
+                code, out, err = self.run_cli(*argv)
+                self.assertEqual(code, 2)
+                self.assertIn("--token is refused", err)
+                self.assertIn("ps", err)
+                self.assertIn("shell history", err)
+                self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_no_option_is_taken_from_a_prefix(self):
+        # --tok=… must not be read as --token-file (or anything else).
+        with self.assertRaises(SystemExit):
+            self.run_cli("me", "--tok=" + self.TOKEN)
+        self.assertEqual(self.sent, [])
+
+    def test_login_saves_the_session_0600_and_prints_no_token(self):
+        self.answer = lambda request: ok(request, {"token": self.TOKEN, "userId": "7",
+                                                   "expiresAt": "2030-01-01T00:00:00.000Z"})
+        self.addCleanup(os.umask, os.umask(0))  # the modes hold whatever the umask
+        code, out, err = self.run_cli("login", "alice", "--password-stdin", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out), {"userId": "7", "username": "alice",
+                                           "expiresAt": "2030-01-01T00:00:00.000Z", "sessionFile": self.session})
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(os.stat(self.session).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.session)).st_mode & 0o777, 0o700)
+        self.assertEqual(pai_client.read_session(self.session),
+                         {"server": self.server, "username": "alice", "userId": "7", "token": self.TOKEN,
+                          "expiresAt": "2030-01-01T00:00:00.000Z"})
+        self.assertEqual([name for name in os.listdir(os.path.dirname(self.session))], ["session.json"])
+
+    def test_login_shows_the_token_when_asked(self):
+        self.answer = lambda request: ok(request, {"token": self.TOKEN, "userId": "7", "expiresAt": "x"})
+        code, out, err = self.run_cli("login", "alice", "--password-stdin", "--show-token", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["token"], self.TOKEN)
+
+    def test_login_over_an_old_session_revokes_its_token(self):
+        self.save_session(token="old-token-" + "B" * 33)
+        self.answer = lambda request: (ok(request, {"token": self.TOKEN, "userId": "7", "expiresAt": "x"})
+                                       if request["pattern"] == "auth.login" else None)
+        code, _, err = self.run_cli("login", "alice", "--password-stdin", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent[1], ("auth.logout", {"token": "old-token-" + "B" * 33}))
+        self.assertEqual(pai_client.read_session(self.session)["token"], self.TOKEN)
+
+    def test_the_session_token_is_used_and_sent_only_to_its_server(self):
+        self.save_session()
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent, [("users.me", {"token": self.TOKEN})])
+        self.save_session(server="127.0.0.1:1")
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 2)
+        self.assertIn("the saved session is for 127.0.0.1:1", err)
+        self.assertEqual(len(self.sent), 1)
+
+    def test_the_session_file_is_found_as_the_node_cli_finds_it(self):
+        env = {"XDG_STATE_HOME": "/x/state"}
+        self.assertEqual(pai_client.session_file_path(env), "/x/state/pai/session.json")
+        self.assertEqual(pai_client.session_file_path(dict(env, PAI_SESSION_FILE="/y/s.json")), "/y/s.json")
+        self.assertEqual(pai_client.session_file_path(dict(env, PAI_SESSION_FILE="/y/s.json"), "/z/o.json"),
+                         "/z/o.json")
+        relative = pai_client.session_file_path({"XDG_STATE_HOME": "state"})
+        self.assertEqual(relative, os.path.join(os.path.expanduser("~"), ".local", "state", "pai", "session.json"))
+        other = os.path.join(self.home, "elsewhere.json")
+        self.save_session()
+        os.rename(self.session, other)
+        code, _, err = self.run_cli("--session", other, "me")
+        self.assertEqual(code, 0, err)
+        code, _, err = self.run_cli("history", PAI_SESSION_FILE=other)
+        self.assertEqual(code, 0, err)
+        self.assertEqual([payload["token"] for _, payload in self.sent], [self.TOKEN, self.TOKEN])
+
+    def test_a_session_file_others_can_read_is_refused(self):
+        self.save_session(mode=0o644)
+        code, out, err = self.run_cli("me")
+        self.assertEqual(code, 2)
+        self.assertIn("readable by other users", err)
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_file_that_is_not_a_session_is_refused(self):
+        for text in ("not json", "[]", '{"token": 1}'):
+            with self.subTest(text=text):
+                os.makedirs(os.path.dirname(self.session), exist_ok=True)
+                with open(os.open(self.session, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                    handle.write(text)
+                code, _, err = self.run_cli("me")
+                self.assertEqual(code, 2)
+                self.assertIn("not a session file", err)
+        self.assertEqual(self.sent, [])
+
+    def test_without_a_token_it_says_how_to_get_one(self):
+        code, _, err = self.run_cli("pay", "1.00")
+        self.assertEqual(code, 2)
+        self.assertIn("not logged in", err)
+        self.assertIn("PAI_TOKEN", err)
+        self.assertIn("--token-file", err)
+        self.assertEqual(self.sent, [])
+
+    def test_token_sources_in_order_token_file_then_env_then_session(self):
+        self.save_session(token="from-session")
+        token_file = self.file_with("token", "  from-file\n")
+        self.run_cli("me", "--token-file", token_file, PAI_TOKEN="from-env")
+        self.run_cli("me", PAI_TOKEN="from-env")
+        self.run_cli("me")
+        self.assertEqual([payload["token"] for _, payload in self.sent], ["from-file", "from-env", "from-session"])
+
+    def test_a_token_file_others_can_read_is_refused(self):
+        token_file = self.file_with("token", self.TOKEN, mode=0o644)
+        code, out, err = self.run_cli("me", "--token-file", token_file)
+        self.assertEqual(code, 2)
+        self.assertIn("readable by other users", err)
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_token_file_that_is_empty_or_missing_is_refused_plainly(self):
+        for path in (self.file_with("empty", " \n"), os.path.join(self.home, "missing")):
+            with self.subTest(path=path):
+                code, _, err = self.run_cli("me", "--token-file", path)
+                self.assertEqual(code, 2)
+                self.assertIn(path, err)
+                self.assertNotIn("Traceback", err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_token_file_may_be_a_pipe(self):
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"from-pipe\n")
+        os.close(write_end)
+        self.addCleanup(os.close, read_end)
+        code, _, err = self.run_cli("me", "--token-file", "/dev/fd/%d" % read_end)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent, [("users.me", {"token": "from-pipe"})])
+
+    def test_logout_deletes_the_session_it_used_and_only_that(self):
+        self.save_session()
+        code, _, err = self.run_cli("logout", PAI_TOKEN="from-env")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(os.path.exists(self.session))
+        code, _, err = self.run_cli("logout")
+        self.assertEqual(code, 0, err)
+        self.assertFalse(os.path.exists(self.session))
+        self.assertEqual(self.sent, [("auth.logout", {"token": "from-env"}), ("auth.logout", {"token": self.TOKEN})])
+
+    def test_a_verified_unauthenticated_forgets_the_session(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "UNAUTHENTICATED")
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 1)
+        self.assertEqual(json.loads(err)["code"], ErrorCode.UNAUTHENTICATED)
+        self.assertFalse(os.path.exists(self.session))
+
+    def test_an_unverified_unauthenticated_leaves_the_session_alone(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "UNAUTHENTICATED", signed=False)
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 1)
+        self.assertEqual(json.loads(err)["code"], ErrorCode.REPLY_UNVERIFIED)
+        self.assertTrue(os.path.exists(self.session))
+
+    def test_a_replay_error_reaches_the_terminal_with_executed(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "REPLAY")
+        code, _, err = self.run_cli("pay", "1.00")
+        self.assertEqual(code, 1)
+        reported = json.loads(err)
+        self.assertEqual((reported["code"], reported["executed"]), (ErrorCode.REPLAY, True))
+        self.assertIn("executed once, result unseen", reported["message"])
+        self.assertEqual(len(self.sent), 1)
+
+
 class KeysTest(unittest.TestCase):
     def test_env_keys(self):
         secret = random_secret()
@@ -1363,33 +1584,77 @@ class EndToEndTest(unittest.TestCase):
         self.assertLess(abs(reply["serverTime"] - time.time() * 1000), 60_000)
 
     def test_cli(self):
-        env = dict(os.environ, PAI_MAC_KEYS="default:" + self.secret, PAI_PORT=str(self.service.port),
-                   PAI_HOST="127.0.0.1", PYTHONPATH=HERE)
+        # Every command of the CLI against the service, the token never on a command line.
+        home = tempfile.mkdtemp(prefix="pai-py-cli-")
+        self.addCleanup(shutil.rmtree, home, True)
+        session = os.path.join(home, "state", "pai", "session.json")
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PAI_")}
+        env.update(PAI_MAC_KEYS="default:" + self.secret, PAI_PORT=str(self.service.port), PAI_HOST="127.0.0.1",
+                   PYTHONPATH=HERE, HOME=home, XDG_STATE_HOME=os.path.join(home, "state"))
         username = "cli_" + uuid.uuid4().hex[:10]
 
-        def run(*args, stdin=""):
+        def run(*args, stdin="", **extra_env):
             return subprocess.run([sys.executable, "-m", "pai_client", *args], input=stdin.encode(),
-                                  capture_output=True, env=env, timeout=60)
+                                  capture_output=True, env=dict(env, **extra_env), timeout=60)
 
         ping = run("ping")
         self.assertEqual(ping.returncode, 0, ping.stderr)
         self.assertIn("serverTime", json.loads(ping.stdout))
         registered = run("register", username, stdin="cli password 1\n")
         self.assertEqual(registered.returncode, 0, registered.stderr)
+        self.assertEqual(json.loads(registered.stdout)["username"], username)
+
         login = run("login", username, stdin="cli password 1\n")
         self.assertEqual(login.returncode, 0, login.stderr)
-        token = json.loads(login.stdout)["token"]
-        # A token may begin with "-": --token=… keeps argparse from reading it as an option.
-        paid = run("pay", "3.10", "--token=" + token, "--description", "ünï 😀")
+        shown = json.loads(login.stdout)
+        self.assertEqual(set(shown), {"userId", "username", "expiresAt", "sessionFile"})
+        self.assertEqual(shown["sessionFile"], session)
+        self.assertEqual(os.stat(session).st_mode & 0o777, 0o600)
+        with open(session, encoding="utf-8") as handle:
+            token = json.load(handle)["token"]
+        self.assertNotIn(token.encode(), login.stdout + login.stderr)
+
+        paid = run("pay", "3.10", "--description", "ünï 😀", "--reference", "cli:1")
         self.assertEqual(paid.returncode, 0, paid.stderr)
+        self.assertIs(json.loads(paid.stdout)["created"], True)
         self.assertEqual(json.loads(paid.stdout)["transaction"]["description"], "ünï 😀")
-        env["PAI_TOKEN"] = token
-        history = run("history")
+        again = run("pay", "3.10", "--description", "ünï 😀", "--reference", "cli:1")
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIs(json.loads(again.stdout)["created"], False)
+        history = run("history", "--limit", "5", PAI_TOKEN=token)
         self.assertEqual(history.returncode, 0, history.stderr)
         self.assertEqual([item["amount"] for item in json.loads(history.stdout)["items"]], ["3.10"])
-        refused = run("pay", "3", "--token=" + "x" * 30)
-        self.assertEqual(refused.returncode, 1)
-        self.assertEqual(json.loads(refused.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        token_file = os.path.join(home, "token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(token + "\n")
+        me = run("me", "--token-file", token_file)
+        self.assertEqual(me.returncode, 0, me.stderr)
+        self.assertEqual((json.loads(me.stdout)["username"], json.loads(me.stdout)["total"]), (username, "3.10"))
+
+        refused = run("me", "--token=" + token)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn(b"--token is refused", refused.stderr)
+        self.assertNotIn(token.encode(), refused.stdout + refused.stderr)
+
+        # A second login, its token shown on request, replaces the first and revokes it.
+        second = run("login", username, "--show-token", stdin="cli password 1\n")
+        self.assertEqual(second.returncode, 0, second.stderr)
+        second_token = json.loads(second.stdout)["token"]
+        self.assertNotEqual(second_token, token)
+        stale = run("me", PAI_TOKEN=token)
+        self.assertEqual(stale.returncode, 1)
+        self.assertEqual(json.loads(stale.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+
+        logout = run("logout")
+        self.assertEqual(logout.returncode, 0, logout.stderr)
+        self.assertEqual(json.loads(logout.stdout), {"revoked": True})
+        self.assertFalse(os.path.exists(session))
+        after = run("me", PAI_TOKEN=second_token)
+        self.assertEqual(after.returncode, 1)
+        self.assertEqual(json.loads(after.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        not_logged_in = run("me")
+        self.assertEqual(not_logged_in.returncode, 2)
+        self.assertIn(b"not logged in", not_logged_in.stderr)
 
 
 class TlsEndToEndTest(unittest.TestCase):
