@@ -1145,9 +1145,26 @@ class KeysTest(unittest.TestCase):
 # --- end to end against the real service ------------------------------------------------------
 
 
+# As for the jest suites: DATABASE_URL names a MySQL/MariaDB server on which every service started
+# here gets a fresh database of its own (dropped afterwards); unset, each gets an SQLite file.
+DATABASE_SERVER_URL = os.environ.get("DATABASE_URL") or None
+
+
+def mysql_admin(server_url, sql):
+    # Through node and the service's own mysql2: the standard library has no MySQL client.
+    script = (
+        "import { createConnection } from 'mysql2/promise';const u = new URL(process.argv[1]);"
+        "const c = await createConnection({ host: u.hostname, port: Number(u.port || 3306),"
+        " user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });"
+        "try { await c.query(process.argv[2]); } finally { await c.end(); }"
+    )
+    subprocess.run(["node", "--input-type=module", "-e", script, server_url, sql], cwd=ROOT, check=True,
+                   capture_output=True, timeout=60)
+
+
 class Service:
     """``node dist/src/main.js`` on a free port (PAI_PORT=0; the bound port is read from its
-    "listening on host:port" log line), in a temporary data directory."""
+    "listening on host:port" log line), in a temporary data directory, on a database of its own."""
 
     def __init__(self, env):
         self.data_dir = tempfile.mkdtemp(prefix="pai-py-e2e-")
@@ -1157,6 +1174,15 @@ class Service:
                 del full_env[name]
         full_env.update({"PAI_HOST": "127.0.0.1", "PAI_PORT": "0", "PAI_DATA_DIR": self.data_dir,
                          "PAI_BCRYPT_COST": "10", "NO_COLOR": "1"})
+        self.database = None
+        if DATABASE_SERVER_URL is not None:
+            import urllib.parse
+
+            self.database = "pai_py_e2e_" + uuid.uuid4().hex[:12]
+            mysql_admin(DATABASE_SERVER_URL,
+                        "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % self.database)
+            url = urllib.parse.urlsplit(DATABASE_SERVER_URL)._replace(path="/" + self.database)
+            full_env["DATABASE_URL"] = urllib.parse.urlunsplit(url)
         full_env.update(env)
         self.process = subprocess.Popen(
             ["node", MAIN_JS], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -1190,6 +1216,9 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.database is not None:
+            mysql_admin(DATABASE_SERVER_URL, "DROP DATABASE IF EXISTS `%s`" % self.database)
+            self.database = None
 
 
 def node_available():
