@@ -23,6 +23,7 @@ import secrets
 import selectors
 import socket
 import ssl
+import stat
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ __all__ = [
     "PaiTimeoutError",
     "PaiConnectionError",
     "PaiReplyUnverifiedError",
+    "PaiReplayError",
     "PaiClient",
     "canonical_json",
     "utf16_length",
@@ -47,14 +49,16 @@ __all__ = [
     "request_mac_input",
     "reply_mac_input",
     "sign_request",
+    "is_safe_to_repeat",
     "new_nonce",
     "reply_mac_matches",
     "parse_mac_keys",
     "load_keys",
 ]
 
-REQUEST_MAC_PREFIX = "PAI-MAC-V1"
-REPLY_MAC_PREFIX = "PAI-MAC-V1-REPLY"
+PROTOCOL_VERSION = 2
+REQUEST_MAC_PREFIX = "PAI-MAC-V2"
+REPLY_MAC_PREFIX = "PAI-MAC-V2-REPLY"
 DEFAULT_TIMEOUT = 10.0
 # The service refuses frames over PAI_MAX_MESSAGE_BYTES (at most 16 M); a reply claiming more
 # than this is a broken or hostile peer, and the client does not buffer towards it.
@@ -112,10 +116,24 @@ class PaiConnectionError(PaiError):
 
 
 class PaiReplyUnverifiedError(PaiError):
-    """A reply whose MAC is missing or wrong: treated as an attack, its content is not trusted."""
+    """A reply whose MAC is missing or wrong: anyone on the path can make one, so its content is
+    not trusted and the request's outcome is unknown (it may have run). ``details["claimedCode"]``
+    is the code it claims, if it has the form of one."""
 
     def __init__(self, message: str, details: Optional[Dict[str, Any]] = None):
         super().__init__(ErrorCode.REPLY_UNVERIFIED, message, details)
+
+
+class PaiReplayError(PaiServiceError):
+    """A verified REPLAY to a nonce this client drew fresh: another copy of this very message was
+    accepted first, so the request was executed once and its result was not seen here. Raised by
+    ``send`` for a request that is not safe to repeat (or after repeated REPLAYs of one that is);
+    ``executed`` and ``details["executed"]`` are True."""
+
+    executed = True
+
+    def __init__(self, message: str, details: Optional[Dict[str, Any]] = None):
+        super().__init__(ErrorCode.REPLAY, message, dict(details or {}, executed=True))
 
 
 # --- RFC 8785 canonical JSON ------------------------------------------------------------------
@@ -346,13 +364,17 @@ class FrameDecoder:
 
 
 def request_mac_input(pattern: str, kid: str, ts: int, nonce: str, payload: Dict[str, Any]) -> str:
-    """S = "PAI-MAC-V1" LF pattern LF kid LF ts LF nonce LF JCS(payload)"""
+    """S = "PAI-MAC-V2" LF pattern LF kid LF ts LF nonce LF JCS(payload)"""
     return "\n".join([REQUEST_MAC_PREFIX, pattern, kid, str(int(ts)), nonce, canonical_json(payload)])
 
 
-def reply_mac_input(pattern: str, kid: str, nonce: str, reply_without_mac: Dict[str, Any]) -> str:
-    """R = "PAI-MAC-V1-REPLY" LF pattern LF kid LF nonce LF JCS(reply without "mac")"""
-    return "\n".join([REPLY_MAC_PREFIX, pattern, kid, nonce, canonical_json(reply_without_mac)])
+def reply_mac_input(
+    pattern: str, kid: str, nonce: str, request_mac: str, reply_without_mac: Dict[str, Any]
+) -> str:
+    """R = "PAI-MAC-V2-REPLY" LF pattern LF kid LF nonce LF request-mac LF JCS(reply without "mac")
+
+    ``pattern``, ``kid``, ``nonce`` and ``request_mac`` are those of the request the reply answers."""
+    return "\n".join([REPLY_MAC_PREFIX, pattern, kid, nonce, request_mac, canonical_json(reply_without_mac)])
 
 
 def _hmac_hex(key: bytes, text: str) -> str:
@@ -379,20 +401,24 @@ def sign_request(
     ts = int(time.time() * 1000) if ts is None else int(ts)
     nonce = new_nonce() if nonce is None else nonce
     mac = _hmac_hex(key, request_mac_input(pattern, kid, ts, nonce, payload))
-    return {"v": 1, "kid": kid, "ts": ts, "nonce": nonce, "payload": payload, "mac": mac}
+    return {"v": PROTOCOL_VERSION, "kid": kid, "ts": ts, "nonce": nonce, "payload": payload, "mac": mac}
 
 
-def reply_mac_matches(key: bytes, pattern: str, kid: str, nonce: str, reply: Any) -> bool:
+def _is_mac_hex(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def reply_mac_matches(key: bytes, pattern: str, kid: str, nonce: str, request_mac: str, reply: Any) -> bool:
     """True when ``reply`` (a decoded reply object, ``mac`` included) carries the right MAC for the
-    request (pattern, kid, nonce). Compared in constant time."""
-    if not isinstance(reply, dict):
+    request (pattern, kid, nonce, and the request's own mac). Compared in constant time."""
+    if not isinstance(reply, dict) or not _is_mac_hex(request_mac):
         return False
     mac = reply.get("mac")
-    if not isinstance(mac, str) or len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+    if not _is_mac_hex(mac):
         return False
     body = {name: value for name, value in reply.items() if name != "mac"}
     try:
-        expected = _hmac_hex(key, reply_mac_input(pattern, kid, nonce, body))
+        expected = _hmac_hex(key, reply_mac_input(pattern, kid, nonce, request_mac, body))
     except (ValueError, TypeError):
         return False  # no canonical form (e.g. a lone surrogate): it cannot carry a good MAC
     return hmac.compare_digest(expected, mac)
@@ -618,11 +644,40 @@ def is_safe_to_repeat(pattern: str, payload: Dict[str, Any]) -> bool:
     return False
 
 
+# How many times a verified REPLAY of a request safe to repeat is answered by sending it again.
+REPLAY_REFETCHES = 2
+
+
+def _claimed_code(reply: Any) -> Optional[str]:
+    """The error code an unverified reply claims, if it has the form of one (anything else a
+    forger wrote stays out of messages and terminals)."""
+    error = reply.get("error") if isinstance(reply, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and 1 <= len(code) <= 32 and all(c == "_" or "A" <= c <= "Z" for c in code):
+        return code
+    return None
+
+
+def _key_hint(claimed: Optional[str], kid: str) -> str:
+    """A misconfigured key shows up as unsigned MAC_INVALID or UNKNOWN_KEY replies: say so."""
+    if claimed in (ErrorCode.MAC_INVALID, ErrorCode.UNKNOWN_KEY):
+        return "; if this persists, check that key id \"%s\" and its secret match the service's PAI_MAC_KEYS" % kid
+    return ""
+
+
 class PaiClient:
-    """Calls the PAI service: signs every request, verifies every reply's MAC, and turns error
-    replies into PaiServiceError. On STALE it learns the clock offset from the (verified)
-    ``serverTime`` and retries once with a new nonce; the machine's clock is never changed.
-    A request safe to repeat (``is_safe_to_repeat``) whose connection broke is sent again, as a
+    """Calls the PAI service: signs every request, verifies every reply's MAC against the request
+    it answers, and turns error replies into PaiServiceError.
+
+    What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
+    outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
+    may have run); it is never repeated. A verified REPLAY to a nonce drawn here means another copy
+    of this very message was accepted and ran: a request safe to repeat (``is_safe_to_repeat``) is
+    sent again as a new message, whose reply is the result not seen here (a create with a
+    ``reference`` then answers ``created: false`` with its transaction), up to ``REPLAY_REFETCHES``
+    times; any other is PaiReplayError, "executed once, result unseen". On STALE it learns the
+    clock offset from the verified ``serverTime`` and retries once with a new nonce; the machine's
+    clock is never changed. A request safe to repeat whose connection broke is sent again, as a
     new signed message on a new connection, up to ``connection_retries`` times: behind a load
     balancer it lands on another instance. Timeouts are never repeated (the request may still run).
 
@@ -693,7 +748,7 @@ class PaiClient:
         attempt = 0
         while True:
             try:
-                return self._send_adjusting_clock(pattern, payload)
+                return self._send_refetching_replays(pattern, payload)
             except PaiConnectionError:
                 if attempt >= self.connection_retries or not is_safe_to_repeat(pattern, payload):
                     raise
@@ -701,6 +756,26 @@ class PaiClient:
             # A pause lets a balancer notice a dead instance and a restarting one come back.
             time.sleep(delay)
             delay *= 2
+
+    def _send_refetching_replays(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+        """A verified REPLAY to a nonce drawn here: a copy of this very message was accepted first
+        (sent by whoever copied it off the wire) and ran. A request safe to repeat is sent again as
+        a new message, whose reply is the result this client did not see; another is reported as
+        run."""
+        refetch = 0
+        while True:
+            try:
+                return self._send_adjusting_clock(pattern, payload)
+            except PaiServiceError as error:
+                if error.code != ErrorCode.REPLAY:
+                    raise
+                if refetch >= REPLAY_REFETCHES or not is_safe_to_repeat(pattern, payload):
+                    raise PaiReplayError(
+                        "another copy of this %s message was accepted first: executed once, result unseen "
+                        "here; do not send it again blindly" % pattern,
+                        error.details,
+                    ) from None
+            refetch += 1
 
     def _send_adjusting_clock(self, pattern: str, payload: Dict[str, Any]) -> Dict[str, Any]:
         try:
@@ -720,8 +795,10 @@ class PaiClient:
         return sign_request(self._key, self.kid, pattern, payload, ts=ts)
 
     def send_signed(self, pattern: str, envelope: Dict[str, Any]) -> Dict[str, Any]:
-        """Sends an envelope as it is (no STALE retry) and returns the verified reply's payload.
-        The reply is checked against the envelope's ``nonce`` and this client's key."""
+        """Sends an envelope as it is, once, and returns the verified reply's payload. The reply is
+        checked against the envelope's ``kid``, ``nonce`` and ``mac`` and this client's key. Every
+        verified error, REPLAY included, is raised as it came: only the caller knows whether the
+        envelope's nonce was drawn fresh, which is what a REPLAY's meaning rests on."""
         message_id = str(uuid.uuid4())
         frame = encode_frame({"pattern": pattern, "data": envelope, "id": message_id})
         connection = self._connected()
@@ -730,18 +807,25 @@ class PaiClient:
             kind, reply = future.result(self.timeout)
         except FutureTimeoutError:
             connection.forget(message_id)
-            raise PaiTimeoutError("no reply to %s in time" % pattern) from None
+            raise PaiTimeoutError("no reply to %s in time: the request may still run or have run" % pattern) from None
         if kind == "empty":
             raise PaiConnectionError("%s: the service ended the request without a reply" % pattern)
-        nonce = envelope.get("nonce")
-        if not isinstance(nonce, str) or not reply_mac_matches(self._key, pattern, self.kid, nonce, reply):
-            claimed = None
-            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
-                claimed = reply["error"].get("code")
-            message = "reply MAC missing or wrong"
-            if isinstance(claimed, str):
-                message += " (it claims %s, not trusted)" % claimed
-            raise PaiReplyUnverifiedError(message, {"claimedCode": claimed})
+        kid, nonce, request_mac = envelope.get("kid"), envelope.get("nonce"), envelope.get("mac")
+        if not (
+            isinstance(kid, str)
+            and isinstance(nonce, str)
+            and reply_mac_matches(self._key, pattern, kid, nonce, request_mac, reply)
+        ):
+            claimed = _claimed_code(reply)
+            raise PaiReplyUnverifiedError(
+                "the reply to %s carries no valid MAC%s: unverified, so the request may or may not have run%s"
+                % (
+                    pattern,
+                    " (it claims %s)" % claimed if claimed else "",
+                    _key_hint(claimed, kid if isinstance(kid, str) else self.kid),
+                ),
+                {"claimedCode": claimed},
+            )
         if kind == "response" and reply.get("ok") is True:
             result = reply.get("payload")
             return result if isinstance(result, dict) else {}
@@ -781,6 +865,112 @@ class PaiClient:
 
 
 # --- command line -----------------------------------------------------------------------------
+#
+# The session is kept as the Node CLI keeps it (src/cli/session-file.ts): the same file, the same
+# fields, the same rules, so either CLI can use a session the other saved.
+
+_SESSION_FIELDS = ("server", "username", "userId", "token", "expiresAt")
+
+
+class CliError(Exception):
+    """A failure the command-line client finds on its own; its message is fit to show."""
+
+
+def session_file_path(env: Dict[str, str], option: Optional[str] = None) -> str:
+    """``--session``, else PAI_SESSION_FILE, else ``$XDG_STATE_HOME/pai/session.json``
+    (``~/.local/state/pai/session.json``): a session belongs to the person at the keyboard, not to
+    a service's data directory or to the directory the command happens to run in."""
+    chosen = option if option is not None else (env.get("PAI_SESSION_FILE") or None)
+    if chosen is not None:
+        return os.path.abspath(chosen)
+    state = env.get("XDG_STATE_HOME")
+    base = state if state and os.path.isabs(state) else os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "pai", "session.json")
+
+
+def write_session(path: str, session: Dict[str, str]) -> None:
+    """Written whole to a temporary file created 0600 beside the target, flushed, then renamed over
+    it: a reader sees the old session or the new one, never half of one, and the token is never in
+    a file others can read, whatever the umask or the old file's mode was."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    temporary = "%s.%d.%s.tmp" % (path, os.getpid(), secrets.token_hex(4))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, (json.dumps(session, indent=2) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _refuse_if_others_can_read(path: str, remedy: str) -> None:
+    # Same rule as the service's dev-secrets.json: refuse rather than use a secret that leaked.
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) and mode & 0o077:
+        raise CliError("%s is readable by other users; %s" % (path, remedy))
+
+
+def read_session(path: str) -> Optional[Dict[str, str]]:
+    """The saved session, or None when there is none; CliError when it is unsafe or not one."""
+    try:
+        _refuse_if_others_can_read(
+            path, "delete it (the token in it may have leaked: log in again) or run chmod 600 on it"
+        )
+        with open(path, encoding="utf-8") as handle:
+            session = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CliError("cannot read the session file %s (%s)" % (path, error.strerror or "error")) from None
+    except ValueError:
+        session = None
+    if not isinstance(session, dict) or not all(isinstance(session.get(name), str) for name in _SESSION_FIELDS):
+        raise CliError("%s is not a session file written by pai; delete it and log in again" % path)
+    return session
+
+
+def delete_session(path: str) -> bool:
+    """Deletes the saved session; False when there was none."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def read_token_file(path: str) -> str:
+    """The token in ``path`` (surrounding white space dropped). A regular file must not be
+    readable by others; a pipe (``--token-file <(pass show pai)``, ``/dev/stdin``) is fine."""
+    try:
+        _refuse_if_others_can_read(path, "run chmod 600 on it")
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable as UTF-8 text"
+        raise CliError("cannot read the token file %s (%s)" % (path, reason)) from None
+    if not token:
+        raise CliError("the token file %s is empty" % path)
+    return token
+
+
+def _refused_token_argument(argv: List[str]) -> bool:
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--token" or arg.startswith("--token="):
+            return True
+    return False
+
+
+_TOKEN_ON_COMMAND_LINE = (
+    "--token is refused: a token on the command line can be read by other users of this machine "
+    "(ps, /proc) and stays in shell history; `login` saves the session for the other commands, or "
+    "give the token in PAI_TOKEN or in a file with --token-file FILE"
+)
 
 
 def _password(args: Any) -> str:
@@ -792,48 +982,111 @@ def _password(args: Any) -> str:
     return getpass.getpass("password: ")
 
 
-def _token(args: Any) -> str:
-    token = args.token or os.environ.get("PAI_TOKEN")
-    if not token:
-        raise SystemExit("a session token is needed: --token or PAI_TOKEN (from `login`)")
-    return token
+class _Token:
+    """A session token and where it came from: only a token from the session file is the CLI's to
+    forget (after logout, or once the service says it is no longer valid)."""
+
+    def __init__(self, value: str, session_file: Optional[str]):
+        self.value = value
+        self.session_file = session_file
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _token(args: Any, env: Dict[str, str], server: str, session_file: str) -> _Token:
+    if args.token_file is not None:
+        return _Token(read_token_file(args.token_file), None)
+    if env.get("PAI_TOKEN"):
+        return _Token(env["PAI_TOKEN"], None)
+    session = read_session(session_file)
+    if session is None:
+        raise CliError(
+            "not logged in (no session in %s); run: python3 -m pai_client login <user>, "
+            "or give a token in PAI_TOKEN or with --token-file FILE" % session_file
+        )
+    # A bearer token goes only to the server that issued it.
+    if session["server"] != server:
+        raise CliError(
+            "the saved session is for %s, not %s; log in to this one with: python3 -m pai_client login <user>"
+            % (session["server"], server)
+        )
+    return _Token(session["token"], session_file)
+
+
+def _previous_session(session_file: str, server: str) -> Optional[Dict[str, str]]:
+    """A session saved for the same server, if there is a readable one; never an error."""
+    try:
+        session = read_session(session_file)
+    except (CliError, OSError):
+        return None
+    return session if session is not None and session["server"] == server else None
+
+
+def _parser(env: Dict[str, str]) -> Any:
     import argparse
 
+    # No abbreviations: an option that takes a secret or a file is never guessed from a prefix.
     parser = argparse.ArgumentParser(
         prog="python3 -m pai_client",
+        allow_abbrev=False,
         description="Talk to a PAI service. Keys come from PAI_MAC_KEYS (kid:base64secret,…), or "
-        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json.",
+        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json. `login` saves "
+        "the session token in a file only you can read; the other commands take it from there, from "
+        "PAI_TOKEN, or from --token-file FILE, never from the command line.",
     )
-    parser.add_argument("--host", default=os.environ.get("PAI_HOST") or "127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PAI_PORT") or 8080))
-    parser.add_argument("--kid", default=os.environ.get("PAI_KID"), help="key id (default: the first key)")
-    parser.add_argument("--ca", default=os.environ.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
+    parser.add_argument("--host", default=env.get("PAI_HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(env.get("PAI_PORT") or 8080))
+    parser.add_argument("--kid", default=env.get("PAI_KID"), help="key id (default: the first key)")
+    parser.add_argument("--ca", default=env.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 10)")
+    parser.add_argument(
+        "--session",
+        metavar="FILE",
+        help="session file (env PAI_SESSION_FILE, default $XDG_STATE_HOME/pai/session.json "
+        "or ~/.local/state/pai/session.json), shared with the Node CLI",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("ping", help="system.ping")
+    commands.add_parser("ping", help="system.ping", allow_abbrev=False)
     for name in ("register", "login"):
-        sub = commands.add_parser(name, help="auth.%s (password from the terminal or stdin)" % name)
+        sub = commands.add_parser(
+            name, help="auth.%s (password from the terminal or stdin)" % name, allow_abbrev=False
+        )
         sub.add_argument("username")
         sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        if name == "login":
+            sub.add_argument(
+                "--show-token",
+                action="store_true",
+                help="print the session token too (it is always saved in the session file)",
+            )
+    token_help = "read the session token from FILE (default: $PAI_TOKEN, else the session file)"
     for name, help_text in (("logout", "auth.logout"), ("me", "users.me")):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
-    pay = commands.add_parser("pay", help="transactions.create")
+        sub = commands.add_parser(name, help=help_text, allow_abbrev=False)
+        sub.add_argument("--token-file", metavar="FILE", help=token_help)
+    pay = commands.add_parser("pay", help="transactions.create", allow_abbrev=False)
     pay.add_argument("amount", help='decimal string, e.g. "12.50"')
-    pay.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    pay.add_argument("--token-file", metavar="FILE", help=token_help)
     pay.add_argument("--reference", help="idempotency key")
     pay.add_argument("--description")
-    history = commands.add_parser("history", help="transactions.list")
-    history.add_argument("--token", help="session token, as --token=… since it may begin with - (default: $PAI_TOKEN)")
+    history = commands.add_parser("history", help="transactions.list", allow_abbrev=False)
+    history.add_argument("--token-file", metavar="FILE", help=token_help)
     history.add_argument("--limit", type=int)
     history.add_argument("--before")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = dict(os.environ if environ is None else environ)
+    # Before argparse, which would echo the value in its own error.
+    if _refused_token_argument(argv):
+        print("pai_client: %s" % _TOKEN_ON_COMMAND_LINE, file=sys.stderr)
+        return 2
+    args = _parser(env).parse_args(argv)
+    if args.session == "":
+        print("pai_client: --session must not be empty", file=sys.stderr)
+        return 2
 
     try:
-        keys = load_keys()
+        keys = load_keys(env)
     except ValueError as error:
         print("pai_client: %s" % error, file=sys.stderr)
         return 2
@@ -843,37 +1096,93 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     kid, secret = chosen[0]
 
-    if args.command == "ping":
-        pattern, payload = "system.ping", {}
-    elif args.command in ("register", "login"):
-        pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
-    elif args.command == "logout":
-        pattern, payload = "auth.logout", {"token": _token(args)}
-    elif args.command == "me":
-        pattern, payload = "users.me", {"token": _token(args)}
-    elif args.command == "pay":
-        payload = {"token": _token(args), "amount": args.amount}
-        if args.reference is not None:
-            payload["reference"] = args.reference
-        if args.description is not None:
-            payload["description"] = args.description
-        pattern = "transactions.create"
-    else:
-        payload = {"token": _token(args)}
-        if args.limit is not None:
-            payload["limit"] = args.limit
-        if args.before is not None:
-            payload["before"] = args.before
-        pattern = "transactions.list"
+    host = args.host
+    # The service's own PAI_HOST may be a wildcard listen address; connect to loopback then.
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    # As the Node CLI writes it: the server a saved session belongs to.
+    server = "[%s]:%d" % (host, args.port) if ":" in host else "%s:%d" % (host, args.port)
+    session_file = session_file_path(env, args.session)
+
+    token: Optional[_Token] = None
+    try:
+        if args.command in ("logout", "me", "pay", "history"):
+            token = _token(args, env, server, session_file)
+        if args.command == "ping":
+            pattern, payload = "system.ping", {}
+        elif args.command in ("register", "login"):
+            pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
+        elif args.command == "logout":
+            pattern, payload = "auth.logout", {"token": token.value}
+        elif args.command == "me":
+            pattern, payload = "users.me", {"token": token.value}
+        elif args.command == "pay":
+            payload = {"token": token.value, "amount": args.amount}
+            if args.reference is not None:
+                payload["reference"] = args.reference
+            if args.description is not None:
+                payload["description"] = args.description
+            pattern = "transactions.create"
+        else:
+            payload = {"token": token.value}
+            if args.limit is not None:
+                payload["limit"] = args.limit
+            if args.before is not None:
+                payload["before"] = args.before
+            pattern = "transactions.list"
+    except CliError as error:
+        print("pai_client: %s" % error, file=sys.stderr)
+        return 2
 
     try:
-        with PaiClient(args.host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
+        with PaiClient(host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
             reply = pai.send(pattern, payload)
+            if args.command == "login":
+                reply = _save_login(pai, reply, args, server, session_file)
     except PaiError as error:
+        if token is not None and token.session_file is not None and error.code == ErrorCode.UNAUTHENTICATED:
+            delete_session(token.session_file)
         print(json.dumps({"code": error.code, "message": error.message, **error.details}), file=sys.stderr)
         return 1
+    except (CliError, OSError) as error:
+        print("pai_client: %s" % error, file=sys.stderr)
+        return 2
+    if args.command == "logout" and token is not None and token.session_file is not None:
+        delete_session(token.session_file)
     print(json.dumps(reply, ensure_ascii=False))
     return 0
+
+
+def _save_login(pai: PaiClient, reply: Dict[str, Any], args: Any, server: str, session_file: str) -> Dict[str, Any]:
+    """Saves the session and returns what `login` prints: the token only when asked, since
+    printed it ends up in logs and terminal scrollback."""
+    previous = _previous_session(session_file, server)
+    write_session(
+        session_file,
+        {
+            "server": server,
+            "username": args.username,
+            "userId": reply["userId"],
+            "token": reply["token"],
+            "expiresAt": reply["expiresAt"],
+        },
+    )
+    if previous is not None and previous["token"] != reply["token"]:
+        # The replaced token would stay valid until it expires; revoke it, but a failure here
+        # (already expired, say) does not undo the login that succeeded.
+        try:
+            pai.send("auth.logout", {"token": previous["token"]})
+        except PaiError:
+            pass
+    shown = {
+        "userId": reply["userId"],
+        "username": args.username,
+        "expiresAt": reply["expiresAt"],
+        "sessionFile": session_file,
+    }
+    if args.show_token:
+        shown["token"] = reply["token"]
+    return shown
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 scripted in-process peer, and end to end against the real service (node dist/src/main.js)."""
 
 import base64
+import contextlib
+import io
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import tempfile
 import threading
 import time
 import unittest
+import unittest.mock
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +43,12 @@ from pai_client import (  # noqa: E402
 )
 
 VENDORED_VECTORS = os.path.join(ROOT, "test", "fixtures", "protocol-vectors.json")
-SHARED_VECTORS = os.path.join(ROOT, "..", "shared", "protocol-vectors.json")
+# Beside the checkout (../shared), or beside the directory of worktrees (../../shared).
+SHARED_VECTORS = next(
+    (path for path in (os.path.join(ROOT, up, "shared", "protocol-vectors.json") for up in ("..", "../.."))
+     if os.path.exists(path)),
+    os.path.join(ROOT, "..", "shared", "protocol-vectors.json"),
+)
 MAIN_JS = os.path.join(ROOT, "dist", "src", "main.js")
 E2E_REQUIRED = os.environ.get("PAI_PYTHON_E2E_REQUIRED") == "1"
 
@@ -79,6 +87,8 @@ class ProtocolVectorTest(unittest.TestCase):
         for vector in self.vectors["requests"]:
             envelope = vector["envelope"]
             with self.subTest(pattern=vector["pattern"], nonce=envelope["nonce"]):
+                self.assertEqual(envelope["v"], 2)
+                self.assertTrue(vector["macInput"].startswith("PAI-MAC-V2\n"))
                 text = request_mac_input(
                     vector["pattern"], envelope["kid"], envelope["ts"], envelope["nonce"], envelope["payload"]
                 )
@@ -97,17 +107,37 @@ class ProtocolVectorTest(unittest.TestCase):
         for vector in self.vectors["replies"]:
             reply = vector["reply"]
             key = self.key(vector["kid"])
-            args = (vector["pattern"], vector["kid"], vector["requestNonce"])
-            with self.subTest(pattern=vector["pattern"]):
+            pattern, kid, nonce, request_mac = (
+                vector["pattern"], vector["kid"], vector["requestNonce"], vector["requestMac"]
+            )
+            args = (pattern, kid, nonce, request_mac)
+            with self.subTest(pattern=pattern):
                 body = {name: value for name, value in reply.items() if name != "mac"}
                 self.assertEqual(reply_mac_input(*args, body), vector["macInput"])
+                self.assertTrue(vector["macInput"].startswith("PAI-MAC-V2-REPLY\n"))
                 self.assertTrue(reply_mac_matches(key, *args, reply))
                 tampered = dict(reply, ts=reply["ts"] + 1)
                 self.assertFalse(reply_mac_matches(key, *args, tampered))
-                self.assertFalse(reply_mac_matches(key, vector["pattern"], vector["kid"], "another-nonce-000", reply))
-                self.assertFalse(reply_mac_matches(key, "system.other", vector["kid"], vector["requestNonce"], reply))
+                self.assertFalse(reply_mac_matches(key, pattern, kid, "another-nonce-000", request_mac, reply))
+                self.assertFalse(reply_mac_matches(key, "system.other", kid, nonce, request_mac, reply))
+                # The same pattern, kid and nonce but another request MAC: the reply to a
+                # tampered copy of the request does not verify for the genuine one.
+                other_mac = ("0" if request_mac[0] != "0" else "1") + request_mac[1:]
+                self.assertFalse(reply_mac_matches(key, pattern, kid, nonce, other_mac, reply))
+                self.assertFalse(reply_mac_matches(key, pattern, kid, nonce, request_mac.upper(), reply))
                 self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=None)))
                 self.assertFalse(reply_mac_matches(key, *args, dict(reply, mac=reply["mac"].upper())))
+
+    def test_reply_vectors_answer_request_vectors(self):
+        # Each reply vector's request is one of the request vectors: its MAC is that request's.
+        requests = {
+            (v["pattern"], v["envelope"]["kid"], v["envelope"]["nonce"]): v["envelope"]["mac"]
+            for v in self.vectors["requests"]
+        }
+        for vector in self.vectors["replies"]:
+            with self.subTest(pattern=vector["pattern"]):
+                key = (vector["pattern"], vector["kid"], vector["requestNonce"])
+                self.assertEqual(requests.get(key), vector["requestMac"])
 
 
 # --- canonical form ---------------------------------------------------------------------------
@@ -391,10 +421,17 @@ class ScriptedPeer:
 KEY = os.urandom(32)
 
 
-def signed_reply(request, body, key=KEY, nonce=None, pattern=None):
+def signed_reply(request, body, key=KEY, nonce=None, pattern=None, request_mac=None):
     envelope = request["data"]
     mac = pai_client._hmac_hex(
-        key, reply_mac_input(pattern or request["pattern"], envelope["kid"], nonce or envelope["nonce"], body)
+        key,
+        reply_mac_input(
+            pattern or request["pattern"],
+            envelope["kid"],
+            nonce or envelope["nonce"],
+            request_mac or envelope["mac"],
+            body,
+        ),
     )
     return dict(body, mac=mac)
 
@@ -637,6 +674,452 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(client.clock_offset_ms, 0)
 
 
+def error_reply(request, code, signed=True, **extra):
+    body = {"ok": False, "ts": 1, "error": dict({"code": code, "message": code.lower()}, **extra)}
+    return [{"err": signed_reply(request, body) if signed else dict(body, mac=None), "isDisposed": True}]
+
+
+SAFE_TO_REPEAT = [
+    ("system.ping", {}),
+    ("users.me", {"token": "t" * 43}),
+    ("transactions.list", {"token": "t" * 43, "limit": 5}),
+    ("auth.logout", {"token": "t" * 43}),
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00", "reference": "order:1"}),
+]
+NOT_SAFE_TO_REPEAT = [
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00"}),
+    ("transactions.create", {"token": "t" * 43, "amount": "5.00", "reference": ""}),
+    ("auth.login", {"username": "alice", "password": "secret pw"}),
+    ("auth.register", {"username": "alice", "password": "secret pw"}),
+]
+
+
+class ReplayTest(unittest.TestCase):
+    """A verified REPLAY to a nonce the client drew: a copy of this very message ran first."""
+
+    def client(self, respond, **options):
+        peer = ScriptedPeer(respond)
+        self.addCleanup(peer.close)
+        client = PaiClient("127.0.0.1", peer.port, kid="default", secret=KEY, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_a_create_with_a_reference_fetches_its_result_by_sending_it_again(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            if len(calls) == 1:
+                return error_reply(request, "REPLAY")
+            return ok(request, {"transaction": {"id": "9", "reference": "order:1"}, "created": False})
+
+        clock = iter(range(1_764_288_000_000, 1_764_288_100_000, 1000))
+        client = self.client(respond, now=lambda: float(next(clock)))
+        payload = {"token": "t" * 43, "amount": "5.00", "reference": "order:1"}
+        reply = client.send("transactions.create", payload)
+        self.assertEqual(reply, {"transaction": {"id": "9", "reference": "order:1"}, "created": False})
+        first, again = (call["data"] for call in calls)
+        # A new message: a fresh nonce and ts, the same request.
+        self.assertNotEqual(again["nonce"], first["nonce"])
+        self.assertGreater(again["ts"], first["ts"])
+        self.assertEqual(again["payload"], payload)
+        self.assertEqual(again, sign_request(KEY, "default", "transactions.create", payload,
+                                             ts=again["ts"], nonce=again["nonce"]))
+
+    def test_every_request_safe_to_repeat_is_sent_again(self):
+        for pattern, payload in SAFE_TO_REPEAT:
+            calls = []
+
+            def respond(request, calls=calls):
+                calls.append(request["data"]["nonce"])
+                return error_reply(request, "REPLAY") if len(calls) == 1 else ok(request, {"n": len(calls)})
+
+            with self.subTest(pattern=pattern, payload=payload):
+                self.assertEqual(self.client(respond).send(pattern, payload), {"n": 2})
+                self.assertEqual(len(set(calls)), 2)
+
+    def test_a_request_not_safe_to_repeat_is_reported_as_executed_once_result_unseen(self):
+        for pattern, payload in NOT_SAFE_TO_REPEAT:
+            calls = []
+
+            def respond(request, calls=calls):
+                calls.append(request)
+                return error_reply(request, "REPLAY")
+
+            with self.subTest(pattern=pattern, payload=payload):
+                with self.assertRaises(pai_client.PaiReplayError) as caught:
+                    self.client(respond).send(pattern, payload)
+                error = caught.exception
+                self.assertIsInstance(error, PaiServiceError)
+                self.assertEqual(error.code, ErrorCode.REPLAY)
+                self.assertIs(error.executed, True)
+                self.assertIs(error.details["executed"], True)
+                self.assertIn("executed once, result unseen", error.message)
+                self.assertIn(pattern, error.message)
+                self.assertEqual(len(calls), 1)  # never sent again
+
+    def test_refetches_are_bounded(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return error_reply(request, "REPLAY")
+
+        with self.assertRaises(pai_client.PaiReplayError) as caught:
+            self.client(respond).send("users.me", {"token": "t" * 43})
+        self.assertIs(caught.exception.details["executed"], True)
+        self.assertEqual(len(calls), 1 + pai_client.REPLAY_REFETCHES)
+        self.assertEqual(pai_client.REPLAY_REFETCHES, 2)
+        self.assertEqual(len({call["data"]["nonce"] for call in calls}), 3)
+
+    def test_an_unverified_replay_is_not_taken_as_executed_nor_acted_on(self):
+        for pattern, payload in SAFE_TO_REPEAT[-1:] + NOT_SAFE_TO_REPEAT[:1]:
+            for forged in ("unsigned", "wrong key", "another request's mac"):
+                calls = []
+
+                def respond(request, calls=calls, forged=forged):
+                    calls.append(request)
+                    if forged == "unsigned":
+                        return error_reply(request, "REPLAY", signed=False)
+                    body = {"ok": False, "ts": 1, "error": {"code": "REPLAY", "message": "replay"}}
+                    if forged == "wrong key":
+                        return [{"err": signed_reply(request, body, key=os.urandom(32)), "isDisposed": True}]
+                    # What the service signs for a tampered copy sent under the same nonce.
+                    return [{"err": signed_reply(request, body, request_mac="ab" * 32), "isDisposed": True}]
+
+                with self.subTest(pattern=pattern, forged=forged):
+                    with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                        self.client(respond).send(pattern, payload)
+                    error = caught.exception
+                    self.assertNotIn("executed", error.details)
+                    self.assertEqual(error.details["claimedCode"], "REPLAY")
+                    self.assertIn("may or may not have run", error.message)
+                    self.assertEqual(len(calls), 1)
+
+    def test_send_signed_reports_replay_as_it_came(self):
+        # Only the caller of send_signed knows whether the envelope's nonce was fresh.
+        client = self.client(lambda request: error_reply(request, "REPLAY"))
+        with self.assertRaises(PaiServiceError) as caught:
+            client.send_signed("transactions.create", client.sign("transactions.create", {"amount": "1.00"}))
+        self.assertNotIsInstance(caught.exception, pai_client.PaiReplayError)
+        self.assertEqual(caught.exception.code, ErrorCode.REPLAY)
+        self.assertNotIn("executed", caught.exception.details)
+
+    def test_a_replay_after_a_stale_retry_is_refetched_too(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            if len(calls) == 1:
+                return error_reply(request, "STALE", serverTime=int(time.time() * 1000))
+            return error_reply(request, "REPLAY") if len(calls) == 2 else ok(request, {"n": len(calls)})
+
+        self.assertEqual(self.client(respond).send("system.ping", {}), {"n": 3})
+        self.assertEqual(len({call["data"]["nonce"] for call in calls}), 3)
+
+
+class UnverifiedReplyTest(unittest.TestCase):
+    """An unverified reply proves nothing: its outcome is unknown, and it is never acted on."""
+
+    def client(self, respond, **options):
+        peer = ScriptedPeer(respond)
+        self.addCleanup(peer.close)
+        client = PaiClient("127.0.0.1", peer.port, kid="the-kid", secret=KEY, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_the_message_says_the_outcome_is_unknown_and_hints_at_the_key_for_key_codes(self):
+        for code in (ErrorCode.MAC_INVALID, ErrorCode.UNKNOWN_KEY):
+            with self.subTest(code=code):
+                calls = []
+
+                def respond(request, calls=calls, code=code):
+                    calls.append(request)
+                    return error_reply(request, code, signed=False)
+
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(respond).send("transactions.create", {"token": "t" * 43, "amount": "1.00"})
+                message = caught.exception.message
+                self.assertIn("unverified", message)
+                self.assertIn("may or may not have run", message)
+                self.assertIn(code, message)
+                self.assertIn('key id "the-kid"', message)
+                self.assertIn("PAI_MAC_KEYS", message)
+                self.assertEqual(len(calls), 1)
+
+    def test_other_claims_get_no_key_hint(self):
+        for code in ("INVALID_CREDENTIALS", "UNAUTHENTICATED", "BAD_REQUEST"):
+            with self.subTest(code=code):
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(lambda request, code=code: error_reply(request, code, signed=False)).send(
+                        "auth.login", {"username": "alice", "password": "secret pw"}
+                    )
+                self.assertIn("may or may not have run", caught.exception.message)
+                self.assertNotIn("PAI_MAC_KEYS", caught.exception.message)
+
+    def test_a_claimed_code_not_of_the_form_of_one_is_not_repeated(self):
+        forged = "PWNED\x1b[2J; run rm -rf"
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            self.client(lambda request: error_reply(request, forged, signed=False)).send("system.ping", {})
+        self.assertNotIn("PWNED", caught.exception.message)
+        self.assertIsNone(caught.exception.details["claimedCode"])
+
+    def test_a_reply_signed_for_a_tampered_copy_is_unverified(self):
+        # Same pattern, kid and nonce, but bound to another request MAC: the service's signed
+        # answer to a copy of the request that someone altered before it arrived.
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return ok(request, {"transaction": {"id": "1"}, "created": True}, request_mac="cd" * 32)
+
+        with self.assertRaises(PaiReplyUnverifiedError):
+            self.client(respond).send("transactions.create", {"token": "t" * 43, "amount": "1.00", "reference": "r"})
+        self.assertEqual(len(calls), 1)
+
+    def test_an_unverified_reply_to_a_safe_request_is_not_repeated_either(self):
+        calls = []
+
+        def respond(request):
+            calls.append(request)
+            return error_reply(request, "UNAVAILABLE", signed=False)
+
+        with self.assertRaises(PaiReplyUnverifiedError):
+            self.client(respond, connection_retry_delay=0.01).send("system.ping", {})
+        self.assertEqual(len(calls), 1)
+
+    def test_a_reply_that_is_not_an_object_is_unverified(self):
+        for reply in ("There is no matching message handler", 42, None, ["ok"]):
+            with self.subTest(reply=reply):
+                with self.assertRaises(PaiReplyUnverifiedError) as caught:
+                    self.client(lambda request, reply=reply: [{"err": reply, "isDisposed": True}]
+                                if reply else [{"response": reply, "isDisposed": True}]).send("system.ping", {})
+                self.assertIn("may or may not have run", caught.exception.message)
+
+    def test_a_timeout_says_the_request_may_have_run(self):
+        with self.assertRaises(PaiTimeoutError) as caught:
+            self.client(lambda request: None, timeout=0.2).send("system.ping", {})
+        self.assertIn("may still run or have run", caught.exception.message)
+
+
+class CliTest(unittest.TestCase):
+    """The command line's handling of session tokens, in process against a scripted peer that
+    records what it was sent."""
+
+    TOKEN = "tok-" + "A" * 39
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="pai-py-cli-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.session = os.path.join(self.home, "state", "pai", "session.json")
+        self.sent = []
+        self.answer = lambda request: None
+        peer = ScriptedPeer(self.respond)
+        self.addCleanup(peer.close)
+        self.server = "127.0.0.1:%d" % peer.port
+        self.env = {"PAI_MAC_KEYS": "default:" + base64.b64encode(KEY).decode(), "PAI_HOST": "127.0.0.1",
+                    "PAI_PORT": str(peer.port), "XDG_STATE_HOME": os.path.join(self.home, "state")}
+
+    def respond(self, request):
+        self.sent.append((request["pattern"], request["data"]["payload"]))
+        return self.answer(request) or ok(request, {"answered": request["pattern"]})
+
+    def run_cli(self, *argv, stdin="", **env):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                unittest.mock.patch("sys.stdin", io.StringIO(stdin)):
+            code = pai_client.main(list(argv), dict(self.env, **env))
+        return code, out.getvalue(), err.getvalue()
+
+    def save_session(self, mode=0o600, **fields):
+        session = dict({"server": self.server, "username": "alice", "userId": "7", "token": self.TOKEN,
+                        "expiresAt": "2030-01-01T00:00:00.000Z"}, **fields)
+        pai_client.write_session(self.session, session)
+        os.chmod(self.session, mode)
+        return session
+
+    def file_with(self, name, text, mode=0o600):
+        path = os.path.join(self.home, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def test_a_token_on_the_command_line_is_refused_and_not_echoed(self):
+        for argv in (["me", "--token", self.TOKEN], ["pay", "1.00", "--token=" + self.TOKEN],
+                     ["--token", self.TOKEN, "history"], ["logout", "--token=" + self.TOKEN]):
+            with self.subTest(argv=argv):
+                code, out, err = self.run_cli(*argv)
+                self.assertEqual(code, 2)
+                self.assertIn("--token is refused", err)
+                self.assertIn("ps", err)
+                self.assertIn("shell history", err)
+                self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_no_option_is_taken_from_a_prefix(self):
+        # --tok=… must not be read as --token-file (or anything else).
+        with self.assertRaises(SystemExit):
+            self.run_cli("me", "--tok=" + self.TOKEN)
+        self.assertEqual(self.sent, [])
+
+    def test_login_saves_the_session_0600_and_prints_no_token(self):
+        self.answer = lambda request: ok(request, {"token": self.TOKEN, "userId": "7",
+                                                   "expiresAt": "2030-01-01T00:00:00.000Z"})
+        self.addCleanup(os.umask, os.umask(0))  # the modes hold whatever the umask
+        code, out, err = self.run_cli("login", "alice", "--password-stdin", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out), {"userId": "7", "username": "alice",
+                                           "expiresAt": "2030-01-01T00:00:00.000Z", "sessionFile": self.session})
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(os.stat(self.session).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.session)).st_mode & 0o777, 0o700)
+        self.assertEqual(pai_client.read_session(self.session),
+                         {"server": self.server, "username": "alice", "userId": "7", "token": self.TOKEN,
+                          "expiresAt": "2030-01-01T00:00:00.000Z"})
+        self.assertEqual([name for name in os.listdir(os.path.dirname(self.session))], ["session.json"])
+
+    def test_login_shows_the_token_when_asked(self):
+        self.answer = lambda request: ok(request, {"token": self.TOKEN, "userId": "7", "expiresAt": "x"})
+        code, out, err = self.run_cli("login", "alice", "--password-stdin", "--show-token", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["token"], self.TOKEN)
+
+    def test_login_over_an_old_session_revokes_its_token(self):
+        self.save_session(token="old-token-" + "B" * 33)
+        self.answer = lambda request: (ok(request, {"token": self.TOKEN, "userId": "7", "expiresAt": "x"})
+                                       if request["pattern"] == "auth.login" else None)
+        code, _, err = self.run_cli("login", "alice", "--password-stdin", stdin="a password\n")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent[1], ("auth.logout", {"token": "old-token-" + "B" * 33}))
+        self.assertEqual(pai_client.read_session(self.session)["token"], self.TOKEN)
+
+    def test_the_session_token_is_used_and_sent_only_to_its_server(self):
+        self.save_session()
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent, [("users.me", {"token": self.TOKEN})])
+        self.save_session(server="127.0.0.1:1")
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 2)
+        self.assertIn("the saved session is for 127.0.0.1:1", err)
+        self.assertEqual(len(self.sent), 1)
+
+    def test_the_session_file_is_found_as_the_node_cli_finds_it(self):
+        env = {"XDG_STATE_HOME": "/x/state"}
+        self.assertEqual(pai_client.session_file_path(env), "/x/state/pai/session.json")
+        self.assertEqual(pai_client.session_file_path(dict(env, PAI_SESSION_FILE="/y/s.json")), "/y/s.json")
+        self.assertEqual(pai_client.session_file_path(dict(env, PAI_SESSION_FILE="/y/s.json"), "/z/o.json"),
+                         "/z/o.json")
+        relative = pai_client.session_file_path({"XDG_STATE_HOME": "state"})
+        self.assertEqual(relative, os.path.join(os.path.expanduser("~"), ".local", "state", "pai", "session.json"))
+        other = os.path.join(self.home, "elsewhere.json")
+        self.save_session()
+        os.rename(self.session, other)
+        code, _, err = self.run_cli("--session", other, "me")
+        self.assertEqual(code, 0, err)
+        code, _, err = self.run_cli("history", PAI_SESSION_FILE=other)
+        self.assertEqual(code, 0, err)
+        self.assertEqual([payload["token"] for _, payload in self.sent], [self.TOKEN, self.TOKEN])
+
+    def test_a_session_file_others_can_read_is_refused(self):
+        self.save_session(mode=0o644)
+        code, out, err = self.run_cli("me")
+        self.assertEqual(code, 2)
+        self.assertIn("readable by other users", err)
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_file_that_is_not_a_session_is_refused(self):
+        for text in ("not json", "[]", '{"token": 1}'):
+            with self.subTest(text=text):
+                os.makedirs(os.path.dirname(self.session), exist_ok=True)
+                with open(os.open(self.session, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                    handle.write(text)
+                code, _, err = self.run_cli("me")
+                self.assertEqual(code, 2)
+                self.assertIn("not a session file", err)
+        self.assertEqual(self.sent, [])
+
+    def test_without_a_token_it_says_how_to_get_one(self):
+        code, _, err = self.run_cli("pay", "1.00")
+        self.assertEqual(code, 2)
+        self.assertIn("not logged in", err)
+        self.assertIn("PAI_TOKEN", err)
+        self.assertIn("--token-file", err)
+        self.assertEqual(self.sent, [])
+
+    def test_token_sources_in_order_token_file_then_env_then_session(self):
+        self.save_session(token="from-session")
+        token_file = self.file_with("token", "  from-file\n")
+        self.run_cli("me", "--token-file", token_file, PAI_TOKEN="from-env")
+        self.run_cli("me", PAI_TOKEN="from-env")
+        self.run_cli("me")
+        self.assertEqual([payload["token"] for _, payload in self.sent], ["from-file", "from-env", "from-session"])
+
+    def test_a_token_file_others_can_read_is_refused(self):
+        token_file = self.file_with("token", self.TOKEN, mode=0o644)
+        code, out, err = self.run_cli("me", "--token-file", token_file)
+        self.assertEqual(code, 2)
+        self.assertIn("readable by other users", err)
+        self.assertNotIn(self.TOKEN, out + err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_token_file_that_is_empty_or_missing_is_refused_plainly(self):
+        for path in (self.file_with("empty", " \n"), os.path.join(self.home, "missing")):
+            with self.subTest(path=path):
+                code, _, err = self.run_cli("me", "--token-file", path)
+                self.assertEqual(code, 2)
+                self.assertIn(path, err)
+                self.assertNotIn("Traceback", err)
+        self.assertEqual(self.sent, [])
+
+    def test_a_token_file_may_be_a_pipe(self):
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"from-pipe\n")
+        os.close(write_end)
+        self.addCleanup(os.close, read_end)
+        code, _, err = self.run_cli("me", "--token-file", "/dev/fd/%d" % read_end)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.sent, [("users.me", {"token": "from-pipe"})])
+
+    def test_logout_deletes_the_session_it_used_and_only_that(self):
+        self.save_session()
+        code, _, err = self.run_cli("logout", PAI_TOKEN="from-env")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(os.path.exists(self.session))
+        code, _, err = self.run_cli("logout")
+        self.assertEqual(code, 0, err)
+        self.assertFalse(os.path.exists(self.session))
+        self.assertEqual(self.sent, [("auth.logout", {"token": "from-env"}), ("auth.logout", {"token": self.TOKEN})])
+
+    def test_a_verified_unauthenticated_forgets_the_session(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "UNAUTHENTICATED")
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 1)
+        self.assertEqual(json.loads(err)["code"], ErrorCode.UNAUTHENTICATED)
+        self.assertFalse(os.path.exists(self.session))
+
+    def test_an_unverified_unauthenticated_leaves_the_session_alone(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "UNAUTHENTICATED", signed=False)
+        code, _, err = self.run_cli("me")
+        self.assertEqual(code, 1)
+        self.assertEqual(json.loads(err)["code"], ErrorCode.REPLY_UNVERIFIED)
+        self.assertTrue(os.path.exists(self.session))
+
+    def test_a_replay_error_reaches_the_terminal_with_executed(self):
+        self.save_session()
+        self.answer = lambda request: error_reply(request, "REPLAY")
+        code, _, err = self.run_cli("pay", "1.00")
+        self.assertEqual(code, 1)
+        reported = json.loads(err)
+        self.assertEqual((reported["code"], reported["executed"]), (ErrorCode.REPLAY, True))
+        self.assertIn("executed once, result unseen", reported["message"])
+        self.assertEqual(len(self.sent), 1)
+
+
 class KeysTest(unittest.TestCase):
     def test_env_keys(self):
         secret = random_secret()
@@ -662,9 +1145,26 @@ class KeysTest(unittest.TestCase):
 # --- end to end against the real service ------------------------------------------------------
 
 
+# As for the jest suites: DATABASE_URL names a MySQL/MariaDB server on which every service started
+# here gets a fresh database of its own (dropped afterwards); unset, each gets an SQLite file.
+DATABASE_SERVER_URL = os.environ.get("DATABASE_URL") or None
+
+
+def mysql_admin(server_url, sql):
+    # Through node and the service's own mysql2: the standard library has no MySQL client.
+    script = (
+        "import { createConnection } from 'mysql2/promise';const u = new URL(process.argv[1]);"
+        "const c = await createConnection({ host: u.hostname, port: Number(u.port || 3306),"
+        " user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });"
+        "try { await c.query(process.argv[2]); } finally { await c.end(); }"
+    )
+    subprocess.run(["node", "--input-type=module", "-e", script, server_url, sql], cwd=ROOT, check=True,
+                   capture_output=True, timeout=60)
+
+
 class Service:
     """``node dist/src/main.js`` on a free port (PAI_PORT=0; the bound port is read from its
-    "listening on host:port" log line), in a temporary data directory."""
+    "listening on host:port" log line), in a temporary data directory, on a database of its own."""
 
     def __init__(self, env):
         self.data_dir = tempfile.mkdtemp(prefix="pai-py-e2e-")
@@ -674,6 +1174,15 @@ class Service:
                 del full_env[name]
         full_env.update({"PAI_HOST": "127.0.0.1", "PAI_PORT": "0", "PAI_DATA_DIR": self.data_dir,
                          "PAI_BCRYPT_COST": "10", "NO_COLOR": "1"})
+        self.database = None
+        if DATABASE_SERVER_URL is not None:
+            import urllib.parse
+
+            self.database = "pai_py_e2e_" + uuid.uuid4().hex[:12]
+            mysql_admin(DATABASE_SERVER_URL,
+                        "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" % self.database)
+            url = urllib.parse.urlsplit(DATABASE_SERVER_URL)._replace(path="/" + self.database)
+            full_env["DATABASE_URL"] = urllib.parse.urlunsplit(url)
         full_env.update(env)
         self.process = subprocess.Popen(
             ["node", MAIN_JS], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -707,6 +1216,9 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.database is not None:
+            mysql_admin(DATABASE_SERVER_URL, "DROP DATABASE IF EXISTS `%s`" % self.database)
+            self.database = None
 
 
 def node_available():
@@ -719,6 +1231,84 @@ def require_service(case):
         if E2E_REQUIRED:
             raise AssertionError(message)
         raise unittest.SkipTest(message)
+
+
+def exchange(port, message):
+    """Sends one message on a connection of its own; returns the packet that answers it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(encode_frame(message))
+        decoder = FrameDecoder()
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                raise AssertionError("connection closed without a reply")
+            for packet in decoder.feed(data):
+                if packet.get("id") == message["id"] and ("response" in packet or packet.get("err")):
+                    return packet
+
+
+class OnPathPeer:
+    """Someone on the path between a client and the service, without the key: forwards every frame
+    both ways, lets ``before_forwarding(message)`` act on each request first (send copies of it
+    ahead, say) and ``replace_reply(packet)`` change what goes back. ``forwarded`` holds the
+    requests passed on, ``replies`` the service's packets as they came."""
+
+    def __init__(self, service_port, before_forwarding=None, replace_reply=None):
+        self.service_port = service_port
+        self.before_forwarding = before_forwarding or (lambda message: None)
+        self.replace_reply = replace_reply or (lambda packet: packet)
+        self.forwarded = []
+        self.replies = []
+        self.sockets = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.service_port), timeout=30)
+            self.sockets += [conn, upstream]
+            threading.Thread(target=self.pump, args=(conn, upstream, self.requests), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, conn, self.answers), daemon=True).start()
+
+    def requests(self, message):
+        self.before_forwarding(message)
+        self.forwarded.append(message)
+        return message
+
+    def answers(self, packet):
+        self.replies.append(packet)
+        return self.replace_reply(packet)
+
+    @staticmethod
+    def pump(source, sink, handle):
+        decoder = FrameDecoder()
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                for message in decoder.feed(data):
+                    sink.sendall(encode_frame(handle(message)))
+        except OSError:
+            pass
+        finally:
+            for conn in (source, sink):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+        for conn in self.sockets:
+            conn.close()
 
 
 class EndToEndTest(unittest.TestCase):
@@ -799,7 +1389,7 @@ class EndToEndTest(unittest.TestCase):
 
     def test_second_key(self):
         # A client on another kid, with the wrong secret for it: the service answers MAC_INVALID
-        # signed with its real key, which this client cannot verify.
+        # unsigned (the request's MAC did not verify), which proves nothing.
         client = self.client(kid="other", secret=random_secret())
         with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send("system.ping", {})
@@ -838,31 +1428,135 @@ class EndToEndTest(unittest.TestCase):
         self.assertIs(replies[0]["response"]["ok"], True)
         refused = replies[1]["err"]
         self.assertTrue(reply_mac_matches(base64.b64decode(self.secret), "transactions.create", "default",
-                                          envelope["nonce"], refused))
+                                          envelope["nonce"], envelope["mac"], refused))
         self.assertEqual(refused["error"]["code"], ErrorCode.REPLAY)
         me = self.client().send("users.me", {"token": token})
         self.assertEqual(me["transactionCount"], 1)
 
     def test_tampered_requests_are_refused(self):
+        # The service's refusal is unsigned (the MAC did not verify): the client reports it as
+        # unverified, claiming MAC_INVALID, and it runs nothing.
         client = self.client()
         _, token = self.new_user(client)
         envelope = client.sign("transactions.create", {"token": token, "amount": "1.00"})
         tampered = dict(envelope, payload=dict(envelope["payload"], amount="1000.00"))
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("transactions.create", tampered)
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         # Moved to another pattern.
         envelope = client.sign("users.me", {"token": token})
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("auth.logout", envelope)
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         # A flipped MAC digit.
         envelope = client.sign("system.ping", {})
         flipped = envelope["mac"][:-1] + ("0" if envelope["mac"][-1] != "0" else "1")
-        with self.assertRaises(PaiServiceError) as caught:
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
             client.send_signed("system.ping", dict(envelope, mac=flipped))
-        self.assertEqual(caught.exception.code, ErrorCode.MAC_INVALID)
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
         self.assertEqual(client.send("users.me", {"token": token})["transactionCount"], 0)
+
+    def through(self, peer, **options):
+        self.addCleanup(peer.close)
+        options.setdefault("kid", "default")
+        options.setdefault("secret", self.secret)
+        client = PaiClient("127.0.0.1", peer.port, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def copy_sent_first(self, tamper=None):
+        """A ``before_forwarding`` that sends a copy of the first create ahead of it, exactly as
+        it is or changed by ``tamper``; the copy and its reply land in the returned list."""
+        copies = []
+
+        def before_forwarding(message):
+            if message["pattern"] == "transactions.create" and not copies:
+                copy = dict(message, id="copy-" + message["id"])
+                if tamper is not None:
+                    copy["data"] = tamper(copy["data"])
+                copies.append((copy, exchange(self.service.port, copy)))
+
+        return copies, before_forwarding
+
+    def creates(self, peer):
+        return [message for message in peer.forwarded if message["pattern"] == "transactions.create"]
+
+    def reply_to(self, peer, message):
+        return next(packet for packet in peer.replies
+                    if packet.get("id") == message["id"] and ("response" in packet or packet.get("err")))
+
+    def test_a_create_with_a_reference_copied_ahead_is_answered_with_its_result(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first()
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        payload = {"token": token, "amount": "7.25", "reference": "copied:1", "description": "copied ahead"}
+        reply = self.through(peer).send("transactions.create", payload)
+
+        [(copy, copy_reply)] = copies
+        first, again = self.creates(peer)
+        # The copy was the client's own signed message, and it ran first.
+        self.assertEqual(copy["data"], first["data"])
+        self.assertTrue(copy_reply["response"]["payload"]["created"])
+        # The client's message got a REPLAY signed for it, and the client sent the request
+        # again as a new message (fresh nonce and ts), whose reply is the copy's result.
+        refused = self.reply_to(peer, first)["err"]
+        self.assertEqual(refused["error"]["code"], ErrorCode.REPLAY)
+        self.assertTrue(reply_mac_matches(base64.b64decode(self.secret), "transactions.create", "default",
+                                          first["data"]["nonce"], first["data"]["mac"], refused))
+        self.assertNotEqual(again["data"]["nonce"], first["data"]["nonce"])
+        self.assertEqual(again["data"]["payload"], payload)
+        self.assertIs(reply["created"], False)
+        self.assertEqual(reply["transaction"], copy_reply["response"]["payload"]["transaction"])
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
+
+    def test_a_create_without_a_reference_copied_ahead_is_reported_as_executed(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first()
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        with self.assertRaises(pai_client.PaiReplayError) as caught:
+            self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        self.assertIs(caught.exception.details["executed"], True)
+        self.assertIn("executed once, result unseen", caught.exception.message)
+        [(copy, copy_reply)] = copies
+        self.assertTrue(copy_reply["response"]["payload"]["created"])
+        self.assertEqual([message["data"] for message in self.creates(peer)], [copy["data"]])  # not sent again
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
+
+    def test_a_tampered_copy_ahead_does_not_spoil_the_genuine_request(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first(
+            tamper=lambda data: dict(data, payload=dict(data["payload"], amount="999.00"))
+        )
+        peer = OnPathPeer(self.service.port, before_forwarding)
+        reply = self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        [(_, copy_reply)] = copies
+        self.assertIsNone(copy_reply["err"]["mac"])  # refused unsigned, its nonce not recorded
+        self.assertEqual(copy_reply["err"]["error"]["code"], ErrorCode.MAC_INVALID)
+        self.assertIs(reply["created"], True)
+        self.assertEqual(reply["transaction"]["amount"], "7.25")
+        self.assertEqual(len(self.creates(peer)), 1)
+
+    def test_a_refusal_put_in_place_of_the_reply_is_unverified_and_the_request_ran(self):
+        _, token = self.new_user(self.client())
+        copies, before_forwarding = self.copy_sent_first(
+            tamper=lambda data: dict(data, payload=dict(data["payload"], amount="999.00"))
+        )
+
+        def replace_reply(packet):
+            # The service's own unsigned MAC_INVALID, got for the tampered copy, in place of the
+            # genuine reply to the create.
+            if copies and packet.get("id") == copies[0][0]["id"][len("copy-"):] and "response" in packet:
+                return dict(copies[0][1], id=packet["id"])
+            return packet
+
+        peer = OnPathPeer(self.service.port, before_forwarding, replace_reply)
+        with self.assertRaises(PaiReplyUnverifiedError) as caught:
+            self.through(peer).send("transactions.create", {"token": token, "amount": "7.25"})
+        self.assertEqual(caught.exception.details["claimedCode"], ErrorCode.MAC_INVALID)
+        self.assertIn("may or may not have run", caught.exception.message)
+        self.assertTrue(self.reply_to(peer, self.creates(peer)[0])["response"]["payload"]["created"])
+        self.assertEqual(len(self.creates(peer)), 1)  # not sent again
+        self.assertEqual(self.client().send("users.me", {"token": token})["transactionCount"], 1)
 
     def test_service_computes_the_same_canonical_form(self):
         # The service checks the MAC over its own JCS of what it parsed: astral keys, escapes
@@ -919,33 +1613,77 @@ class EndToEndTest(unittest.TestCase):
         self.assertLess(abs(reply["serverTime"] - time.time() * 1000), 60_000)
 
     def test_cli(self):
-        env = dict(os.environ, PAI_MAC_KEYS="default:" + self.secret, PAI_PORT=str(self.service.port),
-                   PAI_HOST="127.0.0.1", PYTHONPATH=HERE)
+        # Every command of the CLI against the service, the token never on a command line.
+        home = tempfile.mkdtemp(prefix="pai-py-cli-")
+        self.addCleanup(shutil.rmtree, home, True)
+        session = os.path.join(home, "state", "pai", "session.json")
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PAI_")}
+        env.update(PAI_MAC_KEYS="default:" + self.secret, PAI_PORT=str(self.service.port), PAI_HOST="127.0.0.1",
+                   PYTHONPATH=HERE, HOME=home, XDG_STATE_HOME=os.path.join(home, "state"))
         username = "cli_" + uuid.uuid4().hex[:10]
 
-        def run(*args, stdin=""):
+        def run(*args, stdin="", **extra_env):
             return subprocess.run([sys.executable, "-m", "pai_client", *args], input=stdin.encode(),
-                                  capture_output=True, env=env, timeout=60)
+                                  capture_output=True, env=dict(env, **extra_env), timeout=60)
 
         ping = run("ping")
         self.assertEqual(ping.returncode, 0, ping.stderr)
         self.assertIn("serverTime", json.loads(ping.stdout))
         registered = run("register", username, stdin="cli password 1\n")
         self.assertEqual(registered.returncode, 0, registered.stderr)
+        self.assertEqual(json.loads(registered.stdout)["username"], username)
+
         login = run("login", username, stdin="cli password 1\n")
         self.assertEqual(login.returncode, 0, login.stderr)
-        token = json.loads(login.stdout)["token"]
-        # A token may begin with "-": --token=… keeps argparse from reading it as an option.
-        paid = run("pay", "3.10", "--token=" + token, "--description", "ünï 😀")
+        shown = json.loads(login.stdout)
+        self.assertEqual(set(shown), {"userId", "username", "expiresAt", "sessionFile"})
+        self.assertEqual(shown["sessionFile"], session)
+        self.assertEqual(os.stat(session).st_mode & 0o777, 0o600)
+        with open(session, encoding="utf-8") as handle:
+            token = json.load(handle)["token"]
+        self.assertNotIn(token.encode(), login.stdout + login.stderr)
+
+        paid = run("pay", "3.10", "--description", "ünï 😀", "--reference", "cli:1")
         self.assertEqual(paid.returncode, 0, paid.stderr)
+        self.assertIs(json.loads(paid.stdout)["created"], True)
         self.assertEqual(json.loads(paid.stdout)["transaction"]["description"], "ünï 😀")
-        env["PAI_TOKEN"] = token
-        history = run("history")
+        again = run("pay", "3.10", "--description", "ünï 😀", "--reference", "cli:1")
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIs(json.loads(again.stdout)["created"], False)
+        history = run("history", "--limit", "5", PAI_TOKEN=token)
         self.assertEqual(history.returncode, 0, history.stderr)
         self.assertEqual([item["amount"] for item in json.loads(history.stdout)["items"]], ["3.10"])
-        refused = run("pay", "3", "--token=" + "x" * 30)
-        self.assertEqual(refused.returncode, 1)
-        self.assertEqual(json.loads(refused.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        token_file = os.path.join(home, "token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(token + "\n")
+        me = run("me", "--token-file", token_file)
+        self.assertEqual(me.returncode, 0, me.stderr)
+        self.assertEqual((json.loads(me.stdout)["username"], json.loads(me.stdout)["total"]), (username, "3.10"))
+
+        refused = run("me", "--token=" + token)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn(b"--token is refused", refused.stderr)
+        self.assertNotIn(token.encode(), refused.stdout + refused.stderr)
+
+        # A second login, its token shown on request, replaces the first and revokes it.
+        second = run("login", username, "--show-token", stdin="cli password 1\n")
+        self.assertEqual(second.returncode, 0, second.stderr)
+        second_token = json.loads(second.stdout)["token"]
+        self.assertNotEqual(second_token, token)
+        stale = run("me", PAI_TOKEN=token)
+        self.assertEqual(stale.returncode, 1)
+        self.assertEqual(json.loads(stale.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+
+        logout = run("logout")
+        self.assertEqual(logout.returncode, 0, logout.stderr)
+        self.assertEqual(json.loads(logout.stdout), {"revoked": True})
+        self.assertFalse(os.path.exists(session))
+        after = run("me", PAI_TOKEN=second_token)
+        self.assertEqual(after.returncode, 1)
+        self.assertEqual(json.loads(after.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        not_logged_in = run("me")
+        self.assertEqual(not_logged_in.returncode, 2)
+        self.assertIn(b"not logged in", not_logged_in.stderr)
 
 
 class TlsEndToEndTest(unittest.TestCase):
