@@ -16,6 +16,7 @@ import { Clock } from './clock';
 import { ErrorCode } from './error-code';
 import { NonceFingerprints } from './nonce-fingerprints';
 import { PaiError } from './pai.error';
+import { SampledWarning } from './sampled-warning';
 import {
   NonceRecordUnavailableError,
   RedisNonceRecord,
@@ -66,7 +67,12 @@ export class NonceStore
   private stopPurge?: () => void;
   private readonly memory?: NonceFingerprints;
   private readonly redis?: RedisNonceRecord;
-  private redisFailures = 0;
+  private redisCause = 'error';
+  private readonly redisFailures = new SampledWarning(
+    this.logger,
+    (total) =>
+      `nonce record unavailable (${this.redisCause}); ${total} request(s) refused so far`,
+  );
   /** Memory record only: messages dated at or before this instant are refused. */
   readonly startedAt: number;
   /** Memory record only: messages dated up to this are checked against the table too. */
@@ -128,14 +134,10 @@ export class NonceStore
       );
     } catch (error) {
       if (!(error instanceof NonceRecordUnavailableError)) throw error;
-      // Fail closed: a message whose nonce cannot be recorded is not run. Logged 1st, 2nd, 4th …
-      this.redisFailures += 1;
-      if ((this.redisFailures & (this.redisFailures - 1)) === 0) {
-        const cause = error.cause as NodeJS.ErrnoException | undefined;
-        this.logger.warn(
-          `nonce record unavailable (${cause?.code ?? cause?.name ?? 'error'}); ${this.redisFailures} request(s) refused so far`,
-        );
-      }
+      // Fail closed: a message whose nonce cannot be recorded is not run.
+      const cause = error.cause as NodeJS.ErrnoException | undefined;
+      this.redisCause = cause?.code ?? cause?.name ?? 'error';
+      this.redisFailures.record();
       throw new PaiError(ErrorCode.UNAVAILABLE);
     }
     if (verdict === 'replay') throw new PaiError(ErrorCode.REPLAY);
