@@ -158,19 +158,22 @@ describe(`a change of PAI_BCRYPT_COST over ${e2eTransport} (${databaseKind})`, (
   it('should not overwrite a hash written by someone else while the login re-hashed', async () => {
     await registerAt(10, ['alice']);
     service = await startTestApp(database, { bcryptCost: 11 });
-    const hasher = service.app.get(PasswordHasher);
-    const theirs = await hasher.hash('a newer password');
-    const hash = hasher.hash.bind(hasher);
+    const theirs = await service.app.get(PasswordHasher).hash('a newer one');
     // Between the check of the old hash and the login's commit, another writer (a concurrent
-    // login, or a change of password) stores a newer hash.
-    jest.spyOn(hasher, 'hash').mockImplementationOnce(async (password) => {
-      const ours = await hash(password);
-      await service!.dataSource.query(
-        'UPDATE usuarios SET clave = ? WHERE nombre_usuario_normalizado = ?',
-        [theirs, 'alice'],
-      );
-      return ours;
-    });
+    // login, or a change of password) stores a newer hash. On every instance: over NATS, either
+    // may serve the login.
+    for (const app of service.apps) {
+      const hasher = app.get(PasswordHasher);
+      const hash = hasher.hash.bind(hasher);
+      jest.spyOn(hasher, 'hash').mockImplementationOnce(async (password) => {
+        const ours = await hash(password);
+        await service!.dataSource.query(
+          'UPDATE usuarios SET clave = ? WHERE nombre_usuario_normalizado = ?',
+          [theirs, 'alice'],
+        );
+        return ours;
+      });
+    }
 
     await expect(
       service
