@@ -120,6 +120,36 @@ describe('the data directory of a service started with nothing configured (sqlit
     expect(ping).toMatchObject({ code: 0, stderr: '' });
   });
 
+  it('should create the database directory 0700 itself when the secrets are given', async () => {
+    // With the secrets given, no development secrets file creates the directory first.
+    const dataDir = join(root, 'state', 'pai');
+    const secrets = {
+      PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
+      PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+    };
+
+    service = await startServiceProcess(bareEnv(dataDir, secrets), {
+      umask: 0o000,
+    });
+
+    const database = join(dataDir, SQLITE_FILE_NAME);
+    expect({
+      parent: modeOf(join(root, 'state')),
+      dataDir: modeOf(dataDir),
+      database: modeOf(database),
+      wal: modeOf(`${database}-wal`),
+      shm: modeOf(`${database}-shm`),
+      secretsFile: existsSync(join(dataDir, DEV_SECRETS_FILE)),
+    }).toEqual({
+      parent: '700',
+      dataDir: '700',
+      database: '600',
+      wal: '600',
+      shm: '600',
+      secretsFile: false,
+    });
+  });
+
   it('should make a database file left readable by others private, and say so', async () => {
     const dataDir = join(root, 'data');
     mkdirSync(dataDir, { mode: 0o700 });
