@@ -37,7 +37,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-RUN mkdir -p /var/lib/pai && chown node:node /var/lib/pai
+# The data directory (the SQLite file, when no DATABASE_URL is given) is the service user's alone;
+# a named volume mounted on it starts with this owner and mode.
+RUN install -d -m 0700 -o node -g node /var/lib/pai
 USER node
 # 8080: the signed protocol (TCP). 9090: health and metrics (HTTP); publish it to the
 # orchestrator and Prometheus only, it answers without authentication.

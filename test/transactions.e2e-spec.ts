@@ -1,5 +1,7 @@
 import { PaiClientError } from '../src/client/pai-client.error';
 import { failure } from './support/failure';
+import { formatCents } from '../src/transactions/amount';
+import { Transaction } from '../src/transactions/transaction.entity';
 import type { PaiClient } from '../src/client/pai-client';
 import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
 import {
@@ -73,6 +75,38 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
       await client.send('transactions.list', { token })
     ).items.map((item) => item.amount);
     expect(amounts).toEqual(['0.01', '9999999999999.99', '0.20', '0.10']);
+  });
+
+  it('should total exactly past 2^63 cents, the range of a 64-bit integer', async () => {
+    // 10 000 of the largest amount: 9.99e18 cents, beyond 2^63 - 1 = 9.22e18. Inserted directly,
+    // in batches, for speed; one amount with cents so the cents are checked too.
+    const rows = 10_000;
+    const largest = '9999999999999.99';
+    const createdAt = new Date();
+    for (let first = 0; first < rows; first += 500) {
+      const batch = Array.from({ length: 500 }, (_, i) => ({
+        userId,
+        amount: first + i === 0 ? '0.07' : largest,
+        reference: null,
+        description: null,
+        createdAt,
+      }));
+      await service.dataSource
+        .createQueryBuilder()
+        .insert()
+        .into(Transaction)
+        .values(batch)
+        .updateEntity(false)
+        .execute();
+    }
+    const expected = 999_999_999_999_999n * BigInt(rows - 1) + 7n;
+    expect(expected).toBeGreaterThan(2n ** 63n);
+
+    const me = await client.send('users.me', { token });
+
+    expect(me.transactionCount).toBe(rows);
+    expect(me.total).toBe(formatCents(expected));
+    expect(me.total).toBe('99989999999999900.08');
   });
 
   it('should store the amount column as an exact decimal, not a float', async () => {

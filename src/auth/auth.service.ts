@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Database } from '../database/database.service';
 import { ErrorCode } from '../protocol/error-code';
 import { PaiError } from '../protocol/pai.error';
@@ -10,7 +10,9 @@ import { PasswordHasher } from './password-hasher';
 import { SessionsService } from './sessions.service';
 
 @Injectable()
-export class AuthService {
+export class AuthService implements OnModuleInit {
+  private readonly logger = new Logger(AuthService.name);
+
   constructor(
     private readonly database: Database,
     private readonly users: UsersService,
@@ -18,6 +20,22 @@ export class AuthService {
     private readonly throttle: LoginThrottleService,
     private readonly sessions: SessionsService,
   ) {}
+
+  /**
+   * Hashes of a higher cost than the configured one remain after PAI_BCRYPT_COST was lowered:
+   * refusals are made to cost as much from the first request on (see PasswordHasher).
+   */
+  async onModuleInit(): Promise<void> {
+    try {
+      const cost = await this.users.highestPasswordCost();
+      if (cost !== undefined) this.hasher.expectStoredCost(cost);
+    } catch {
+      // Not fatal: each stored hash checked at login raises the refusal cost too.
+      this.logger.warn(
+        "could not read the stored password hashes' cost; refusals start at PAI_BCRYPT_COST",
+      );
+    }
+  }
 
   async register({ username, password }: CredentialsDto) {
     // Hashed before the insert so the slow part holds no database lock; a lost race on the
@@ -38,8 +56,21 @@ export class AuthService {
     const valid = await this.hasher.verify(password, user?.passwordHash);
     if (!user || !valid) throw new PaiError(ErrorCode.INVALID_CREDENTIALS);
 
+    // A hash of another cost than the configured one (PAI_BCRYPT_COST changed) is replaced while
+    // the password is at hand; hashed before the transaction, so the slow part holds no lock.
+    const rehashed = this.hasher.needsRehash(user.passwordHash)
+      ? await this.hasher.hash(password)
+      : undefined;
     const session = await this.database.transaction(async (manager) => {
       await this.throttle.reset(manager, key);
+      if (rehashed) {
+        await this.users.replacePasswordHash(
+          manager,
+          user.id,
+          user.passwordHash,
+          rehashed,
+        );
+      }
       return this.sessions.issue(manager, String(user.id));
     });
     return {

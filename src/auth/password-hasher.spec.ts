@@ -62,22 +62,96 @@ describe(PasswordHasher.name, () => {
     );
   });
 
-  it('should refuse an unknown user and still run bcrypt against a hash of the same cost', async () => {
+  it('should refuse an unknown user after one bcrypt of the configured cost', async () => {
     const compare = jest.spyOn(bcrypt, 'compare');
+    const hash = jest.spyOn(bcrypt, 'hash');
+    const salt = jest.spyOn(bcrypt, 'genSaltSync');
 
     await expect(hasher.verify(password, undefined)).resolves.toBe(false);
 
-    expect(compare).toHaveBeenCalledTimes(1);
-    const [, hashUsed] = compare.mock.calls[0];
-    expect(hashUsed).toMatch(/^\$2[aby]\$10\$/);
+    expect(compare).not.toHaveBeenCalled();
+    expect(hash).toHaveBeenCalledTimes(1);
+    expect(salt.mock.calls).toEqual([[10]]);
   });
 
-  it('should refuse an unknown user even if bcrypt were to match the dummy hash', async () => {
+  it('should refuse an unknown user whatever bcrypt answers', async () => {
     jest
       .spyOn(bcrypt, 'compare')
       .mockImplementation(() => Promise.resolve(true) as never);
 
     await expect(hasher.verify(password, undefined)).resolves.toBe(false);
+  });
+
+  it('should refuse a stored value that is not a bcrypt hash, at the cost of an unknown user', async () => {
+    const compare = jest.spyOn(bcrypt, 'compare');
+    const salt = jest.spyOn(bcrypt, 'genSaltSync');
+
+    await expect(hasher.verify(password, 'not a hash')).resolves.toBe(false);
+
+    expect(compare).not.toHaveBeenCalled();
+    expect(salt.mock.calls).toEqual([[10]]);
+  });
+
+  describe('a stored hash of another cost than the configured one', () => {
+    const costlier = new PasswordHasher({
+      bcryptCost: 12,
+      passwordPepper: pepper,
+    } as AppConfig);
+
+    it('should verify it and ask for a re-hash', async () => {
+      await expect(costlier.verify(password, storedHash)).resolves.toBe(true);
+      expect(costlier.needsRehash(storedHash)).toBe(true);
+      expect(hasher.needsRehash(storedHash)).toBe(false);
+      expect(costlier.needsRehash(await costlier.hash(password))).toBe(false);
+    });
+
+    it('should refuse a wrong password after spending the difference to the configured cost', async () => {
+      const compare = jest.spyOn(bcrypt, 'compare');
+      const salt = jest.spyOn(bcrypt, 'genSaltSync');
+
+      await expect(costlier.verify('wrong horse', storedHash)).resolves.toBe(
+        false,
+      );
+
+      // 2^10 (the check) + 2^10 + 2^11 = 2^12, as for an unknown user.
+      expect(compare).toHaveBeenCalledTimes(1);
+      expect(salt.mock.calls).toEqual([[10], [11]]);
+    });
+
+    it('should spend nothing more on the right password', async () => {
+      const salt = jest.spyOn(bcrypt, 'genSaltSync');
+
+      await expect(costlier.verify(password, storedHash)).resolves.toBe(true);
+
+      expect(salt).not.toHaveBeenCalled();
+    });
+
+    it('should make every refusal cost as much as the costliest stored hash', async () => {
+      const lowered = hasherWith(pepper);
+      const salt = jest.spyOn(bcrypt, 'genSaltSync');
+
+      lowered.expectStoredCost(11);
+      lowered.expectStoredCost(10);
+      await expect(lowered.verify(password, undefined)).resolves.toBe(false);
+      await expect(lowered.verify('wrong horse', storedHash)).resolves.toBe(
+        false,
+      );
+
+      expect(salt.mock.calls).toEqual([[11], [10]]);
+    });
+
+    it('should raise the refusal cost when it meets a costlier stored hash', async () => {
+      const lowered = hasherWith(pepper);
+      const costlierHash = await costlier.hash(password);
+      const salt = jest.spyOn(bcrypt, 'genSaltSync');
+
+      await expect(lowered.verify('wrong horse', costlierHash)).resolves.toBe(
+        false,
+      );
+      await expect(lowered.verify(password, undefined)).resolves.toBe(false);
+
+      expect(salt.mock.calls).toEqual([[12]]);
+    });
   });
 
   it('should run bcrypt once per verification of a known user', async () => {

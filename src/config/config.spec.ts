@@ -415,6 +415,112 @@ describe(loadConfig.name, () => {
 
       expect(error.variable).toBe('PAI_DATA_DIR');
     });
+
+    it('should not generate secrets when the other instances could not share them', () => {
+      const mysql = 'mysql://u:p@db.example:3306/pai';
+      for (const [extra, variable, reason] of [
+        [{ DATABASE_URL: mysql }, 'PAI_MAC_KEYS', 'DATABASE_URL is set'],
+        [{ PAI_TRANSPORT: 'nats' }, 'PAI_MAC_KEYS', 'PAI_TRANSPORT=nats'],
+        [{ NODE_ENV: 'production' }, 'PAI_MAC_KEYS', 'NODE_ENV=production'],
+        [
+          { DATABASE_URL: mysql, PAI_MAC_KEYS: env.PAI_MAC_KEYS },
+          'PAI_PASSWORD_PEPPER',
+          'DATABASE_URL is set',
+        ],
+        [
+          {
+            PAI_TRANSPORT: 'nats',
+            PAI_PASSWORD_PEPPER: env.PAI_PASSWORD_PEPPER,
+          },
+          'PAI_MAC_KEYS',
+          'PAI_TRANSPORT=nats',
+        ],
+      ] as const) {
+        const error = configErrorOf({ ...devEnv(), ...extra });
+
+        expect({ extra, variable: error.variable }).toEqual({
+          extra,
+          variable,
+        });
+        expect(error.message).toBe(
+          `${variable}: is required when ${reason} (or ${variable}_FILE)`,
+        );
+      }
+      expect(readdirSync(dataDir)).toEqual([]);
+    });
+
+    it('should name DATABASE_URL_FILE when that is how MySQL was configured', () => {
+      const url = join(dataDir, 'url');
+      writeFileSync(url, 'mysql://u:p@db.example:3306/pai', { mode: 0o600 });
+
+      const error = configErrorOf({ ...devEnv(), DATABASE_URL_FILE: url });
+
+      expect(error.message).toBe(
+        'PAI_MAC_KEYS: is required when DATABASE_URL_FILE is set (or PAI_MAC_KEYS_FILE)',
+      );
+    });
+
+    it.each([
+      ['PAI_MAC_KEYS', 'PAI_PASSWORD_PEPPER'],
+      ['PAI_PASSWORD_PEPPER', 'PAI_MAC_KEYS'],
+    ])(
+      'should refuse %s without %s rather than pair it with a generated one',
+      (given, missing) => {
+        const error = configErrorOf({ ...devEnv(), [given]: env[given] });
+
+        expect(error.variable).toBe(missing);
+        expect(error.message).toBe(
+          `${missing}: is required when ${given} is set (or ${missing}_FILE)`,
+        );
+        expect(readdirSync(dataDir)).toEqual([]);
+      },
+    );
+
+    it('should count a secret given as a file as given', () => {
+      const pepperFile = join(dataDir, 'pepper');
+      writeFileSync(pepperFile, env.PAI_PASSWORD_PEPPER!, { mode: 0o600 });
+
+      const error = configErrorOf({
+        ...devEnv(),
+        PAI_PASSWORD_PEPPER_FILE: pepperFile,
+      });
+
+      expect(error.message).toBe(
+        'PAI_MAC_KEYS: is required when PAI_PASSWORD_PEPPER_FILE is set (or PAI_MAC_KEYS_FILE)',
+      );
+    });
+
+    it('should generate them with nothing configured but the data directory, TLS and the like', () => {
+      const cert = join(dataDir, 'cert.pem');
+      const key = join(dataDir, 'key.pem');
+      writeFileSync(cert, 'cert');
+      writeFileSync(key, 'key');
+
+      const config = loadConfig({
+        ...devEnv(),
+        DATABASE_URL: '',
+        PAI_MAC_KEYS: '',
+        PAI_TRANSPORT: 'tcp',
+        PAI_TLS_CERT_FILE: cert,
+        PAI_TLS_KEY_FILE: key,
+        PAI_NONCE_STORE: 'database',
+        PAI_BCRYPT_COST: '10',
+      });
+
+      expect(existsSync(secretsFile())).toBe(true);
+      expect(config.passwordPepper.length).toBeGreaterThanOrEqual(32);
+    });
+
+    it('should not read an existing secrets file once MySQL is configured', () => {
+      loadConfig(devEnv());
+
+      const error = configErrorOf({
+        ...devEnv(),
+        DATABASE_URL: 'mysql://u:p@db.example:3306/pai',
+      });
+
+      expect(error.variable).toBe('PAI_MAC_KEYS');
+    });
   });
 
   describe('several MAC keys', () => {

@@ -194,9 +194,9 @@ function createDevSecrets(file: string): void {
 }
 
 /**
- * Outside production a missing secret is generated once into PAI_DATA_DIR so that
- * `npm start` works on a bare machine; the command-line client reads the MAC key from the same
- * file. The values are never printed.
+ * With nothing configured, both secrets are generated once into PAI_DATA_DIR so that `npm start`
+ * works on a bare machine; the command-line client reads the MAC key from the same file. The
+ * values are never printed.
  */
 export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
   const file = join(dataDir, DEV_SECRETS_FILE);
@@ -221,6 +221,66 @@ export function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
     throw new ConfigError('PAI_DATA_DIR', `${file} is incomplete`);
   }
   return parsed as DevSecrets;
+}
+
+/**
+ * PAI_MAC_KEYS and PAI_PASSWORD_PEPPER, or the development secrets (generated once into
+ * PAI_DATA_DIR/dev-secrets.json) in the zero-configuration case only: outside production, on the
+ * embedded SQLite database, over TCP, and with neither secret given. Anywhere else an instance
+ * may have siblings (a shared MySQL database, a NATS queue group) or an operator who manages its
+ * secrets, and a pepper or key made up on one machine would lock users out of the others, or pair
+ * silently with a configured one: a missing secret stops the start, naming the variable and why
+ * it is required. One secret given and not the other is half-configured, not zero-configured:
+ * the missing one is required too.
+ */
+function readSecrets(
+  env: Env,
+  context: {
+    production: boolean;
+    database: DatabaseConfig;
+    transport: TransportConfig;
+    dataDir: string;
+  },
+): Pick<AppConfig, 'macKeys' | 'passwordPepper'> {
+  const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
+  const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
+  if (macKeysRaw && pepperRaw) {
+    return {
+      macKeys: parseMacKeys(sourceOf(env, 'PAI_MAC_KEYS'), macKeysRaw),
+      passwordPepper: decodeSecret(
+        sourceOf(env, 'PAI_PASSWORD_PEPPER'),
+        pepperRaw,
+        'the pepper',
+      ),
+    };
+  }
+  const reason = context.production
+    ? 'NODE_ENV=production'
+    : context.database.type === 'mysql'
+      ? `${sourceOf(env, 'DATABASE_URL')} is set`
+      : context.transport.kind === 'nats'
+        ? 'PAI_TRANSPORT=nats'
+        : macKeysRaw
+          ? `${sourceOf(env, 'PAI_MAC_KEYS')} is set`
+          : pepperRaw
+            ? `${sourceOf(env, 'PAI_PASSWORD_PEPPER')} is set`
+            : undefined;
+  if (reason !== undefined) {
+    const missing = macKeysRaw ? 'PAI_PASSWORD_PEPPER' : 'PAI_MAC_KEYS';
+    throw new ConfigError(
+      missing,
+      `is required when ${reason} (or ${missing}_FILE)`,
+    );
+  }
+  const dev = loadOrCreateDevSecrets(context.dataDir);
+  return {
+    macKeys: parseMacKeys('PAI_DATA_DIR', dev.PAI_MAC_KEYS),
+    passwordPepper: decodeSecret(
+      'PAI_DATA_DIR',
+      dev.PAI_PASSWORD_PEPPER,
+      'the generated pepper',
+    ),
+  };
 }
 
 function readTls(env: Env): AppConfig['tls'] {
@@ -420,36 +480,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const nonceStore = parseNonceStore(env, database, transport);
   const redis = nonceStore === 'redis' ? readRedis(env) : undefined;
 
-  const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
-  const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
-  if (production && !macKeysRaw) {
-    throw new ConfigError(
-      'PAI_MAC_KEYS',
-      'is required when NODE_ENV=production (or PAI_MAC_KEYS_FILE)',
-    );
-  }
-  if (production && !pepperRaw) {
-    throw new ConfigError(
-      'PAI_PASSWORD_PEPPER',
-      'is required when NODE_ENV=production (or PAI_PASSWORD_PEPPER_FILE)',
-    );
-  }
-  const dev =
-    !macKeysRaw || !pepperRaw ? loadOrCreateDevSecrets(dataDir) : undefined;
-  const macKeys = macKeysRaw
-    ? parseMacKeys(sourceOf(env, 'PAI_MAC_KEYS'), macKeysRaw)
-    : parseMacKeys('PAI_DATA_DIR', dev!.PAI_MAC_KEYS);
-  const passwordPepper = pepperRaw
-    ? decodeSecret(
-        sourceOf(env, 'PAI_PASSWORD_PEPPER'),
-        pepperRaw,
-        'the pepper',
-      )
-    : decodeSecret(
-        'PAI_DATA_DIR',
-        dev!.PAI_PASSWORD_PEPPER,
-        'the generated pepper',
-      );
+  const { macKeys, passwordPepper } = readSecrets(env, {
+    production,
+    database,
+    transport,
+    dataDir,
+  });
 
   return {
     production,

@@ -1,7 +1,5 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
@@ -9,6 +7,7 @@ import { TypeOrmPinoLogger } from '../observability/typeorm-logger';
 import type { Logger } from 'pino';
 import { connectWithRetry } from './connect';
 import { Database } from './database.service';
+import { prepareSqliteFile } from './sqlite-file';
 
 @Global()
 @Module({
@@ -17,10 +16,10 @@ import { Database } from './database.service';
       inject: [APP_CONFIG, LOGGER],
       useFactory: (config: AppConfig, logger: Logger) => {
         if (config.database.type === 'sqlite') {
-          mkdirSync(dirname(config.database.file), {
-            recursive: true,
-            mode: 0o700,
-          });
+          // Before TypeORM, whose own mkdir and open would use the default modes.
+          prepareSqliteFile(config.database.file, (message) =>
+            logger.warn({ context: 'Database' }, message),
+          );
         }
         return {
           ...dataSourceOptions(config.database),

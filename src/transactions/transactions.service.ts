@@ -18,6 +18,9 @@ import {
 } from './dto/list-transactions.dto';
 import { Transaction } from './transaction.entity';
 
+/** Where SQLite's totals split each amount's cents (see sqliteSummary). */
+const CENTS_SPLIT = 1_000_000_000;
+
 /** A transaction as it goes on the wire (PROTOCOL.md 5). */
 export interface TransactionView {
   id: string;
@@ -130,24 +133,74 @@ export class TransactionsService {
 
   /** Count and exact sum of a user's transactions, added up by the database. */
   async summary(userId: string): Promise<{ count: number; total: string }> {
-    const sqlite = this.database.dialect === 'sqlite';
-    // SQLite would sum the TEXT amounts as floats; "12.50" without its dot is 1250 cents, an
-    // exact 64-bit integer sum, read back as text so it never becomes a JS number.
-    const totalExpression = sqlite
-      ? "CAST(SUM(CAST(REPLACE(t.cantidad, '.', '') AS INTEGER)) AS TEXT)"
-      : 'SUM(t.cantidad)';
+    const { count, cents } =
+      this.database.dialect === 'sqlite'
+        ? await this.sqliteSummary(userId)
+        : await this.mysqlSummary(userId);
+    return { count, total: formatCents(cents) };
+  }
+
+  /**
+   * MySQL's SUM of DECIMAL(15,2) is an exact DECIMAL(37,2) (MariaDB and MySQL alike): it holds the
+   * sum of 10^22 of the largest amount.
+   */
+  private async mysqlSummary(
+    userId: string,
+  ): Promise<{ count: number; cents: bigint }> {
     const row = await this.database.run((manager) =>
       manager
         .createQueryBuilder(Transaction, 't')
         .select('COUNT(*)', 'count')
-        .addSelect(totalExpression, 'total')
+        .addSelect('SUM(t.cantidad)', 'total')
         .where('t.userId = :userId', { userId })
         .getRawOne<{ count: number | string; total: string | null }>(),
     );
-    const cents = centsFromDatabaseTotal(
-      row?.total ?? null,
-      sqlite ? 'cents' : 'decimal',
+    return {
+      count: Number(row?.count ?? 0),
+      cents: centsFromDatabaseTotal(row?.total ?? null, 'decimal'),
+    };
+  }
+
+  /**
+   * SQLite stores the amounts as TEXT ("12.50"); without its dot an amount is its cents, an exact
+   * integer. SQLite's SUM of integers stops with "integer overflow" past 2^63 - 1 cents (about
+   * 9 223 of the largest amount), and total() is a double: each amount's cents are split at 10^9
+   * instead and the two parts summed apart. An amount is below 10^15 cents, so its high part is
+   * below 10^6 and its low part below 10^9: neither sum can overflow before 9.2 × 10^9
+   * transactions of one user. Recombined here, in bigint. Measured for a user with 100 000
+   * transactions: about 1.5 times as long as the single SUM; reading the rows to add them up
+   * here, about 4 times. Choosing the single SUM and redoing the work after "integer overflow"
+   * would decide on an error's message text, which SQLite's generic SQLITE_ERROR leaves as the
+   * only sign.
+   */
+  private async sqliteSummary(
+    userId: string,
+  ): Promise<{ count: number; cents: bigint }> {
+    const row = await this.database.run((manager) =>
+      manager
+        .createQueryBuilder()
+        .select('COUNT(*)', 'count')
+        .addSelect(`CAST(SUM(cents / ${CENTS_SPLIT}) AS TEXT)`, 'high')
+        .addSelect(`CAST(SUM(cents % ${CENTS_SPLIT}) AS TEXT)`, 'low')
+        .from(
+          (rows) =>
+            rows
+              .select("CAST(REPLACE(t.cantidad, '.', '') AS INTEGER)", 'cents')
+              .from(Transaction, 't')
+              .where('t.userId = :userId', { userId }),
+          'amounts',
+        )
+        .getRawOne<{
+          count: number | string;
+          high: string | null;
+          low: string | null;
+        }>(),
     );
-    return { count: Number(row?.count ?? 0), total: formatCents(cents) };
+    const high = centsFromDatabaseTotal(row?.high ?? null, 'cents');
+    const low = centsFromDatabaseTotal(row?.low ?? null, 'cents');
+    return {
+      count: Number(row?.count ?? 0),
+      cents: high * BigInt(CENTS_SPLIT) + low,
+    };
   }
 }

@@ -48,13 +48,35 @@ export async function startServiceProcess(
   {
     readyTimeoutMs = 60_000,
     onOutput,
-  }: { readyTimeoutMs?: number; onOutput?: (text: string) => void } = {},
+    umask,
+  }: {
+    readyTimeoutMs?: number;
+    onOutput?: (text: string) => void;
+    /** The file mode creation mask the process starts with (through sh's `umask`). */
+    umask?: number;
+  } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(
+  const command = [
     process.execPath,
-    ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    '-r',
+    'ts-node/register',
+    join(ROOT, 'src', 'main.ts'),
+  ];
+  const [file, ...args] =
+    umask === undefined
+      ? command
+      : [
+          '/bin/sh',
+          '-c',
+          `umask ${umask.toString(8).padStart(3, '0')} && exec "$@"`,
+          'sh',
+          ...command,
+        ];
+  const child = spawn(file, args, {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   const exited = new Promise<{ code: number | null; signal: string | null }>(
     (resolve) =>
