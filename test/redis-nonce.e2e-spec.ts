@@ -1,4 +1,3 @@
-import { request as httpRequest } from 'node:http';
 import type { AppConfig } from '../src/config/config';
 import { signEnvelope } from './support/raw-client';
 import {
@@ -6,6 +5,7 @@ import {
   TEST_REDIS_URL,
   testRedisPrefix,
 } from './support/redis';
+import { probeReadiness, readinessBecomes } from './support/http-side';
 import { TcpProxy } from './support/tcp-proxy';
 import {
   TEST_KEYS,
@@ -20,21 +20,6 @@ import {
 } from './support/test-database';
 
 const key = TEST_KEYS.default;
-
-function getStatus(
-  port: number,
-  path: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /**
  * The Redis nonce record (PAI_NONCE_STORE=redis) behind the real service: two instances on one
@@ -126,9 +111,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
         (await raw.request('system.ping', signEnvelope('system.ping', {}, key)))
           .ok,
       ).toBe(true);
-      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
-        200,
-      );
+      expect((await probeReadiness(app.httpPort!)).status).toBe(200);
 
       await proxy.down();
       const envelope = signEnvelope('system.ping', {}, key);
@@ -137,9 +120,8 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
       expect(signedFor(refused, 'system.ping', envelope)).toBe(true);
       // Nothing about Redis (address, URL, driver message) reaches the client.
       expect(JSON.stringify(refused)).not.toMatch(/redis|6379|ECONN/i);
-      const notReady = await getStatus(app.httpPort!, '/health/ready');
-      expect(notReady.status).toBe(503);
-      expect(notReady.body).toContain('nonceRecord');
+      const notReady = await readinessBecomes(app.httpPort!, 503);
+      expect(notReady.body.error).toEqual({ nonceRecord: { status: 'down' } });
 
       await proxy.up();
       let code: string | undefined;
@@ -152,9 +134,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
         code = reply.ok ? 'OK' : reply.error?.code;
       }
       expect(code).toBe('OK');
-      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
-        200,
-      );
+      await readinessBecomes(app.httpPort!, 200);
     } finally {
       await proxy.close();
     }

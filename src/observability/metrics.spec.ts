@@ -1,7 +1,7 @@
 import type { ModuleRef } from '@nestjs/core';
 import { testConfig } from '../../test/support/config';
 import type { Database } from '../database/database.service';
-import { Metrics } from './metrics';
+import { Metrics, NONCE_COUNT_MAX_AGE_MS } from './metrics';
 
 const http = { host: '127.0.0.1', port: 0 };
 
@@ -54,16 +54,50 @@ describe(Metrics.name, () => {
     );
   });
 
-  it('should read the nonce record at scrape time, and give NaN when the database fails', async () => {
-    let count: Promise<number> = Promise.resolve(7);
-    const metrics = metricsWith(
-      testConfig({}, { http, nonceStore: 'database' }),
-      { run: (() => count) as Database['run'] },
-    );
+  describe('the nonce table', () => {
+    beforeEach(() => {
+      jest.useFakeTimers();
+    });
+    afterEach(() => {
+      jest.useRealTimers();
+    });
 
-    expect(await value(metrics, 'pai_nonce_records')).toBe(7);
-    count = Promise.reject(new Error('ECONNREFUSED'));
-    expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+    it('should be counted at most once per second however often it is scraped, and be NaN when the database fails', async () => {
+      let rows = 7;
+      let counts = 0;
+      const metrics = metricsWith(
+        testConfig({}, { http, nonceStore: 'database' }),
+        {
+          run: (() => {
+            counts += 1;
+            return rows < 0
+              ? Promise.reject(new Error('ECONNREFUSED'))
+              : Promise.resolve(rows);
+          }) as Database['run'],
+        },
+      );
+
+      const scrapes = await Promise.all(
+        Array.from({ length: 20 }, () => metrics.registry.metrics()),
+      );
+      expect(
+        scrapes.every((text) => text.includes('pai_nonce_records 7')),
+      ).toBe(true);
+      rows = 9;
+      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS - 1);
+      expect(await value(metrics, 'pai_nonce_records')).toBe(7);
+      expect(counts).toBe(1);
+
+      jest.advanceTimersByTime(1);
+      expect(await value(metrics, 'pai_nonce_records')).toBe(9);
+      expect(counts).toBe(2);
+
+      rows = -1;
+      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS);
+      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+      expect(counts).toBe(3);
+    });
   });
 
   it('should read an in-memory nonce record from the store, not the database', async () => {

@@ -7,6 +7,7 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
+import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
 import type { PaiServer } from '../protocol/pai-server';
@@ -14,6 +15,11 @@ import { NonceStore } from '../protocol/nonce-store';
 import { UsedNonce } from '../protocol/used-nonce.entity';
 
 const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
+/**
+ * The rows of the nonce table are counted at most this often, however often /metrics is scraped:
+ * the count reads the whole table, and the side port is unauthenticated.
+ */
+export const NONCE_COUNT_MAX_AGE_MS = 1_000;
 
 type Labels<K extends string> = Record<K, string>;
 
@@ -23,7 +29,8 @@ type Labels<K extends string> = Record<K, string>;
  *
  * Per request: one counter increment and one histogram observation, with label objects made
  * once per pattern and code and reused; nothing at all when the side port is off, as nobody
- * could read them. Connections and the nonce record are read at scrape time only.
+ * could read them. Connections and the nonce record are read at scrape time only, the rows of the
+ * nonce table at most once per NONCE_COUNT_MAX_AGE_MS.
  */
 @Injectable()
 export class Metrics {
@@ -31,6 +38,10 @@ export class Metrics {
   private server?: PaiServer;
   private processMetrics = false;
   private readonly enabled: boolean;
+  private readonly nonceRows = new RecentResult(
+    () => this.countNonceRows(),
+    NONCE_COUNT_MAX_AGE_MS,
+  );
 
   private readonly requests = new Counter({
     name: 'pai_requests_total',
@@ -168,6 +179,10 @@ export class Metrics {
       // Looked up at scrape time: the protocol module depends on this one, not the reverse.
       return this.moduleRef.get(NonceStore, { strict: false }).memoryHeld;
     }
+    return this.nonceRows.get();
+  }
+
+  private async countNonceRows(): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
