@@ -47,11 +47,11 @@ const SHUTTING_DOWN: Readiness = {
 /**
  * Readiness: the protocol port listens (over NATS: the broker is connected and PAI subscribed),
  * the database answers, every migration this build knows has been applied, and the Redis nonce
- * record answers when it is the one in use.
+ * record answers and never evicts keys when it is the one in use.
  *
  * The port is unauthenticated, so the answer names components and up or down only: why a check
  * failed (a driver's message with an address, a pending migration's name) goes to the log, once
- * per change of state. The checks (two small queries, a PING to Redis) run at most once per
+ * per change of state. The checks (two small queries, an INFO to Redis) run at most once per
  * READINESS_MAX_AGE_MS, shared by every probe meanwhile.
  */
 @Injectable()
@@ -99,7 +99,7 @@ export class Health implements BeforeApplicationShutdown {
           }),
         () => this.migrationsApplied(),
         ...(this.config.nonceStore === 'redis'
-          ? [() => this.nonceRecordAnswers()]
+          ? [() => this.nonceRecordSafe()]
           : []),
       ]);
       ready = true;
@@ -137,13 +137,16 @@ export class Health implements BeforeApplicationShutdown {
     );
   }
 
-  /** The Redis nonce record answers PING; without it every signed request is refused. */
-  private nonceRecordAnswers() {
+  /**
+   * The Redis nonce record answers and reports maxmemory-policy noeviction; without it every
+   * signed request is refused, and with eviction a replay could be accepted.
+   */
+  private nonceRecordSafe() {
     return this.indicators
       .check('nonceRecord')
       .attempt(async () => {
         // Looked up at probe time: the protocol module depends on this one, not the reverse.
-        await this.moduleRef.get(NonceStore, { strict: false }).pingRecord();
+        await this.moduleRef.get(NonceStore, { strict: false }).checkRecord();
       })
       .withTimeout(CHECK_TIMEOUT_MS);
   }
