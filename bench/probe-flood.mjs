@@ -3,10 +3,11 @@
 // worker thread, so they do not share the measuring client's event loop) request /health/ready and
 // /metrics back to back. Phases alternate quiet, flood, quiet, flood; each is bounded in time.
 //
-//   npm run build && node bench/probe-flood.mjs [--root=DIR] [--seconds=4]
+//   npm run build && node bench/probe-flood.mjs [--root=DIR] [--seconds=4] [--paths=/health/ready,/metrics]
 //   DATABASE_URL=mysql://root@127.0.0.1:3306/ node bench/probe-flood.mjs   (a fresh database)
 //
-// --root names another build's directory (its dist/ and node_modules/), to compare two builds.
+// --root names another build's directory (its dist/ and node_modules/), to compare two builds;
+// --paths=/health/live gives the floor: what any flood of HTTP requests costs on 2 cores.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ const option = (name, fallback) => {
 };
 const root = resolve(option('root', join(here, '..')));
 const seconds = Number(option('seconds', '4'));
+const paths = option('paths', '/health/ready,/metrics').split(',');
 const require = createRequire(join(root, 'package.json'));
 const { createPaiClient } = require(join(root, 'dist/src/index.js'));
 
@@ -111,7 +113,7 @@ const deadline = Date.now() + workerData.maxMs;
 let probes = 0;
 async function client() {
   while (!stop && Date.now() < deadline) {
-    for (const path of ['/health/ready', '/metrics']) {
+    for (const path of workerData.paths) {
       const response = await fetch(workerData.base + path);
       await response.arrayBuffer();
       probes += 1;
@@ -124,7 +126,7 @@ Promise.all([client(), client()]).then(() => parentPort.postMessage(probes));
 function startFlood(base) {
   const worker = new Worker(FLOOD, {
     eval: true,
-    workerData: { base, maxMs: (seconds + 10) * 1_000 },
+    workerData: { base, paths, maxMs: (seconds + 10) * 1_000 },
   });
   const started = performance.now();
   const done = new Promise((ok) => worker.once('message', ok));
@@ -185,7 +187,9 @@ try {
     rows.push({ phase, ...result, probesPerSecond });
   }
   const fmt = (ms) => ms.toFixed(2);
-  console.log(`root ${root}, ${database ? 'MariaDB/MySQL' : 'SQLite'}, ${seconds} s per phase`);
+  console.log(
+    `root ${root}, ${database ? 'MariaDB/MySQL' : 'SQLite'}, ${seconds} s per phase, flood of ${paths.join(' ')}`,
+  );
   for (const row of rows) {
     console.log(
       `${row.phase.padEnd(6)} users.me n=${row.n} p50=${fmt(row.p50)} ms p90=${fmt(row.p90)} ms` +

@@ -1,7 +1,12 @@
 import type { ModuleRef } from '@nestjs/core';
 import { testConfig } from '../../test/support/config';
 import type { Database } from '../database/database.service';
-import { Metrics, NONCE_COUNT_MAX_AGE_MS } from './metrics';
+import { Registry } from 'prom-client';
+import {
+  Metrics,
+  NONCE_COUNT_MAX_AGE_MS,
+  PROCESS_METRICS_MAX_AGE_MS,
+} from './metrics';
 
 const http = { host: '127.0.0.1', port: 0 };
 
@@ -52,6 +57,39 @@ describe(Metrics.name, () => {
     expect(await metrics.registry.metrics()).not.toContain(
       'pai_requests_total{',
     );
+  });
+
+  it("should collect Node's process metrics at most once per second, and the service's series at every scrape", async () => {
+    jest.useFakeTimers();
+    try {
+      const metrics = metricsWith();
+      metrics.collectProcessMetrics();
+      const render = jest.spyOn(Registry.prototype, 'metrics');
+      const processRenders = () =>
+        render.mock.contexts.filter((r) => r !== metrics.registry).length;
+
+      const first = await Promise.all(
+        Array.from({ length: 20 }, () => metrics.exposition()),
+      );
+      metrics.recordRequest('system.ping', 'OK', 0.002, undefined);
+      jest.advanceTimersByTime(PROCESS_METRICS_MAX_AGE_MS - 1);
+      const fresh = await metrics.exposition();
+
+      expect(first[0]).toContain('process_cpu_user_seconds_total');
+      expect(first[0]).not.toContain('pai_requests_total{');
+      expect(fresh).toContain(
+        'pai_requests_total{pattern="system.ping",code="OK"} 1',
+      );
+      expect(fresh).toContain('process_cpu_user_seconds_total');
+      expect(processRenders()).toBe(1);
+
+      jest.advanceTimersByTime(1);
+      await metrics.exposition();
+      expect(processRenders()).toBe(2);
+      render.mockRestore();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   describe('the nonce table', () => {

@@ -20,6 +20,12 @@ const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
  * the count reads the whole table, and the side port is unauthenticated.
  */
 export const NONCE_COUNT_MAX_AGE_MS = 1_000;
+/**
+ * Node's process metrics are collected at most this often: reading them (CPU, memory, heap
+ * spaces, handles, event-loop delay) is most of a scrape's cost, about 0.9 ms of the event loop
+ * against 0.2 ms for the service's own series, and the side port is unauthenticated.
+ */
+export const PROCESS_METRICS_MAX_AGE_MS = 1_000;
 
 type Labels<K extends string> = Record<K, string>;
 
@@ -30,11 +36,17 @@ type Labels<K extends string> = Record<K, string>;
  * Per request: one counter increment and one histogram observation, with label objects made
  * once per pattern and code and reused; nothing at all when the side port is off, as nobody
  * could read them. Connections and the nonce record are read at scrape time only, the rows of the
- * nonce table at most once per NONCE_COUNT_MAX_AGE_MS.
+ * nonce table at most once per NONCE_COUNT_MAX_AGE_MS, and Node's process metrics (a registry of
+ * their own) at most once per PROCESS_METRICS_MAX_AGE_MS.
  */
 @Injectable()
 export class Metrics {
   readonly registry = new Registry();
+  private readonly processRegistry = new Registry();
+  private readonly processText = new RecentResult(
+    () => this.processRegistry.metrics(),
+    PROCESS_METRICS_MAX_AGE_MS,
+  );
   private server?: PaiServer;
   private processMetrics = false;
   private readonly enabled: boolean;
@@ -132,7 +144,19 @@ export class Metrics {
   collectProcessMetrics(): void {
     if (this.processMetrics) return;
     this.processMetrics = true;
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.processRegistry });
+  }
+
+  /** What /metrics answers: the service's series as they are now, then the process metrics. */
+  async exposition(): Promise<string> {
+    const service = await this.registry.metrics();
+    if (!this.processMetrics) return service;
+    return `${service}\n${await this.processText.get()}`;
+  }
+
+  /** The Content-Type of the exposition (Prometheus text format). */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
   /** One answered request. `rejection` is the guard's reason when the guard refused it. */
