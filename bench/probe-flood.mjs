@@ -3,14 +3,15 @@
 // worker thread, so they do not share the measuring client's event loop) request /health/ready and
 // /metrics back to back. Phases alternate quiet, flood, quiet, flood; each is bounded in time.
 //
-//   npm run build && node bench/probe-flood.mjs [--root=DIR] [--seconds=4] [--paths=/health/ready,/metrics]
+//   npm run build && node bench/probe-flood.mjs [--root=DIR] [--seconds=4] [--rate=N]
+//     [--paths=/health/ready,/metrics]
 //   DATABASE_URL=mysql://root@127.0.0.1:3306/ node bench/probe-flood.mjs   (a fresh database)
 //
 // --root names another build's directory (its dist/ and node_modules/), to compare two builds;
 // --paths=/health/live gives the floor: what any flood of HTTP requests costs on 2 cores.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
@@ -30,6 +31,7 @@ const option = (name, fallback) => {
 const root = resolve(option('root', join(here, '..')));
 const seconds = Number(option('seconds', '4'));
 const paths = option('paths', '/health/ready,/metrics').split(',');
+const rate = Number(option('rate', '0'));
 const require = createRequire(join(root, 'package.json'));
 const { createPaiClient } = require(join(root, 'dist/src/index.js'));
 
@@ -103,20 +105,26 @@ async function startService(env, healthUrl) {
   return child;
 }
 
-// Two HTTP clients, each requesting /health/ready then /metrics in a loop until told to stop or
-// until its deadline, whichever comes first.
+// Two HTTP clients, each requesting the paths in turn until told to stop or until its deadline:
+// back to back, or with --rate=N at N requests a second in all (open loop: the flood does not
+// slow down when the service does, and does not speed up when it answers sooner).
 const FLOOD = `
 const { parentPort, workerData } = require('node:worker_threads');
 let stop = false;
 parentPort.on('message', () => (stop = true));
 const deadline = Date.now() + workerData.maxMs;
+const interval = workerData.rate > 0 ? 2_000 / workerData.rate : 0;
 let probes = 0;
 async function client() {
-  while (!stop && Date.now() < deadline) {
+  const start = performance.now();
+  for (let sent = 0; !stop && Date.now() < deadline; ) {
     for (const path of workerData.paths) {
+      const due = start + sent * interval - performance.now();
+      if (due > 0) await new Promise((done) => setTimeout(done, due));
       const response = await fetch(workerData.base + path);
       await response.arrayBuffer();
       probes += 1;
+      sent += 1;
     }
   }
 }
@@ -126,7 +134,7 @@ Promise.all([client(), client()]).then(() => parentPort.postMessage(probes));
 function startFlood(base) {
   const worker = new Worker(FLOOD, {
     eval: true,
-    workerData: { base, paths, maxMs: (seconds + 10) * 1_000 },
+    workerData: { base, paths, rate, maxMs: (seconds + 10) * 1_000 },
   });
   const started = performance.now();
   const done = new Promise((ok) => worker.once('message', ok));
@@ -136,6 +144,13 @@ function startFlood(base) {
     await worker.terminate();
     return probes / ((performance.now() - started) / 1_000);
   };
+}
+
+/** The service's CPU time so far, in ms (user + system, from /proc; Linux only). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // utime and stime, fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function percentile(sorted, p) {
@@ -182,17 +197,21 @@ try {
   const rows = [];
   for (const phase of ['quiet', 'flood', 'quiet', 'flood']) {
     const stopFlood = phase === 'flood' ? startFlood(`http://127.0.0.1:${httpPort}`) : undefined;
+    const cpuBefore = cpuMs(service.pid);
     const result = await measure(client, token);
+    const cpu = (cpuMs(service.pid) - cpuBefore) / (seconds * 1_000);
     const probesPerSecond = stopFlood ? await stopFlood() : 0;
-    rows.push({ phase, ...result, probesPerSecond });
+    rows.push({ phase, ...result, cpu, probesPerSecond });
   }
   const fmt = (ms) => ms.toFixed(2);
   console.log(
-    `root ${root}, ${database ? 'MariaDB/MySQL' : 'SQLite'}, ${seconds} s per phase, flood of ${paths.join(' ')}`,
+    `root ${root}, ${database ? 'MariaDB/MySQL' : 'SQLite'}, ${seconds} s per phase, flood of ` +
+      `${paths.join(' ')} ${rate > 0 ? `at ${rate}/s` : 'back to back'}`,
   );
   for (const row of rows) {
     console.log(
       `${row.phase.padEnd(6)} users.me n=${row.n} p50=${fmt(row.p50)} ms p90=${fmt(row.p90)} ms` +
+        `  service CPU ${Math.round(row.cpu * 100)}%` +
         (row.probesPerSecond ? `  probes/s=${Math.round(row.probesPerSecond)}` : ''),
     );
   }

@@ -8,6 +8,9 @@
  * The age counts from the start of a computation: its result says how things were then, and one
  * that took longer than `maxAgeMs` is stale on arrival (the next caller starts another; still
  * never two at once).
+ *
+ * Terminus' `cacheFor` does the like for one indicator's attempt only, not for its TypeORM ping,
+ * the whole readiness answer or a metric; hence this.
  */
 export class RecentResult<T> {
   private latest?: { promise: Promise<T>; startedAt: number; settled: boolean };

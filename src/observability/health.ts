@@ -121,7 +121,12 @@ export class Health implements BeforeApplicationShutdown {
       this.lastState = state;
       if (ready) this.logger.info('ready');
       else if (full) this.logger.warn({ health: full }, 'not ready');
-      else this.logger.error({ err: failure }, 'not ready: the check failed');
+      // The message only: a stack trace has no place in the log.
+      else
+        this.logger.error(
+          { reason: String((failure as Error)?.message ?? failure) },
+          'not ready: the check itself failed',
+        );
     }
     return { ready, body };
   }
