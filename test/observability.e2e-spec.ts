@@ -17,7 +17,7 @@ import {
 } from './support/test-database';
 import { RawClient, signEnvelope } from './support/raw-client';
 import { parseDatabaseConfig } from '../src/config/database-config';
-import { READINESS_MAX_AGE_MS } from '../src/observability/health';
+import { Health, READINESS_MAX_AGE_MS } from '../src/observability/health';
 import { NONCE_COUNT_MAX_AGE_MS } from '../src/observability/metrics';
 import { probeReadiness, readinessBecomes } from './support/http-side';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
@@ -308,6 +308,17 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       expect(performance.now() - down).toBeLessThan(
         READINESS_MAX_AGE_MS + 1_500,
       );
+    });
+
+    it('should answer shutting_down from the start of a stop, not from a cached answer', async () => {
+      expect((await probeReadiness(service.httpPort!)).status).toBe(200);
+
+      // The hook Nest runs on SIGTERM before the drain.
+      service.app.get(Health).beforeApplicationShutdown();
+
+      const stopping = await probeReadiness(service.httpPort!);
+      expect(stopping.status).toBe(503);
+      expect(stopping.body).toEqual({ status: 'shutting_down', details: {} });
     });
 
     it('should answer 404 to other paths and 405 to other methods', async () => {
