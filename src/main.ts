@@ -32,7 +32,16 @@ async function bootstrap(): Promise<void> {
   // SIGTERM/SIGINT: drain (PaiTcpServer.close, PaiNatsServer.close), close the database, then exit 0. Without
   // useProcessExit Nest re-raises the signal after cleanup and the exit status says "killed".
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
-  await app.listen();
+  try {
+    await app.listen();
+  } catch (error) {
+    // A dependency found unfit at start (a Redis that may evict the nonce record).
+    if (error instanceof ConfigError) {
+      console.error(`PAI cannot start: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
   app.get(Metrics).trackServer(server);
   const httpPort = app.get(HttpSideServer).boundPort();
 

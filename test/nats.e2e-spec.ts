@@ -29,6 +29,7 @@ import { Database } from '../src/database/database.service';
 import { HttpSideServer } from '../src/observability/http-side.server';
 import { Metrics } from '../src/observability/metrics';
 import type { PaiNatsServer } from '../src/protocol/pai-nats.server';
+import { readinessBecomes } from './support/http-side';
 import { TEST_PASSWORD, signUp } from './support/accounts';
 import { signEnvelope } from './support/raw-client';
 import {
@@ -332,11 +333,8 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
 
     // The connection closed under the service (as after an authorisation failure).
     await service.servers[0].unwrap<NatsConnection>().close();
-    const down = await fetch(`http://127.0.0.1:${port}/health/ready`);
-    expect(down.status).toBe(503);
-    expect(((await down.json()) as Record<string, any>).error.nats.status).toBe(
-      'down',
-    );
+    const down = await readinessBecomes(port!, 503);
+    expect(down.body.error.nats.status).toBe('down');
   });
 });
 

@@ -17,6 +17,11 @@ import {
   type TestDatabase,
 } from './support/test-database';
 import { RawClient, signEnvelope } from './support/raw-client';
+import { parseDatabaseConfig } from '../src/config/database-config';
+import { Health, READINESS_MAX_AGE_MS } from '../src/observability/health';
+import { NONCE_COUNT_MAX_AGE_MS } from '../src/observability/metrics';
+import { probeReadiness, readinessBecomes } from './support/http-side';
+import { TcpProxy, viaProxy } from './support/tcp-proxy';
 
 const key = TEST_KEYS.default;
 
@@ -81,12 +86,31 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   let service: TestApp;
   let raw: RawClient;
   let logs: Captured;
+  /** MySQL only: the service reaches its database through this relay, which a test can cut. */
+  let proxy: TcpProxy | undefined;
 
   async function start(overrides: Partial<AppConfig> = {}) {
     const logger = createLogger({ level: 'info', format: 'json' }, false, logs);
+    if (database.config.type === 'mysql') {
+      const target = new URL(database.config.url);
+      proxy = await TcpProxy.start({
+        host: target.hostname,
+        port: Number(target.port || 3306),
+      });
+    }
     service = await startTestApp(
       database,
-      { http: { host: '127.0.0.1', port: 0 }, ...overrides },
+      {
+        http: { host: '127.0.0.1', port: 0 },
+        ...(proxy && database.config.type === 'mysql'
+          ? {
+              database: parseDatabaseConfig({
+                DATABASE_URL: viaProxy(database.config.url, proxy),
+              }),
+            }
+          : {}),
+        ...overrides,
+      },
       (builder) => builder.overrideProvider(LOGGER).useValue(logger),
     );
     // Nest's own log calls (the exception filter's, the periodic tasks') into the same capture.
@@ -98,6 +122,8 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   async function restartWith(overrides: Partial<AppConfig>) {
     raw.close();
     await service.close();
+    await proxy?.close();
+    proxy = undefined;
     await start(overrides);
   }
 
@@ -109,9 +135,45 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
 
   afterEach(async () => {
     raw.close();
+    await proxy?.up();
     await service.close();
+    await proxy?.close();
+    proxy = undefined;
     await database.drop();
   });
+
+  /**
+   * The database goes away under the running service: MySQL's server stops answering (connections
+   * reset, new ones refused); the embedded SQLite database is closed.
+   */
+  async function takeDatabaseDown(): Promise<void> {
+    if (proxy) await proxy.down();
+    else await service.dataSource.destroy();
+  }
+
+  /** The statements the service sent to the database whose text starts with one of `prefixes`. */
+  function countStatements(...prefixes: string[]): () => number {
+    const spy = jest.spyOn(service.dataSource.logger, 'logQuery');
+    return () =>
+      spy.mock.calls.filter(([sql]) =>
+        prefixes.some((prefix) => sql.trimStart().startsWith(prefix)),
+      ).length;
+  }
+
+  /** Scrapes until the nonce record gauge reads `expected` (a table's count is up to 1 s old). */
+  async function nonceRecordsBecome(expected: number): Promise<number> {
+    const started = performance.now();
+    for (;;) {
+      const value = sample(await metrics(), 'pai_nonce_records');
+      if (
+        value === expected ||
+        performance.now() - started > NONCE_COUNT_MAX_AGE_MS + 3_000
+      ) {
+        return value;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 
   const http = (path: string, init?: RequestInit) =>
     fetch(`http://127.0.0.1:${service.httpPort}${path}`, init);
@@ -130,17 +192,16 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       expect(await response.json()).toEqual({ status: 'ok' });
     });
 
-    it('should be ready with the database up, the migrations applied and the port listening', async () => {
+    it('should be ready with the database up, the migrations applied and the port listening, naming components and up or down only', async () => {
       const response = await http('/health/ready');
       const body = (await response.json()) as Record<string, any>;
       expect(response.status).toBe(200);
-      expect(body.status).toBe('ok');
-      expect(body.details.database.status).toBe('up');
-      expect(body.details.migrations).toMatchObject({
-        status: 'up',
-        applied: service.dataSource.migrations.length,
-      });
-      expect(body.details.tcp.status).toBe('up');
+      const up = {
+        tcp: { status: 'up' },
+        database: { status: 'up' },
+        migrations: { status: 'up' },
+      };
+      expect(body).toEqual({ status: 'ok', info: up, error: {}, details: up });
     });
 
     it('should not be ready while a migration is not applied, and ready again once it is', async () => {
@@ -156,11 +217,11 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       ).toBe(true);
 
       await service.dataSource.runMigrations({ transaction: 'each' });
-      expect((await http('/health/ready')).status).toBe(200);
+      await readinessBecomes(service.httpPort!, 200);
     });
 
     it('should not be ready when the database is unreachable, and still live', async () => {
-      await service.dataSource.destroy();
+      await takeDatabaseDown();
 
       const response = await http('/health/ready');
       const body = (await response.json()) as Record<string, any>;
@@ -172,6 +233,107 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       const nonces = sample(await metrics(), 'pai_nonce_records');
       if (service.config.nonceStore === 'database') expect(nonces).toBeNaN();
       else expect(nonces).toBeGreaterThanOrEqual(0);
+    });
+
+    it("should answer fixed texts only while the database is down, and log the driver's reason once", async () => {
+      await takeDatabaseDown();
+      const started = performance.now();
+      let last = await probeReadiness(service.httpPort!);
+      let probes = 1;
+      // Past two recomputations of the answer: the reason is logged once all the same.
+      while (performance.now() - started < 2.5 * READINESS_MAX_AGE_MS) {
+        expect(last.status).toBe(503);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        last = await probeReadiness(service.httpPort!);
+        probes += 1;
+      }
+      expect(last.status).toBe(503);
+
+      const down = {
+        database: { status: 'down' },
+        migrations: { status: 'down' },
+      };
+      expect(last.body).toEqual({
+        status: 'error',
+        info: { tcp: { status: 'up' } },
+        error: down,
+        details: { tcp: { status: 'up' }, ...down },
+      });
+      expect(last.text).not.toMatch(
+        /ECONN|127\.0\.0\.1|message|not initialized/i,
+      );
+      if (proxy) expect(last.text).not.toContain(String(proxy.port));
+      expect(probes).toBeGreaterThan(10);
+      // The reason is the operator's, in the log: once, for this change of state.
+      const notReady = logs.records().filter((r) => r.msg === 'not ready');
+      expect(notReady).toHaveLength(1);
+      const reason = (notReady[0].health as Record<string, any>).error.database
+        .message;
+      expect(typeof reason).toBe('string');
+      if (proxy) expect(reason).toContain('ECONNREFUSED');
+
+      if (!proxy) return;
+      await proxy.up();
+      await readinessBecomes(service.httpPort!, 200);
+      expect(logs.records().filter((r) => r.msg === 'ready')).toHaveLength(1);
+    });
+
+    it('should check the database at most once per second however many probes and scrapes arrive', async () => {
+      const checks = countStatements('SELECT 1', 'SELECT name FROM');
+      const counts = countStatements('SELECT COUNT');
+
+      const concurrent = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          http(i % 2 === 0 ? '/health/ready' : '/metrics'),
+        ),
+      );
+      expect(concurrent.every((response) => response.status === 200)).toBe(
+        true,
+      );
+      // One computation shared by every concurrent probe: one SELECT 1 and one read of the
+      // migrations table; one count of the nonce table (when the record is that table).
+      expect(checks()).toBe(2);
+      expect(counts()).toBe(service.config.nonceStore === 'database' ? 1 : 0);
+
+      const started = performance.now();
+      let rapid = 0;
+      while (performance.now() - started < 2_500) {
+        await Promise.all([http('/health/ready'), http('/metrics')]);
+        rapid += 1;
+      }
+      const seconds = (performance.now() - started) / 1_000;
+      expect(rapid).toBeGreaterThan(20);
+      // The first computation, then at most one per second of probing (the last may start as
+      // the loop ends).
+      expect(checks() / 2).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
+      expect(checks() / 2).toBeGreaterThanOrEqual(2);
+      if (service.config.nonceStore === 'database') {
+        expect(counts()).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
+      }
+    });
+
+    it('should show a database that goes down within about a second of a ready answer', async () => {
+      expect((await probeReadiness(service.httpPort!)).status).toBe(200);
+      await takeDatabaseDown();
+      const down = performance.now();
+
+      await readinessBecomes(service.httpPort!, 503);
+
+      // The cached answer expires (READINESS_MAX_AGE_MS), then one check fails at once.
+      expect(performance.now() - down).toBeLessThan(
+        READINESS_MAX_AGE_MS + 1_500,
+      );
+    });
+
+    it('should answer shutting_down from the start of a stop, not from a cached answer', async () => {
+      expect((await probeReadiness(service.httpPort!)).status).toBe(200);
+
+      // The hook Nest runs on SIGTERM before the drain.
+      service.app.get(Health).beforeApplicationShutdown();
+
+      const stopping = await probeReadiness(service.httpPort!);
+      expect(stopping.status).toBe(503);
+      expect(stopping.body).toEqual({ status: 'shutting_down', details: {} });
     });
 
     it('should answer 404 to other paths and 405 to other methods', async () => {
@@ -201,7 +363,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
           pattern: 'system.ping',
         }),
       ).toBe(1);
-      expect(sample(after, 'pai_nonce_records')).toBe(1);
+      expect(await nonceRecordsBecome(1)).toBe(1);
       expect(sample(after, 'pai_tcp_connections')).toBeGreaterThanOrEqual(1);
       expect(
         sample(after, 'pai_rejections_total', { reason: 'MAC_INVALID' }),

@@ -1,11 +1,19 @@
-import { request as httpRequest } from 'node:http';
 import type { AppConfig } from '../src/config/config';
 import { signEnvelope } from './support/raw-client';
 import {
   describeWithRedis,
+  describeWithRedisServer,
+  startPrivateRedis,
   TEST_REDIS_URL,
   testRedisPrefix,
+  type PrivateRedis,
 } from './support/redis';
+import {
+  killServiceProcess,
+  serviceEnv,
+  startServiceProcess,
+} from './support/service-process';
+import { probeReadiness, readinessBecomes } from './support/http-side';
 import { TcpProxy } from './support/tcp-proxy';
 import {
   TEST_KEYS,
@@ -20,21 +28,6 @@ import {
 } from './support/test-database';
 
 const key = TEST_KEYS.default;
-
-function getStatus(
-  port: number,
-  path: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /**
  * The Redis nonce record (PAI_NONCE_STORE=redis) behind the real service: two instances on one
@@ -126,9 +119,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
         (await raw.request('system.ping', signEnvelope('system.ping', {}, key)))
           .ok,
       ).toBe(true);
-      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
-        200,
-      );
+      expect((await probeReadiness(app.httpPort!)).status).toBe(200);
 
       await proxy.down();
       const envelope = signEnvelope('system.ping', {}, key);
@@ -137,9 +128,8 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
       expect(signedFor(refused, 'system.ping', envelope)).toBe(true);
       // Nothing about Redis (address, URL, driver message) reaches the client.
       expect(JSON.stringify(refused)).not.toMatch(/redis|6379|ECONN/i);
-      const notReady = await getStatus(app.httpPort!, '/health/ready');
-      expect(notReady.status).toBe(503);
-      expect(notReady.body).toContain('nonceRecord');
+      const notReady = await readinessBecomes(app.httpPort!, 503);
+      expect(notReady.body.error).toEqual({ nonceRecord: { status: 'down' } });
 
       await proxy.up();
       let code: string | undefined;
@@ -152,11 +142,73 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
         code = reply.ok ? 'OK' : reply.error?.code;
       }
       expect(code).toBe('OK');
-      expect((await getStatus(app.httpPort!, '/health/ready')).status).toBe(
-        200,
-      );
+      await readinessBecomes(app.httpPort!, 200);
     } finally {
       await proxy.close();
     }
+  });
+
+  describeWithRedisServer('on a Redis of its own that may evict keys', () => {
+    let redis: PrivateRedis;
+
+    beforeAll(async () => {
+      redis = await startPrivateRedis(['--maxmemory-policy', 'volatile-lru']);
+    });
+    beforeEach(async () => {
+      await redis.admin.config('SET', 'maxmemory-policy', 'volatile-lru');
+    });
+    afterAll(async () => {
+      await redis.stop();
+    });
+
+    it('should refuse to start, in one line naming PAI_REDIS_URL and the setting to change', async () => {
+      const outcome = await startServiceProcess(
+        serviceEnv(database, {
+          PAI_NONCE_STORE: 'redis',
+          PAI_REDIS_URL: redis.url,
+          PAI_REDIS_PREFIX: prefix,
+        }),
+      ).then(
+        async (service) => {
+          await killServiceProcess(service);
+          return new Error('the service started');
+        },
+        (error: Error) => error,
+      );
+
+      // startServiceProcess's error carries the exit status and everything the process wrote.
+      const output = outcome.message;
+      expect(output).toMatch(/^service exited \(1\) before listening/);
+      const refusals = output
+        .split('\n')
+        .filter((line) => line.includes('PAI cannot start'));
+      expect(refusals).toEqual([
+        'PAI cannot start: PAI_REDIS_URL: the Redis it names has maxmemory-policy volatile-lru, which can evict nonce keys and let replays through; set maxmemory-policy noeviction on that Redis',
+      ]);
+      expect(output).not.toMatch(/\n\s+at /);
+      expect(output).not.toContain(redis.url);
+      expect(await redis.admin.exists(`${prefix}nonce-record-since`)).toBe(0);
+    });
+
+    it('should not be ready while the Redis may evict keys, and be ready again once it may not', async () => {
+      await redis.admin.config('SET', 'maxmemory-policy', 'noeviction');
+      const { app, raw } = await instance({
+        redis: { url: redis.url, prefix },
+        http: { host: '127.0.0.1', port: 0 },
+      });
+      expect((await probeReadiness(app.httpPort!)).status).toBe(200);
+
+      await redis.admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      const down = await readinessBecomes(app.httpPort!, 503);
+      expect(down.body.error).toEqual({ nonceRecord: { status: 'down' } });
+      expect(down.text).not.toMatch(/allkeys|maxmemory|policy/i);
+
+      await redis.admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await readinessBecomes(app.httpPort!, 200);
+      expect(
+        (await raw.request('system.ping', signEnvelope('system.ping', {}, key)))
+          .ok,
+      ).toBe(true);
+    });
   });
 });

@@ -1,17 +1,15 @@
-import {
-  Inject,
-  Injectable,
-  ServiceUnavailableException,
-} from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import {
   HealthCheckService,
   HealthIndicatorService,
   TypeOrmHealthIndicator,
   type HealthCheckResult,
+  type HealthIndicatorResult,
 } from '@nestjs/terminus';
 import type { Logger } from 'pino';
 import { ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
+import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { NonceStore } from '../protocol/nonce-store';
 import { Database } from '../database/database.service';
@@ -19,21 +17,51 @@ import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 
 const CHECK_TIMEOUT_MS = 2_000;
+/**
+ * However many probes arrive, the dependencies are checked at most this often: a flood of
+ * unauthenticated probes must not turn into a flood of queries, and a dependency that goes down
+ * still shows within about this time.
+ */
+export const READINESS_MAX_AGE_MS = 1_000;
+
+type ComponentStatus = Record<string, { status: 'up' | 'down' }>;
+
+/** What /health/ready answers: terminus' shape, each component reduced to up or down. */
+export interface ReadinessBody {
+  status: HealthCheckResult['status'];
+  info?: ComponentStatus;
+  error?: ComponentStatus;
+  details: ComponentStatus;
+}
 
 export interface Readiness {
   ready: boolean;
-  body: HealthCheckResult | string | object;
+  body: ReadinessBody;
 }
+
+const SHUTTING_DOWN: Readiness = {
+  ready: false,
+  body: { status: 'shutting_down', details: {} },
+};
 
 /**
  * Readiness: the protocol port listens (over NATS: the broker is connected and PAI subscribed),
  * the database answers, every migration this build knows has been applied, and the Redis nonce
- * record answers when it is the one in use. Each probe costs two small queries (SELECT 1 and the
- * names in the migrations table); a change of state is logged once, not every probe.
+ * record answers and never evicts keys when it is the one in use.
+ *
+ * The port is unauthenticated, so the answer names components and up or down only: why a check
+ * failed (a driver's message with an address, a pending migration's name) goes to the log, once
+ * per change of state. The checks (two small queries, an INFO to Redis) run at most once per
+ * READINESS_MAX_AGE_MS, shared by every probe meanwhile.
  */
 @Injectable()
-export class Health {
-  private lastReady?: boolean;
+export class Health implements BeforeApplicationShutdown {
+  private lastState?: string;
+  private shuttingDown = false;
+  private readonly latest = new RecentResult(
+    () => this.check(),
+    READINESS_MAX_AGE_MS,
+  );
 
   constructor(
     private readonly checks: HealthCheckService,
@@ -47,10 +75,22 @@ export class Health {
     private readonly moduleRef: ModuleRef,
   ) {}
 
-  async readiness(): Promise<Readiness> {
-    let result: Readiness;
+  readiness(): Promise<Readiness> {
+    // At once, not up to READINESS_MAX_AGE_MS later: balancers stop sending while the drain runs.
+    if (this.shuttingDown) return Promise.resolve(SHUTTING_DOWN);
+    return this.latest.get();
+  }
+
+  beforeApplicationShutdown(): void {
+    this.shuttingDown = true;
+  }
+
+  private async check(): Promise<Readiness> {
+    let ready: boolean;
+    let full: HealthCheckResult | undefined;
+    let failure: unknown;
     try {
-      const body = await this.checks.check([
+      full = await this.checks.check([
         () => this.serverReceiving(),
         () =>
           this.typeorm.pingCheck('database', {
@@ -59,20 +99,36 @@ export class Health {
           }),
         () => this.migrationsApplied(),
         ...(this.config.nonceStore === 'redis'
-          ? [() => this.nonceRecordAnswers()]
+          ? [() => this.nonceRecordSafe()]
           : []),
       ]);
-      result = { ready: true, body };
+      ready = true;
     } catch (error) {
-      if (!(error instanceof ServiceUnavailableException)) throw error;
-      result = { ready: false, body: error.getResponse() };
+      // Terminus throws ServiceUnavailableException with the result when a check is down;
+      // anything else is a failure of the checking itself, and not ready all the same.
+      ready = false;
+      const response = (
+        error as { getResponse?: () => unknown }
+      ).getResponse?.();
+      if (isHealthCheckResult(response)) full = response;
+      else failure = error;
     }
-    if (result.ready !== this.lastReady) {
-      if (result.ready) this.logger.info('ready');
-      else this.logger.warn({ health: result.body }, 'not ready');
-      this.lastReady = result.ready;
+    const body: ReadinessBody = full
+      ? publicBody(full)
+      : { status: 'error', details: {} };
+    const state = JSON.stringify(body);
+    if (state !== this.lastState) {
+      this.lastState = state;
+      if (ready) this.logger.info('ready');
+      else if (full) this.logger.warn({ health: full }, 'not ready');
+      // The message only: a stack trace has no place in the log.
+      else
+        this.logger.error(
+          { reason: String((failure as Error)?.message ?? failure) },
+          'not ready: the check itself failed',
+        );
     }
-    return result;
+    return { ready, body };
   }
 
   private serverReceiving() {
@@ -86,13 +142,16 @@ export class Health {
     );
   }
 
-  /** The Redis nonce record answers PING; without it every signed request is refused. */
-  private nonceRecordAnswers() {
+  /**
+   * The Redis nonce record answers and reports maxmemory-policy noeviction; without it every
+   * signed request is refused, and with eviction a replay could be accepted.
+   */
+  private nonceRecordSafe() {
     return this.indicators
       .check('nonceRecord')
       .attempt(async () => {
         // Looked up at probe time: the protocol module depends on this one, not the reverse.
-        await this.moduleRef.get(NonceStore, { strict: false }).pingRecord();
+        await this.moduleRef.get(NonceStore, { strict: false }).checkRecord();
       })
       .withTimeout(CHECK_TIMEOUT_MS);
   }
@@ -105,7 +164,6 @@ export class Health {
         if (pending.length > 0) {
           throw new Error(`pending: ${pending.join(', ')}`);
         }
-        return { applied: this.dataSource.migrations.length };
       })
       .withTimeout(CHECK_TIMEOUT_MS);
   }
@@ -123,4 +181,33 @@ export class Health {
       .map((migration) => migration.name ?? migration.constructor.name)
       .filter((name) => !applied.has(name));
   }
+}
+
+function isHealthCheckResult(value: unknown): value is HealthCheckResult {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as HealthCheckResult).details === 'object'
+  );
+}
+
+/** Component names and up or down: every other field (messages, timings) is left out. */
+function publicBody(full: HealthCheckResult): ReadinessBody {
+  const reduce = (
+    results: Partial<HealthIndicatorResult> | undefined,
+  ): ComponentStatus | undefined => {
+    if (!results) return undefined;
+    return Object.fromEntries(
+      Object.entries(results).map(([name, result]) => [
+        name,
+        { status: result?.status === 'up' ? 'up' : 'down' },
+      ]),
+    );
+  };
+  return {
+    status: full.status,
+    info: reduce(full.info),
+    error: reduce(full.error),
+    details: reduce(full.details) ?? {},
+  };
 }

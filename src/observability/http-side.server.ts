@@ -97,8 +97,8 @@ export class HttpSideServer
         return sendJson(response, ready ? 200 : 503, body);
       }
       case '/metrics': {
-        const text = await this.metrics.registry.metrics();
-        return send(response, 200, text, this.metrics.registry.contentType);
+        const text = await this.metrics.exposition();
+        return send(response, 200, text, this.metrics.contentType);
       }
       default:
         return send(response, 404, 'not found\n');

@@ -1,7 +1,12 @@
 import type { ModuleRef } from '@nestjs/core';
 import { testConfig } from '../../test/support/config';
 import type { Database } from '../database/database.service';
-import { Metrics } from './metrics';
+import { Registry } from 'prom-client';
+import {
+  Metrics,
+  NONCE_COUNT_MAX_AGE_MS,
+  PROCESS_METRICS_MAX_AGE_MS,
+} from './metrics';
 
 const http = { host: '127.0.0.1', port: 0 };
 
@@ -54,16 +59,83 @@ describe(Metrics.name, () => {
     );
   });
 
-  it('should read the nonce record at scrape time, and give NaN when the database fails', async () => {
-    let count: Promise<number> = Promise.resolve(7);
-    const metrics = metricsWith(
-      testConfig({}, { http, nonceStore: 'database' }),
-      { run: (() => count) as Database['run'] },
-    );
+  it("should collect Node's process metrics at most once per second, and the service's series at every scrape", async () => {
+    jest.useFakeTimers();
+    try {
+      const metrics = metricsWith();
+      metrics.collectProcessMetrics();
+      const render = jest.spyOn(Registry.prototype, 'metrics');
+      const processRenders = () =>
+        render.mock.contexts.filter((r) => r !== metrics.registry).length;
 
-    expect(await value(metrics, 'pai_nonce_records')).toBe(7);
-    count = Promise.reject(new Error('ECONNREFUSED'));
-    expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+      const first = await Promise.all(
+        Array.from({ length: 20 }, () => metrics.exposition()),
+      );
+      metrics.recordRequest('system.ping', 'OK', 0.002, undefined);
+      jest.advanceTimersByTime(PROCESS_METRICS_MAX_AGE_MS - 1);
+      const fresh = await metrics.exposition();
+
+      expect(first[0]).toContain('process_cpu_user_seconds_total');
+      expect(first[0]).not.toContain('pai_requests_total{');
+      expect(fresh).toContain(
+        'pai_requests_total{pattern="system.ping",code="OK"} 1',
+      );
+      expect(fresh).toContain('process_cpu_user_seconds_total');
+      expect(processRenders()).toBe(1);
+
+      jest.advanceTimersByTime(1);
+      await metrics.exposition();
+      expect(processRenders()).toBe(2);
+      render.mockRestore();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  describe('the nonce table', () => {
+    beforeEach(() => {
+      jest.useFakeTimers();
+    });
+    afterEach(() => {
+      jest.useRealTimers();
+    });
+
+    it('should be counted at most once per second however often it is scraped, and be NaN when the database fails', async () => {
+      let rows = 7;
+      let counts = 0;
+      const metrics = metricsWith(
+        testConfig({}, { http, nonceStore: 'database' }),
+        {
+          run: (() => {
+            counts += 1;
+            return rows < 0
+              ? Promise.reject(new Error('ECONNREFUSED'))
+              : Promise.resolve(rows);
+          }) as Database['run'],
+        },
+      );
+
+      const scrapes = await Promise.all(
+        Array.from({ length: 20 }, () => metrics.registry.metrics()),
+      );
+      expect(
+        scrapes.every((text) => text.includes('pai_nonce_records 7')),
+      ).toBe(true);
+      rows = 9;
+      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS - 1);
+      expect(await value(metrics, 'pai_nonce_records')).toBe(7);
+      expect(counts).toBe(1);
+
+      jest.advanceTimersByTime(1);
+      expect(await value(metrics, 'pai_nonce_records')).toBe(9);
+      expect(counts).toBe(2);
+
+      rows = -1;
+      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS);
+      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
+      expect(counts).toBe(3);
+    });
   });
 
   it('should read an in-memory nonce record from the store, not the database', async () => {

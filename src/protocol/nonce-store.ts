@@ -273,9 +273,12 @@ export class NonceStore
     );
   }
 
-  /** Readiness: the shared record answers (redis record only; the others live in the database). */
-  async pingRecord(): Promise<void> {
-    await this.redis?.ping();
+  /**
+   * Readiness: the shared record answers and cannot evict pairs (redis record only; the others
+   * live in the database).
+   */
+  async checkRecord(): Promise<void> {
+    await this.redis?.assertNoEviction();
   }
 
   onModuleDestroy(): void {

@@ -2,11 +2,16 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import {
   describeWithRedis,
+  describeWithRedisServer,
+  startPrivateRedis,
   TEST_REDIS_URL,
   testRedisPrefix,
+  type PrivateRedis,
 } from '../../test/support/redis';
 import { TcpProxy } from '../../test/support/tcp-proxy';
+import { ConfigError } from '../config/config.error';
 import {
+  EvictingRedisError,
   NonceRecordUnavailableError,
   RedisNonceRecord,
 } from './redis-nonce-record';
@@ -153,5 +158,163 @@ describeWithRedis(RedisNonceRecord.name, () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describeWithRedisServer(`${RedisNonceRecord.name} and eviction`, () => {
+  let redis: PrivateRedis;
+  let prefix: string;
+  const open: RedisNonceRecord[] = [];
+
+  /** Opens a record on the private Redis; rejects as open() does. */
+  async function record(url = redis.url): Promise<RedisNonceRecord> {
+    const created = new RedisNonceRecord({
+      url,
+      prefix,
+      commandTimeoutMs: 1_000,
+    });
+    open.push(created);
+    await created.open(Date.now() - WINDOW_MS);
+    return created;
+  }
+
+  const policy = (value: string) =>
+    redis.admin.config('SET', 'maxmemory-policy', value);
+
+  beforeAll(async () => {
+    // As the Redis was found: evicting keys that have an expiry, which every pair has.
+    redis = await startPrivateRedis(['--maxmemory-policy', 'volatile-lru']);
+  });
+  beforeEach(async () => {
+    prefix = testRedisPrefix();
+    await policy('volatile-lru');
+    await redis.admin.config('SET', 'maxmemory', '0');
+    await redis.admin.flushall();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('should refuse to open, at once and in one line naming PAI_REDIS_URL and the setting, on a Redis that may evict keys', async () => {
+    const started = performance.now();
+    const refusal = await record().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    expect(refusal).toBeInstanceOf(EvictingRedisError);
+    expect(refusal).toBeInstanceOf(ConfigError);
+    const message = (refusal as Error).message;
+    expect(message).toBe(
+      'PAI_REDIS_URL: the Redis it names has maxmemory-policy volatile-lru, which can evict nonce keys and let replays through; set maxmemory-policy noeviction on that Redis',
+    );
+    expect(message).not.toContain(String(redis.port));
+    // Not retried: a configuration does not change by itself.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // Nothing written.
+    expect(await redis.admin.dbsize()).toBe(0);
+  });
+
+  it('should open on noeviction, and fail its check while the policy is another', async () => {
+    await policy('noeviction');
+    const r = await record();
+    await expect(r.assertNoEviction()).resolves.toBeUndefined();
+
+    await policy('allkeys-lru');
+    await expect(r.assertNoEviction()).rejects.toMatchObject({
+      policy: 'allkeys-lru',
+    });
+
+    await policy('noeviction');
+    await expect(r.assertNoEviction()).resolves.toBeUndefined();
+  });
+
+  it('should read the policy with CONFIG GET where INFO is not allowed, and refuse when neither is', async () => {
+    await policy('noeviction');
+    const user = (name: string, rules: string[]) =>
+      redis.admin.call(
+        'ACL',
+        'SETUSER',
+        name,
+        'on',
+        '>secret-1',
+        '~*',
+        ...rules,
+      );
+    const as = (name: string) =>
+      `redis://${name}:secret-1@127.0.0.1:${redis.port}/0`;
+    await user('no-info', ['+@all', '-info']);
+    await user('no-config', ['+@all', '-config']);
+    await user('neither', ['+@all', '-info', '-config']);
+
+    await expect(record(as('no-info'))).resolves.toBeDefined();
+    await expect(record(as('no-config'))).resolves.toBeDefined();
+    const refusal = await record(as('neither')).catch(
+      (error: unknown) => error,
+    );
+    expect(refusal).toBeInstanceOf(EvictingRedisError);
+    expect((refusal as EvictingRedisError).policy).toBeUndefined();
+    expect((refusal as Error).message).toMatch(
+      /^PAI_REDIS_URL: the Redis it names answers neither INFO memory nor CONFIG GET maxmemory-policy/,
+    );
+    expect((refusal as Error).message).not.toContain('secret-1');
+  });
+
+  it('should fail closed on a full Redis that does not evict: the pair is refused, not accepted unrecorded', async () => {
+    await policy('noeviction');
+    const r = await record();
+    const used = Number(
+      /used_memory:(\d+)/.exec(await redis.admin.info('memory'))![1],
+    );
+    // Below what Redis already uses: every write is refused (OOM), reads still answer.
+    await redis.admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
+    const now = Date.now();
+
+    await expect(
+      r.consume('k', nonce(), now, now, WINDOW_MS),
+    ).rejects.toBeInstanceOf(NonceRecordUnavailableError);
+    await expect(r.assertNoEviction()).resolves.toBeUndefined();
+  });
+
+  it('should, on a full Redis that evicts, accept a replay of an evicted pair: what the refusal prevents', async () => {
+    // Opened while Redis was safe, as if the start-up check had not been made.
+    await policy('noeviction');
+    const r = await record();
+    const now = Date.now();
+    const n = nonce();
+    expect(await r.consume('k', n, now, now, WINDOW_MS)).toBe('accepted');
+    expect(await r.consume('k', n, now, now, WINDOW_MS)).toBe('replay');
+
+    // Redis full, evicting among keys with an expiry: the pairs, never the "since" key.
+    await policy('volatile-lru');
+    const used = Number(
+      /used_memory:(\d+)/.exec(await redis.admin.info('memory'))![1],
+    );
+    await redis.admin.config('SET', 'maxmemory', String(used + 512 * 1024));
+    const filler = 'x'.repeat(8 * 1024);
+    let written = 0;
+    while ((await redis.admin.exists(`${prefix}nonce:k:${n}`)) === 1) {
+      if (written >= 5_000) throw new Error('the pair was never evicted');
+      await redis.admin.set(
+        `${prefix}filler:${written}`,
+        filler,
+        'PX',
+        WINDOW_MS,
+      );
+      written += 1;
+    }
+    expect(await redis.admin.exists(`${prefix}nonce-record-since`)).toBe(1);
+
+    // The same message again, within its window: accepted a second time.
+    expect(await r.consume('k', n, now, Date.now(), WINDOW_MS)).toBe(
+      'accepted',
+    );
+    // What the readiness check reports meanwhile.
+    await expect(r.assertNoEviction()).rejects.toBeInstanceOf(
+      EvictingRedisError,
+    );
   });
 });

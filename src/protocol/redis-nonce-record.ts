@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
-import Redis from 'ioredis';
+import Redis, { ReplyError } from 'ioredis';
 import { backoffMs, waitUntilUp } from '../common/wait-until-up';
+import { ConfigError } from '../config/config.error';
 
 /** What the record decided about one (kid, nonce, ts). */
 export type RedisVerdict = 'accepted' | 'replay' | 'stale';
@@ -11,11 +12,13 @@ export type RedisVerdict = 'accepted' | 'replay' | 'stale';
  *
  * KEYS[1] holds the instant from which the record is complete ("since"). It is written when the
  * service first starts against this Redis and has no expiry; if it is missing later, Redis lost its
- * data (restart without persistence, FLUSHALL, failover to an empty replica, eviction) and pairs
- * accepted before that moment are no longer known. The script then sets it to now, and every message
- * dated at or before it is refused as STALE instead of being accepted a second time: the same rule
- * the in-memory record applies after a process restart. A client re-signs with a fresh ts and goes
- * through.
+ * data (restart without persistence, FLUSHALL, failover to an empty replica) and pairs accepted
+ * before that moment are no longer known. The script then sets it to now, and every message dated
+ * at or before it is refused as STALE instead of being accepted a second time: the same rule the
+ * in-memory record applies after a process restart. A client re-signs with a fresh ts and goes
+ * through. A loss of some pairs only (eviction, a failover to a lagging replica, a restart from an
+ * old snapshot) keeps the key and is not detected: docs/redis-nonce-record.md says what to
+ * configure against each, and eviction is refused outright (SAFE_EVICTION_POLICY).
  *
  * KEYS[2] is the pair; SET NX PX decides and lets Redis forget it when the message can no longer
  * pass the freshness check anyway, so the record stays bounded by the window without a purge job.
@@ -53,6 +56,51 @@ export interface RedisNonceRecordOptions {
   prefix: string;
   /** Each command answers within this time or fails (the service answers UNAVAILABLE). */
   commandTimeoutMs: number;
+}
+
+/**
+ * The one maxmemory-policy under which Redis never drops a key before its expiry. Under any other,
+ * a Redis that fills up evicts pairs still within their window; under the volatile-* policies it
+ * keeps the "since" key (it has no expiry), so nothing marks the loss and a replay of an evicted
+ * pair is accepted.
+ */
+export const SAFE_EVICTION_POLICY = 'noeviction';
+
+/**
+ * Redis's maxmemory-policy, from `INFO memory` (allowed by managed services that disable CONFIG),
+ * else from `CONFIG GET`; undefined when Redis refuses both (an ACL, a renamed command) or reports
+ * neither. A failure to reach Redis is thrown.
+ */
+async function evictionPolicy(redis: Redis): Promise<string | undefined> {
+  const refused = (error: unknown) => {
+    if (error instanceof ReplyError) return undefined;
+    throw error;
+  };
+  const info = await redis.info('memory').catch(refused);
+  const fromInfo = info && /^maxmemory_policy:([a-z-]+)\r?$/m.exec(info);
+  if (fromInfo) return fromInfo[1];
+  const config: unknown = await redis
+    .config('GET', 'maxmemory-policy')
+    .catch(refused);
+  const value: unknown = Array.isArray(config) ? config[1] : undefined;
+  return typeof value === 'string' && /^[a-z-]+$/.test(value)
+    ? value
+    : undefined;
+}
+
+/**
+ * The start-up refusal when Redis may evict pairs, or cannot tell: PAI_REDIS_URL names a Redis
+ * that is not safe to keep the record in.
+ */
+export class EvictingRedisError extends ConfigError {
+  constructor(readonly policy: string | undefined) {
+    super(
+      'PAI_REDIS_URL',
+      policy === undefined
+        ? `the Redis it names answers neither INFO memory nor CONFIG GET maxmemory-policy, so PAI cannot check that it never evicts nonce keys; allow INFO to PAI's Redis user (ACL +info)`
+        : `the Redis it names has maxmemory-policy ${policy}, which can evict nonce keys and let replays through; set maxmemory-policy ${SAFE_EVICTION_POLICY} on that Redis`,
+    );
+  }
 }
 
 /** Thrown when Redis cannot be reached or does not answer in time; mapped to UNAVAILABLE. */
@@ -114,15 +162,17 @@ export class RedisNonceRecord {
 
   /**
    * Connects, retrying with backoff until Redis answers (the orchestrator decides how long is too
-   * long), and marks the record complete from `now` if this Redis has never held it.
+   * long), refuses (EvictingRedisError, at once) a Redis that may evict keys, and marks the record
+   * complete from `now` if this Redis has never held it.
    */
   async open(now: number): Promise<void> {
     await waitUntilUp(
       {
         name: 'Redis nonce record',
         logger: this.logger,
-        // Whatever stops it, Redis is retried: the record is useless until it answers.
-        isTransient: () => true,
+        // Whatever else stops it, Redis is retried: the record is useless until it answers. Its
+        // configuration will not change by itself.
+        isTransient: (error) => !(error instanceof EvictingRedisError),
         // The code only: the message can carry the URL.
         describe: (error) =>
           (error as NodeJS.ErrnoException).code ?? (error as Error).name,
@@ -130,6 +180,7 @@ export class RedisNonceRecord {
       async () => {
         if (this.redis.status === 'wait') await this.redis.connect();
         await this.waitUntilReady();
+        await this.assertNoEviction();
         await this.redis.set(this.sinceKey, String(now), 'NX');
       },
     );
@@ -188,9 +239,14 @@ export class RedisNonceRecord {
     return result;
   }
 
-  /** For the readiness check: Redis answers PING in time. */
-  async ping(): Promise<void> {
-    await this.redis.ping();
+  /**
+   * Throws EvictingRedisError unless Redis reports maxmemory-policy noeviction; a Redis that
+   * cannot be reached fails as any command does. At start, and for the readiness check (the policy
+   * can be changed at run time).
+   */
+  async assertNoEviction(): Promise<void> {
+    const policy = await evictionPolicy(this.redis);
+    if (policy !== SAFE_EVICTION_POLICY) throw new EvictingRedisError(policy);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import Redis from 'ioredis';
+import { freePort } from './ports';
 
 /** The machine's Redis (these machines run one at 127.0.0.1:6379), or PAI_TEST_REDIS_URL. */
 export const TEST_REDIS_URL =
@@ -38,3 +41,78 @@ export function redisReachable(): boolean {
 
 /** `describe` when the test Redis answers, else a visibly skipped block. */
 export const describeWithRedis = redisReachable() ? describe : describe.skip;
+
+export interface PrivateRedis {
+  /** redis://127.0.0.1:<port>/0 */
+  readonly url: string;
+  readonly port: number;
+  /** A connection of the test's own, for CONFIG SET, INFO, ACL. */
+  readonly admin: Redis;
+  stop(): Promise<void>;
+}
+
+const REDIS_SERVER = 'redis-server';
+
+/**
+ * A redis-server of the suite's own on a free loopback port, without persistence, started with
+ * `args` (e.g. `--maxmemory-policy volatile-lru`): for configurations the shared Redis must not be
+ * put in. Resolves once it accepts connections.
+ */
+export async function startPrivateRedis(
+  args: string[] = [],
+): Promise<PrivateRedis> {
+  const port = await freePort();
+  const child = spawn(
+    REDIS_SERVER,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  const collect = (chunk: Buffer) => (log += chunk.toString());
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const started = performance.now();
+  while (!log.includes('Ready to accept connections')) {
+    if (child.exitCode !== null || performance.now() - started > 10_000) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not start:\n${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const url = `redis://127.0.0.1:${port}/0`;
+  const admin = new Redis(url);
+  return {
+    url,
+    port,
+    admin,
+    async stop() {
+      admin.disconnect();
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** `describe` when redis-server can be started here (see redisReachable for CI). */
+export const describeWithRedisServer = ((): typeof describe => {
+  const found = spawnSync(REDIS_SERVER, ['--version'], { timeout: 3_000 });
+  if (found.status === 0) return describe;
+  if (process.env.PAI_REDIS_REQUIRED === '1') {
+    throw new Error(
+      `${REDIS_SERVER} is not installed and PAI_REDIS_REQUIRED=1`,
+    );
+  }
+  return describe.skip;
+})();
