@@ -267,6 +267,58 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     expect(Number(row.n)).toBe(sent.length);
   });
 
+  it("should give the client module each create's own outcome while a peer on the broker answers first with tampered copies", async () => {
+    service = await startTestApp(database, { http });
+    const client = service.client();
+    const token = await signUp(client, 'forged-failures');
+    const transport = service.config.transport;
+    if (transport.kind !== 'nats') throw new Error('not NATS');
+    // A peer the open test broker lets read the request subjects and publish anywhere: it sends a
+    // copy of each create with one MAC digit changed, asking for the reply in the sender's inbox,
+    // so the service's unsigned MAC_INVALID lands there before the genuine reply.
+    const attacker = await connect({ servers: [...transport.servers] });
+    let forged = 0;
+    const sentByAttacker = new Set<string>();
+    attacker.subscribe(`${transport.subjectPrefix}transactions.create`, {
+      callback: (_, message) => {
+        const packet = JSON.parse(message.string()) as {
+          data: { mac: string };
+        };
+        const { mac } = packet.data;
+        // Its own copies come back to it too.
+        if (!message.reply || sentByAttacker.has(mac)) return;
+        packet.data.mac = (mac[0] === '0' ? '1' : '0') + mac.slice(1);
+        sentByAttacker.add(packet.data.mac);
+        attacker.publish(message.subject, JSON.stringify(packet), {
+          reply: message.reply,
+        });
+        forged += 1;
+      },
+    });
+    await attacker.flush();
+    try {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 20; i += 1) {
+        const reply = await client
+          .send('transactions.create', { token, amount: '1.00' })
+          .then(
+            (ok) => (ok.created ? 'OK' : 'not created'),
+            (error: { code: string }) => error.code,
+          );
+        outcomes.push(reply);
+      }
+
+      expect(forged).toBe(20);
+      expect(outcomes).toEqual(Array.from({ length: 20 }, () => 'OK'));
+      const rows: unknown[] = await service.dataSource.query(
+        'SELECT id FROM transacciones',
+      );
+      expect(rows).toHaveLength(20);
+    } finally {
+      await attacker.close();
+    }
+  });
+
   it('should publish nothing onto a reply subject outside the inbox prefix, and run no handler', async () => {
     service = await startTestApp(database, { http });
     const client = service.client();
