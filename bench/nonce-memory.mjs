@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import process from 'node:process';
 
 const require = createRequire(import.meta.url);
-const { NonceFingerprints } = require('../dist/src/protocol/nonce-fingerprints.js');
+const { MemoryRecord } = require('../dist/src/nonce-record/memory-record.js');
 
 const MESSAGES = 300_000;
 const WINDOW_MS = 300_000;
@@ -33,7 +33,7 @@ const now = Date.now();
 const tsOf = (i) => now - WINDOW_MS + Math.floor((i / MESSAGES) * WINDOW_MS);
 
 const memory = measure(() => {
-  const record = new NonceFingerprints(WINDOW_MS);
+  const record = new MemoryRecord(WINDOW_MS);
   for (let i = 0; i < MESSAGES; i += 1) {
     if (!record.accept('bench', nonceOf(i), tsOf(i), now)) throw new Error('false replay');
   }

@@ -15,5 +15,5 @@ export type {
   PaiPatterns,
   PaiPattern,
   TransactionReply,
-} from './client/pai-patterns';
+} from './client/patterns';
 export { ErrorCode } from './protocol/error-code';

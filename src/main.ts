@@ -3,12 +3,12 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { ConfigError } from './config/config.error';
 import { AppConfig, loadConfig } from './config/config';
-import { HttpSideServer } from './observability/http-side.server';
+import { SidePort } from './observability/side-port';
 import { NestPinoLogger, loggerFor } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { describeNatsServers } from './config/transport-config';
-import { createPaiServer } from './protocol/pai-server';
-import { PaiTcpServer } from './protocol/pai-tcp.server';
+import { createServer } from './transport/create-server';
+import { TcpServer } from './transport/tcp.server';
 
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
@@ -23,13 +23,13 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
 
-  const server = createPaiServer(config);
+  const server = createServer(config);
   const app = await NestFactory.createMicroservice(AppModule.forRoot(config), {
     strategy: server,
     // Nest's own lines, from the first (waiting for the database included), as JSON.
     logger: new NestPinoLogger(loggerFor(config)),
   });
-  // SIGTERM/SIGINT: drain (PaiTcpServer.close, PaiNatsServer.close), close the database, then exit 0. Without
+  // SIGTERM/SIGINT: drain (TcpServer.close, NatsServer.close), close the database, then exit 0. Without
   // useProcessExit Nest re-raises the signal after cleanup and the exit status says "killed".
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   try {
@@ -43,7 +43,7 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
   app.get(Metrics).trackServer(server);
-  const httpPort = app.get(HttpSideServer).boundPort();
+  const httpPort = app.get(SidePort).boundPort();
 
   const where =
     config.database.type === 'mysql'
@@ -51,7 +51,7 @@ async function bootstrap(): Promise<void> {
       : `SQLite ${config.database.file}`;
   // Tests and the bench parse `listening on host:port` of the TCP line.
   const listening =
-    server instanceof PaiTcpServer
+    server instanceof TcpServer
       ? `${config.host}:${server.boundPort()}${config.tls ? ' (TLS)' : ''}`
       : describeNats(config);
   new Logger('PAI').log(

@@ -3,7 +3,7 @@ import {
   PaiClientError,
 } from '../src/client/pai-client.error';
 import type { PaiClient } from '../src/client/pai-client';
-import { SessionsService } from '../src/auth/sessions.service';
+import { SessionsService } from '../src/sessions/sessions.service';
 import { codeOf } from './support/failure';
 import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
 import {

@@ -21,8 +21,8 @@
 import fc from 'fast-check';
 import { Socket } from 'node:net';
 import { runInThisContext } from 'node:vm';
-import { framedSocketClass } from '../src/protocol/framed-socket';
-import { NonceStore } from '../src/protocol/nonce-store';
+import { framedSocketClass } from '../src/transport/framed-socket';
+import { NonceRecord } from '../src/nonce-record/nonce-record';
 import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
 import {
   GarbageConnection,
@@ -122,7 +122,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     service = await startTestApp(database, { maxUnverifiedInRow: 1_000_000 });
     setStartCutoff(
       service.config.nonceStore === 'memory'
-        ? service.app.get(NonceStore).startedAt
+        ? service.app.get(NonceRecord).startedAt
         : -Infinity,
     );
     console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);
@@ -318,7 +318,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
         `nonces_usados: ${rows.length} rows, ${accepted.size} messages accepted (${live.length} still inside their window)`,
       );
     } else {
-      const held = service.app.get(NonceStore).memoryHeld;
+      const held = service.app.get(NonceRecord).memoryHeld;
       expect(held).toBeGreaterThanOrEqual(accepted.size - rows.length);
       console.log(
         `nonce record in memory: ${held} pairs held, ${rows.length} future-dated rows in nonces_usados, ${accepted.size} messages accepted`,

@@ -26,9 +26,9 @@ import {
 } from '../src/client/pai-client.module';
 import { parseTransportConfig } from '../src/config/transport-config';
 import { Database } from '../src/database/database.service';
-import { HttpSideServer } from '../src/observability/http-side.server';
+import { SidePort } from '../src/observability/side-port';
 import { Metrics } from '../src/observability/metrics';
-import type { PaiNatsServer } from '../src/protocol/pai-nats.server';
+import type { NatsServer } from '../src/transport/nats.server';
 import { readinessBecomes } from './support/http-side';
 import { TEST_PASSWORD, signUp } from './support/accounts';
 import { signEnvelope } from './support/raw-client';
@@ -93,7 +93,7 @@ async function until(condition: () => boolean): Promise<void> {
 /** Requests refused by every instance for a reply subject outside the inbox prefix. */
 const refusedReplySubjects = (service: TestApp): number =>
   service.servers
-    .map((server) => (server as PaiNatsServer).refusals.replySubjects)
+    .map((server) => (server as NatsServer).refusals.replySubjects)
     .reduce((sum, count) => sum + count, 0);
 
 describeNats(`two instances over NATS (${databaseKind})`, () => {
@@ -196,7 +196,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     expect(failures).toEqual([]);
     expect(acknowledged).toHaveLength(120);
     expect(servedAfterStop).toBeGreaterThan(0);
-    expect((service.servers[0] as PaiNatsServer).lastDrain).toMatchObject({
+    expect((service.servers[0] as NatsServer).lastDrain).toMatchObject({
       drained: true,
       abandoned: 0,
     });
@@ -242,7 +242,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     const client = service.client({ timeoutMs: 20_000 });
     const token = await signUp(client, 'drain');
     holding = true;
-    const server = service.servers[0] as PaiNatsServer;
+    const server = service.servers[0] as NatsServer;
     const sent: Promise<unknown>[] = [];
     // Until the gated instance holds two requests; the others are served by the second one.
     for (let n = 1; server.load.inFlight < 2; n += 1) {
@@ -458,7 +458,7 @@ describeNats(`a broker restart (${databaseKind})`, () => {
     expect(answered).toBe(true);
     // Each instance reconnects on its own schedule (2 s apart at most): both become ready again.
     for (const app of service.apps) {
-      const port = app.get(HttpSideServer).boundPort();
+      const port = app.get(SidePort).boundPort();
       let status = 0;
       for (let attempt = 0; attempt < 100 && status !== 200; attempt += 1) {
         if (attempt > 0) await sleep(100);

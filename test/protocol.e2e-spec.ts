@@ -1,6 +1,6 @@
 import type { AppConfig } from '../src/config/config';
-import { NonceStore } from '../src/protocol/nonce-store';
-import { PaiNatsServer } from '../src/protocol/pai-nats.server';
+import { NonceRecord } from '../src/nonce-record/nonce-record';
+import { NatsServer } from '../src/transport/nats.server';
 import {
   TEST_KEYS,
   e2eTransport,
@@ -303,7 +303,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       const rows: unknown[] = await service.dataSource.query(
         'SELECT nonce FROM nonces_usados',
       );
-      const held = service.app.get(NonceStore).memoryHeld;
+      const held = service.app.get(NonceRecord).memoryHeld;
       expect(nonceStore === 'database' ? rows.length : held).toBe(1);
       expect(nonceStore === 'database' ? held : rows.length).toBe(0);
     },
@@ -318,7 +318,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     await restartWith({ nonceStore: 'database' });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
-    const nonces = service.app.get(NonceStore);
+    const nonces = service.app.get(NonceRecord);
     expect(await nonces.purgeExpired()).toBe(0);
     service.clock.advance(service.config.macWindowMs + 1);
     expect(await nonces.purgeExpired()).toBe(1);
@@ -336,7 +336,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       await restartWith({ nonceStore: 'memory' });
       const envelope = signEnvelope('system.ping', {}, key);
       expect((await send('system.ping', envelope)).ok).toBe(true);
-      const nonces = service.app.get(NonceStore);
+      const nonces = service.app.get(NonceRecord);
       expect(nonces.memoryHeld).toBe(1);
       // Past the window and the generation the pair was filed in.
       service.clock.advance(service.config.macWindowMs * 1.5);
@@ -454,7 +454,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   /** Events dropped by the NATS instances. */
   function droppedEvents(): number {
     return service.servers
-      .map((server) => (server as PaiNatsServer).refusals.events)
+      .map((server) => (server as NatsServer).refusals.events)
       .reduce((sum, count) => sum + count, 0);
   }
 

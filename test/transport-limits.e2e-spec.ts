@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { Database } from '../src/database/database.service';
-import type { PaiTcpServer } from '../src/protocol/pai-tcp.server';
+import type { TcpServer } from '../src/transport/tcp.server';
 import { signUp } from './support/accounts';
 import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
 import {
@@ -191,7 +191,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       const servedAfterMs = performance.now() - started;
 
       expect(servedAfterMs).toBeLessThan(3_000);
-      expect((service.servers[0] as PaiTcpServer).refusals.silent).toBe(50);
+      expect((service.servers[0] as TcpServer).refusals.silent).toBe(50);
     });
 
     it('should close a connection after a few unauthenticated messages in a row, and keep one that signs', async () => {
@@ -219,7 +219,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       expect(replies[3]).toBe('closed');
       expect(signer.socket.destroyed).toBe(false);
       expect(
-        (service.servers[0] as PaiTcpServer).refusals.unverifiedInRow,
+        (service.servers[0] as TcpServer).refusals.unverifiedInRow,
       ).toBe(1);
     });
 
@@ -233,7 +233,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       expect(sockets.filter((socket) => socket.destroyed)).toHaveLength(5);
       const raw = await rawClient();
       expect((await ping(raw)).ok).toBe(true);
-      expect((service.servers[0] as PaiTcpServer).refusals.overAddressCap).toBe(
+      expect((service.servers[0] as TcpServer).refusals.overAddressCap).toBe(
         5,
       );
     });
@@ -325,7 +325,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       );
       // All three dispatched and waiting on the database (on MySQL the three nonces may share
       // one batched INSERT, so count requests in flight rather than database calls).
-      const server = service.app.getTransportServer() as PaiTcpServer;
+      const server = service.app.getTransportServer() as TcpServer;
       while (server.load.inFlight < 3 || held < 1) await sleep(10);
       const stopping = service.app.close();
       await sleep(50);
@@ -375,7 +375,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
           signEnvelope('transactions.create', { token, amount: '1.00' }, key),
         ),
       );
-      const server = service.app.getTransportServer() as PaiTcpServer;
+      const server = service.app.getTransportServer() as TcpServer;
       while (server.load.inFlight < 1 || held < 1) await sleep(10);
       const started = performance.now();
       await service.app.close();

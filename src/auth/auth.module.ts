@@ -4,7 +4,7 @@ import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
 import { LoginThrottleService } from './login-throttle.service';
 import { PasswordHasher } from './password-hasher';
-import { SessionsModule } from './sessions.module';
+import { SessionsModule } from '../sessions/sessions.module';
 
 @Module({
   imports: [UsersModule, SessionsModule],

@@ -1,13 +1,13 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Database } from '../database/database.service';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import { usernameKey } from '../users/user.entity';
 import { UsersService } from '../users/users.service';
 import { CredentialsDto } from './dto/credentials.dto';
 import { LoginThrottleService } from './login-throttle.service';
 import { PasswordHasher } from './password-hasher';
-import { SessionsService } from './sessions.service';
+import { SessionsService } from '../sessions/sessions.service';
 
 @Injectable()
 export class AuthService implements OnModuleInit {
@@ -54,7 +54,7 @@ export class AuthService implements OnModuleInit {
     await this.throttle.reserveAttempt(key);
     const user = await this.users.findByUsernameKey(key);
     const valid = await this.hasher.verify(password, user?.passwordHash);
-    if (!user || !valid) throw new PaiError(ErrorCode.INVALID_CREDENTIALS);
+    if (!user || !valid) throw new ProtocolError(ErrorCode.INVALID_CREDENTIALS);
 
     // A hash of another cost than the configured one (PAI_BCRYPT_COST changed) is replaced while
     // the password is at hand; hashed before the transaction, so the slow part holds no lock.

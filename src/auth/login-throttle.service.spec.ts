@@ -7,7 +7,7 @@ import { dataSourceOptions } from '../../ormconfig';
 import { testConfig } from '../../test/support/config';
 import { APP_CONFIG } from '../config/config';
 import { Database } from '../database/database.service';
-import { Clock, SystemClock } from '../protocol/clock';
+import { Clock, SystemClock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
 import { LoginThrottle } from './login-throttle.entity';
 import {

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { Database } from '../database/database.service';
-import { Clock } from '../protocol/clock';
+import { Clock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import { LoginThrottle } from './login-throttle.entity';
 
 export const FREE_FAILURES = 5;
@@ -80,7 +80,7 @@ export class LoginThrottleService {
     if (!counted.affected) {
       const row = await manager.findOneBy(LoginThrottle, { usernameKey });
       if (!row) return false;
-      throw new PaiError(ErrorCode.RATE_LIMITED, {
+      throw new ProtocolError(ErrorCode.RATE_LIMITED, {
         retryAfterMs: Math.max(Number(row.lockedUntil) - now, 1),
       });
     }

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/microservices';
 import type { Authenticator } from '@nats-io/transport-node';
 import { PaiClient, type PaiClientOptions } from './pai-client';
-import { PaiNatsClientProxy } from './pai-nats.client';
+import { NatsClientProxy } from './nats-client.proxy';
 
 export const PAI_CLIENT_OPTIONS = Symbol('PAI_CLIENT_OPTIONS');
 
@@ -74,7 +74,7 @@ export class PaiClientModule implements OnApplicationShutdown {
 /** A PaiClient without a Nest module around it (scripts, tests, the CLI). */
 export function createPaiClient(options: PaiClientModuleOptions): PaiClient {
   if (options.transport === 'nats') {
-    const proxy = new PaiNatsClientProxy(
+    const proxy = new NatsClientProxy(
       options.subjectPrefix ?? 'pai.',
       options.servers,
       {

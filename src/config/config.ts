@@ -58,7 +58,7 @@ export interface AppConfig {
    * Where accepted (kid, nonce) pairs are kept: in this process's memory (one instance only: the
    * embedded SQLite default) or in the database (shared by every instance: the MySQL default).
    */
-  readonly nonceStore: NonceStoreKind;
+  readonly nonceStore: NonceRecordKind;
   /** The Redis behind the `redis` nonce record; present exactly when that record is chosen. */
   readonly redis?: RedisConfig;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
@@ -86,7 +86,7 @@ export interface LogConfig {
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
 
-export type NonceStoreKind = 'memory' | 'database' | 'redis';
+export type NonceRecordKind = 'memory' | 'database' | 'redis';
 
 export interface RedisConfig {
   /** redis:// or rediss:// URL; may hold a password, so it is never logged. */
@@ -520,7 +520,7 @@ function parseNonceStore(
   env: Env,
   database: DatabaseConfig,
   transport: TransportConfig,
-): NonceStoreKind {
+): NonceRecordKind {
   const raw = env.PAI_NONCE_STORE || undefined;
   if (raw === undefined) {
     return database.type === 'mysql' || transport.kind === 'nats'

@@ -3,7 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { dataSourceOptions } from '../../ormconfig';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
-import { TypeOrmPinoLogger } from '../observability/typeorm-logger';
+import { TypeOrmPinoLogger } from './typeorm-pino-logger';
 import type { Logger } from 'pino';
 import { connectWithRetry } from './connect';
 import { Database } from './database.service';

@@ -11,7 +11,7 @@ import { ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { NonceStore } from '../protocol/nonce-store';
+import { NonceRecord } from '../nonce-record/nonce-record';
 import { Database } from '../database/database.service';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
@@ -151,7 +151,7 @@ export class Health implements BeforeApplicationShutdown {
       .check('nonceRecord')
       .attempt(async () => {
         // Looked up at probe time: the protocol module depends on this one, not the reverse.
-        await this.moduleRef.get(NonceStore, { strict: false }).checkRecord();
+        await this.moduleRef.get(NonceRecord, { strict: false }).checkRecord();
       })
       .withTimeout(CHECK_TIMEOUT_MS);
   }

@@ -10,9 +10,9 @@ import {
 import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
-import type { PaiServer } from '../protocol/pai-server';
-import { NonceStore } from '../protocol/nonce-store';
-import { UsedNonce } from '../protocol/used-nonce.entity';
+import type { ProtocolServer } from '../transport/create-server';
+import { NonceRecord } from '../nonce-record/nonce-record';
+import { UsedNonce } from '../nonce-record/used-nonce.entity';
 
 const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
 /**
@@ -47,7 +47,7 @@ export class Metrics {
     () => this.processRegistry.metrics(),
     PROCESS_METRICS_MAX_AGE_MS,
   );
-  private server?: PaiServer;
+  private server?: ProtocolServer;
   private processMetrics = false;
   private readonly enabled: boolean;
   private readonly nonceRows = new RecentResult(
@@ -131,7 +131,7 @@ export class Metrics {
   }
 
   /** The protocol server whose connections and requests in flight are reported; set once it listens. */
-  trackServer(server: PaiServer): void {
+  trackServer(server: ProtocolServer): void {
     this.server = server;
   }
 
@@ -201,7 +201,7 @@ export class Metrics {
   private async nonceRecords(): Promise<number> {
     if (this.config.nonceStore === 'memory') {
       // Looked up at scrape time: the protocol module depends on this one, not the reverse.
-      return this.moduleRef.get(NonceStore, { strict: false }).memoryHeld;
+      return this.moduleRef.get(NonceRecord, { strict: false }).memoryHeld;
     }
     return this.nonceRows.get();
   }

@@ -2,7 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Health } from './health';
-import { HttpSideServer } from './http-side.server';
+import { SidePort } from './side-port';
 import { LOGGER, loggerFor } from './logger';
 import { Metrics } from './metrics';
 import { RequestObserver } from './request-observer';
@@ -21,8 +21,8 @@ import { RequestObserver } from './request-observer';
     Metrics,
     RequestObserver,
     Health,
-    HttpSideServer,
+    SidePort,
   ],
-  exports: [LOGGER, Metrics, RequestObserver, HttpSideServer],
+  exports: [LOGGER, Metrics, RequestObserver, SidePort],
 })
 export class ObservabilityModule {}

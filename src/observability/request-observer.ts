@@ -11,7 +11,7 @@ import { KID_PATTERN } from '../protocol/envelope';
 import { ErrorCode } from '../protocol/error-code';
 import { patternOf } from '../protocol/rpc-pattern';
 import { UnknownPatternController } from '../protocol/unknown-pattern.controller';
-import { SampledWarning } from '../protocol/sampled-warning';
+import { SampledWarning } from '../common/sampled-warning';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 

@@ -3,12 +3,12 @@ import { ExecutionContext } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Test } from '@nestjs/testing';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { Clock } from './clock';
+import { Clock } from '../common/clock';
 import { ErrorCode } from './error-code';
 import { MacGuard } from './mac.guard';
 import { hmacHex, requestMacInput } from './mac';
-import { NonceStore } from './nonce-store';
-import { PaiError } from './pai.error';
+import { NonceRecord } from '../nonce-record/nonce-record';
+import { ProtocolError } from './protocol-error';
 import { verifiedRequestOf } from './verified-request';
 
 const NOW = 1764288000000;
@@ -25,7 +25,7 @@ const config: AppConfig = testConfig(
 );
 
 /** Records every consume() and refuses a (kid, nonce) pair it has seen, as the real store does. */
-class FakeNonceStore {
+class FakeNonceRecord {
   readonly calls: Array<[string, string, number]> = [];
   private readonly seen = new Set<string>();
 
@@ -33,7 +33,7 @@ class FakeNonceStore {
     this.calls.push([kid, nonce, ts]);
     const entry = `${kid}\n${nonce}`;
     if (this.seen.has(entry)) {
-      return Promise.reject(new PaiError(ErrorCode.REPLAY));
+      return Promise.reject(new ProtocolError(ErrorCode.REPLAY));
     }
     this.seen.add(entry);
     return Promise.resolve();
@@ -70,16 +70,16 @@ function rpcContext(data: unknown, pattern = PATTERN): ExecutionContext {
 
 describe(MacGuard.name, () => {
   let guard: MacGuard;
-  let nonces: FakeNonceStore;
+  let nonces: FakeNonceRecord;
 
   beforeEach(async () => {
-    nonces = new FakeNonceStore();
+    nonces = new FakeNonceRecord();
     const moduleRef = await Test.createTestingModule({
       providers: [
         MacGuard,
         { provide: APP_CONFIG, useValue: config },
         { provide: Clock, useValue: { now: () => NOW } },
-        { provide: NonceStore, useValue: nonces },
+        { provide: NonceRecord, useValue: nonces },
       ],
     }).compile();
     guard = moduleRef.get(MacGuard);

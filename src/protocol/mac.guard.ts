@@ -5,13 +5,13 @@ import {
   Injectable,
 } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { Clock } from './clock';
+import { Clock } from '../common/clock';
 import { Envelope, envelopeProblems } from './envelope';
 import { ErrorCode } from './error-code';
 import { NotCanonicalizableError } from './canonical-json';
 import { hmacHex, macMatches, requestMacInput } from './mac';
-import { NonceStore } from './nonce-store';
-import { PaiError } from './pai.error';
+import { NonceRecord } from '../nonce-record/nonce-record';
+import { ProtocolError } from './protocol-error';
 import { patternOf } from './rpc-pattern';
 import { markVerified } from './verified-request';
 
@@ -24,7 +24,7 @@ function macInputOf(pattern: string, envelope: Envelope): string {
     return requestMacInput(pattern, envelope);
   } catch (error) {
     if (!(error instanceof NotCanonicalizableError)) throw error;
-    throw PaiError.badRequest([
+    throw ProtocolError.badRequest([
       {
         field: 'payload',
         problem:
@@ -43,31 +43,31 @@ function macInputOf(pattern: string, envelope: Envelope): string {
 export class MacGuard implements CanActivate {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly nonces: NonceStore,
+    private readonly nonces: NonceRecord,
     private readonly clock: Clock,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const data: unknown = context.switchToRpc().getData();
     const problems = envelopeProblems(data);
-    if (problems.length > 0) throw PaiError.badRequest(problems);
+    if (problems.length > 0) throw ProtocolError.badRequest(problems);
     const envelope = data as Envelope;
     const pattern = patternOf(context);
     const input = macInputOf(pattern, envelope);
 
     const key = this.config.macKeys.get(envelope.kid);
-    if (!key) throw new PaiError(ErrorCode.UNKNOWN_KEY);
+    if (!key) throw new ProtocolError(ErrorCode.UNKNOWN_KEY);
 
     const expected = hmacHex(key, input);
     if (!macMatches(expected, envelope.mac))
-      throw new PaiError(ErrorCode.MAC_INVALID);
+      throw new ProtocolError(ErrorCode.MAC_INVALID);
     // From here on every outcome (STALE, REPLAY, the handler's) is signed and bound to this request.
     const { kid, nonce, mac } = envelope;
     markVerified(context, { pattern, kid, nonce, mac, key });
 
     const now = this.clock.now();
     if (Math.abs(envelope.ts - now) > this.config.macWindowMs) {
-      throw new PaiError(ErrorCode.STALE, { serverTime: now });
+      throw new ProtocolError(ErrorCode.STALE, { serverTime: now });
     }
 
     await this.nonces.consume(envelope.kid, envelope.nonce, envelope.ts);

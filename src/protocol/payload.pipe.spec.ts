@@ -6,7 +6,7 @@ import { PingDto } from '../system/ping.dto';
 import { CreateTransactionDto } from '../transactions/dto/create-transaction.dto';
 import { ListTransactionsDto } from '../transactions/dto/list-transactions.dto';
 import { ErrorCode } from './error-code';
-import { PaiError } from './pai.error';
+import { ProtocolError } from './protocol-error';
 import { PayloadPipe } from './payload.pipe';
 
 const TOKEN = 'tok_abcdefghijklmnopqrstuv-0123';
@@ -139,7 +139,7 @@ describe(PayloadPipe.name, () => {
         .catch((error: unknown) => error);
 
       expect(failure).toBeInstanceOf(Error);
-      expect(failure).not.toBeInstanceOf(PaiError);
+      expect(failure).not.toBeInstanceOf(ProtocolError);
     });
   });
 

@@ -8,7 +8,7 @@ import { Payload } from '@nestjs/microservices';
 import { ValidationError, getMetadataStorage, validate } from 'class-validator';
 import { isJsonObject } from './envelope';
 import { FieldProblem } from './error-code';
-import { PaiError } from './pai.error';
+import { ProtocolError } from './protocol-error';
 
 function problemsOf(errors: ValidationError[], parent = ''): FieldProblem[] {
   return errors.flatMap((error) => {
@@ -60,7 +60,7 @@ export class PayloadPipe implements PipeTransform {
       throw new Error('a payload parameter must be typed with a DTO class');
     }
     if (!isJsonObject(value)) {
-      throw PaiError.badRequest([
+      throw ProtocolError.badRequest([
         { field: 'payload', problem: 'must be a JSON object' },
       ]);
     }
@@ -70,7 +70,7 @@ export class PayloadPipe implements PipeTransform {
     const declared = declaredFields(dto);
     const unknown = Object.keys(value).filter((key) => !declared.has(key));
     if (unknown.length > 0) {
-      throw PaiError.badRequest(
+      throw ProtocolError.badRequest(
         unknown.map((key) => ({
           field: `payload.${key}`,
           problem: 'unknown field',
@@ -97,7 +97,7 @@ export class PayloadPipe implements PipeTransform {
       validationError: { target: false, value: false },
     });
     if (errors.length > 0) {
-      throw PaiError.badRequest(
+      throw ProtocolError.badRequest(
         problemsOf(errors).map(({ field, problem }) => ({
           field: `payload.${field}`,
           problem,

@@ -7,10 +7,10 @@ import { resolve } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { RequestObserver } from '../observability/request-observer';
-import { Clock } from './clock';
+import { Clock } from '../common/clock';
 import { ErrorCode, wireMessage } from './error-code';
 import { hmacHex, replyMacInput } from './mac';
-import { PaiError } from './pai.error';
+import { ProtocolError } from './protocol-error';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
 import { ErrorReply, ReplySigner } from './reply-signer';
 import { markVerified } from './verified-request';
@@ -144,9 +144,9 @@ describe(ProtocolExceptionFilter.name, () => {
   });
 
   describe('domain errors', () => {
-    it('should turn a PaiError into a signed error reply', async () => {
+    it('should turn a ProtocolError into a signed error reply', async () => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.STALE, { serverTime: NOW }),
+        new ProtocolError(ErrorCode.STALE, { serverTime: NOW }),
       );
 
       expect(reply).toEqual({
@@ -163,14 +163,14 @@ describe(ProtocolExceptionFilter.name, () => {
     });
 
     it('should report the code to the request observer (metrics, log line)', async () => {
-      await replyTo(new PaiError(ErrorCode.REPLAY));
+      await replyTo(new ProtocolError(ErrorCode.REPLAY));
 
       expect(observed).toHaveBeenCalledTimes(1);
       expect(observed.mock.calls[0][1]).toBe(ErrorCode.REPLAY);
     });
 
     it("should bind the reply MAC to the request's pattern, kid, nonce and MAC", async () => {
-      const reply = await replyTo(new PaiError(ErrorCode.REPLAY));
+      const reply = await replyTo(new ProtocolError(ErrorCode.REPLAY));
 
       expect(reply.mac).not.toBe(
         expectedMac(DEFAULT_KEY, reply, 'transactions.list'),
@@ -193,7 +193,7 @@ describe(ProtocolExceptionFilter.name, () => {
 
     it('should sign with the key the request named', async () => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.STALE, { serverTime: NOW }),
+        new ProtocolError(ErrorCode.STALE, { serverTime: NOW }),
         request({ kid: 'other' }),
       );
 
@@ -207,7 +207,7 @@ describe(ProtocolExceptionFilter.name, () => {
       now = vector.reply.ts;
 
       const reply = await replyTo(
-        new PaiError(ErrorCode.INVALID_CREDENTIALS),
+        new ProtocolError(ErrorCode.INVALID_CREDENTIALS),
         request({
           kid: vector.kid,
           nonce: vector.requestNonce,
@@ -222,7 +222,7 @@ describe(ProtocolExceptionFilter.name, () => {
     it('should carry BAD_REQUEST fields into the reply', async () => {
       const fields = [{ field: 'payload.amount', problem: 'must be a string' }];
 
-      const reply = await replyTo(PaiError.badRequest(fields));
+      const reply = await replyTo(ProtocolError.badRequest(fields));
 
       expect(reply.error).toEqual({
         code: ErrorCode.BAD_REQUEST,
@@ -233,7 +233,7 @@ describe(ProtocolExceptionFilter.name, () => {
 
     it('should not let details override the code or message', async () => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.RATE_LIMITED, {
+        new ProtocolError(ErrorCode.RATE_LIMITED, {
           code: ErrorCode.INTERNAL,
           message: 'overridden',
           retryAfterMs: 1000,
@@ -250,11 +250,11 @@ describe(ProtocolExceptionFilter.name, () => {
 
   describe('replies to requests whose MAC did not verify', () => {
     it.each([
-      ['UNKNOWN_KEY', new PaiError(ErrorCode.UNKNOWN_KEY)],
-      ['MAC_INVALID', new PaiError(ErrorCode.MAC_INVALID)],
+      ['UNKNOWN_KEY', new ProtocolError(ErrorCode.UNKNOWN_KEY)],
+      ['MAC_INVALID', new ProtocolError(ErrorCode.MAC_INVALID)],
       [
         'BAD_REQUEST',
-        PaiError.badRequest([{ field: 'envelope', problem: 'unknown field' }]),
+        ProtocolError.badRequest([{ field: 'envelope', problem: 'unknown field' }]),
       ],
     ])(
       'should leave %s unsigned, even with a well-formed kid and nonce of a known key',
@@ -273,7 +273,7 @@ describe(ProtocolExceptionFilter.name, () => {
       ['an unknown kid', request({ kid: 'retired' })],
     ])('should leave mac null for %s', async (_what, data) => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.UNKNOWN_KEY),
+        new ProtocolError(ErrorCode.UNKNOWN_KEY),
         data,
         PATTERN,
         false,
@@ -292,7 +292,7 @@ describe(ProtocolExceptionFilter.name, () => {
 
     it('should carry only the code, the fixed message and the fields', async () => {
       const reply = await replyTo(
-        new PaiError(ErrorCode.BAD_REQUEST, {
+        new ProtocolError(ErrorCode.BAD_REQUEST, {
           fields: [{ field: 'v', problem: 'must be the integer 2' }],
           serverTime: NOW,
           echoed: 'peer text',

@@ -9,7 +9,7 @@ import { Observable, throwError } from 'rxjs';
 import { isDatabaseUnavailable } from '../database/database-errors';
 import { RequestObserver } from '../observability/request-observer';
 import { ErrorCode } from './error-code';
-import { PaiError } from './pai.error';
+import { ProtocolError } from './protocol-error';
 import { ErrorReply, ReplySigner } from './reply-signer';
 
 /**
@@ -33,11 +33,11 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
     return throwError(() => reply);
   }
 
-  private toPaiError(exception: unknown): PaiError {
-    if (exception instanceof PaiError) return exception;
+  private toPaiError(exception: unknown): ProtocolError {
+    if (exception instanceof ProtocolError) return exception;
     if (isDatabaseUnavailable(exception)) {
       this.logger.warn(`database unavailable: ${describe(exception)}`);
-      return new PaiError(ErrorCode.UNAVAILABLE);
+      return new ProtocolError(ErrorCode.UNAVAILABLE);
     }
     // Unexpected: the log gets the detail, the client only an id to quote.
     const errorId = randomUUID();
@@ -45,7 +45,7 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
       `unexpected error ${errorId}: ${describe(exception)}`,
       exception instanceof Error ? exception.stack : undefined,
     );
-    return new PaiError(ErrorCode.INTERNAL, { errorId });
+    return new ProtocolError(ErrorCode.INTERNAL, { errorId });
   }
 }
 

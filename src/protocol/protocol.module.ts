@@ -1,9 +1,9 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
-import { ObservedMacGuard } from '../observability/observed.guard';
-import { Clock, SystemClock } from './clock';
+import { ObservedMacGuard } from './observed.guard';
+import { Clock, SystemClock } from '../common/clock';
 import { MacGuard } from './mac.guard';
-import { NonceStore } from './nonce-store';
+import { NonceRecord } from '../nonce-record/nonce-record';
 import { PayloadPipe } from './payload.pipe';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
 import { ReplyInterceptor } from './reply.interceptor';
@@ -17,7 +17,7 @@ import { UnknownPatternController } from './unknown-pattern.controller';
   providers: [
     { provide: Clock, useClass: SystemClock },
     ReplySigner,
-    NonceStore,
+    NonceRecord,
     PayloadPipe,
     MacGuard,
     // The MAC guard itself, with the request's metrics and log line started around it.
@@ -25,6 +25,6 @@ import { UnknownPatternController } from './unknown-pattern.controller';
     { provide: APP_FILTER, useClass: ProtocolExceptionFilter },
     { provide: APP_INTERCEPTOR, useClass: ReplyInterceptor },
   ],
-  exports: [Clock, NonceStore, ReplySigner, PayloadPipe],
+  exports: [Clock, NonceRecord, ReplySigner, PayloadPipe],
 })
 export class ProtocolModule {}

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Injectable } from '@nestjs/common';
-import { Clock } from './clock';
+import { Clock } from '../common/clock';
 import { ErrorCode, FieldProblem, wireMessage } from './error-code';
 import { canonicalJson } from './canonical-json';
 import { hmacHex, replyMacInputOfCanonical } from './mac';

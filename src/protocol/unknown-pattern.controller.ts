@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { PaiError } from './pai.error';
+import { ProtocolError } from './protocol-error';
 import { UNKNOWN_PATTERN_ROUTE } from './routing';
 
 @Controller()
@@ -8,7 +8,7 @@ export class UnknownPatternController {
   /** Reached only after the guard accepted the message, so the refusal is signed. */
   @MessagePattern(UNKNOWN_PATTERN_ROUTE)
   refuse(): never {
-    throw PaiError.badRequest([
+    throw ProtocolError.badRequest([
       { field: 'pattern', problem: 'unknown pattern' },
     ]);
   }

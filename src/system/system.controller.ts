@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { Clock } from '../protocol/clock';
+import { Clock } from '../common/clock';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { PingDto } from './ping.dto';
 

@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { SessionsService } from '../auth/sessions.service';
+import { SessionsService } from '../sessions/sessions.service';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { CreateTransactionDto } from './dto/create-transaction.dto';
 import { ListTransactionsDto } from './dto/list-transactions.dto';

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
-import { Clock } from '../protocol/clock';
+import { Clock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import {
   centsFromDatabaseTotal,
   formatCents,
@@ -87,7 +87,7 @@ export class TransactionsService {
     const same =
       parseAmount(existing.amount) === parseAmount(row.amount) &&
       existing.description === row.description;
-    if (!same) throw new PaiError(ErrorCode.IDEMPOTENCY_CONFLICT);
+    if (!same) throw new ProtocolError(ErrorCode.IDEMPOTENCY_CONFLICT);
     return { transaction: toView(existing), created: false };
   }
 

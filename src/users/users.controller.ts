@@ -1,9 +1,9 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { TokenDto } from '../auth/dto/token.dto';
-import { SessionsService } from '../auth/sessions.service';
+import { SessionsService } from '../sessions/sessions.service';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { TransactionsService } from '../transactions/transactions.service';
 import { UsersService } from './users.service';
@@ -21,7 +21,7 @@ export class UsersController {
     const userId = await this.sessions.authenticate(token);
     const user = await this.users.findById(userId);
     // Sessions cascade with their user, so a live session without a user cannot happen.
-    if (!user) throw new PaiError(ErrorCode.UNAUTHENTICATED);
+    if (!user) throw new ProtocolError(ErrorCode.UNAUTHENTICATED);
     const summary = await this.transactions.summary(userId);
     return {
       userId,

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
-import { Clock } from '../protocol/clock';
+import { Clock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import { User, usernameKey } from './user.entity';
 
 @Injectable()
@@ -31,7 +31,7 @@ export class UsersService {
       });
     } catch (error) {
       if (isUniqueViolation(error))
-        throw new PaiError(ErrorCode.USERNAME_TAKEN);
+        throw new ProtocolError(ErrorCode.USERNAME_TAKEN);
       throw error;
     }
   }

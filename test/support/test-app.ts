@@ -9,12 +9,12 @@ import {
 } from '../../src/client/pai-client.module';
 import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
 import type { AppConfig } from '../../src/config/config';
-import { HttpSideServer } from '../../src/observability/http-side.server';
+import { SidePort } from '../../src/observability/side-port';
 import { Metrics } from '../../src/observability/metrics';
-import { Clock } from '../../src/protocol/clock';
+import { Clock } from '../../src/common/clock';
 import type { NatsTransport } from '../../src/config/transport-config';
-import { createPaiServer, type PaiServer } from '../../src/protocol/pai-server';
-import { PaiTcpServer } from '../../src/protocol/pai-tcp.server';
+import { createServer, type ProtocolServer } from '../../src/transport/create-server';
+import { TcpServer } from '../../src/transport/tcp.server';
 import {
   RawClient,
   replyVerifies,
@@ -93,7 +93,7 @@ export interface TestApp {
   app: INestMicroservice;
   /** Every instance: one over TCP, two over NATS (same config, database and queue group). */
   apps: INestMicroservice[];
-  servers: PaiServer[];
+  servers: ProtocolServer[];
   /** The TCP port; 0 over NATS, where there is none. */
   port: number;
   /** The HTTP side port, when the config enables it (`http: { host, port: 0 }`). */
@@ -160,14 +160,14 @@ export async function startTestApp(
   // One clock for every instance, as machines kept in sync would share.
   const clock = new TestClock();
   const apps: INestMicroservice[] = [];
-  const servers: PaiServer[] = [];
+  const servers: ProtocolServer[] = [];
   for (let instance = 0; instance < (nats ? 2 : 1); instance += 1) {
     const moduleRef = await customize(
       Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
         .overrideProvider(Clock)
         .useValue(clock),
     ).compile();
-    const server = createPaiServer(config);
+    const server = createServer(config);
     const app = moduleRef.createNestMicroservice({
       strategy: server,
       logger: ['error'],
@@ -178,7 +178,7 @@ export async function startTestApp(
     servers.push(server);
   }
   const [app] = apps;
-  const port = servers[0] instanceof PaiTcpServer ? servers[0].boundPort() : 0;
+  const port = servers[0] instanceof TcpServer ? servers[0].boundPort() : 0;
   const clients: PaiClient[] = [];
   const raws: RawTransport[] = [];
   const closed = new Set<INestMicroservice>();
@@ -187,7 +187,7 @@ export async function startTestApp(
     apps,
     servers,
     port,
-    httpPort: app.get(HttpSideServer).boundPort(),
+    httpPort: app.get(SidePort).boundPort(),
     config,
     clock,
     dataSource: app.get(DataSource),

@@ -5,18 +5,18 @@ import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
 import { ConnectionTracker, type DrainResult } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
-import { exactRoute } from './routing';
-import { SampledWarning } from './sampled-warning';
+import { exactRoute } from '../protocol/routing';
+import { SampledWarning } from '../common/sampled-warning';
 
 /**
  * Nest's TCP server with the protocol's rules of its own: patterns match exactly, a request to an
  * unknown pattern goes through the guard to a BAD_REQUEST (Nest would send an unsigned string),
  * and events, which the protocol does not define, are dropped without running any handler.
  */
-export class PaiTcpServer extends ServerTCP {
+export class TcpServer extends ServerTCP {
   /** Set by the last close(): what the graceful stop achieved (logged, and read by tests). */
   lastDrain?: DrainResult;
-  private readonly protocolLogger = new Logger(PaiTcpServer.name);
+  private readonly protocolLogger = new Logger(TcpServer.name);
   private readonly droppedEvents = new SampledWarning(
     this.protocolLogger,
     (count) =>
@@ -112,13 +112,13 @@ export class PaiTcpServer extends ServerTCP {
   }
 }
 
-/** The service's TCP server as configured (see createPaiServer). */
-export function createPaiTcpServer(config: AppConfig): PaiTcpServer {
+/** The service's TCP server as configured (see createServer). */
+export function createTcpServer(config: AppConfig): TcpServer {
   const tracker = new ConnectionTracker(
     config.maxConnectionsPerAddress,
-    new Logger(PaiTcpServer.name),
+    new Logger(TcpServer.name),
   );
-  return new PaiTcpServer(
+  return new TcpServer(
     {
       host: config.host,
       port: config.port,

@@ -1,7 +1,7 @@
 import type { NatsContext } from '@nestjs/microservices';
 import type { NatsTransport } from '../config/transport-config';
-import { PaiNatsServer } from './pai-nats.server';
-import { UNKNOWN_PATTERN_ROUTE } from './routing';
+import { NatsServer } from './nats.server';
+import { UNKNOWN_PATTERN_ROUTE } from '../protocol/routing';
 
 const transport: NatsTransport = {
   kind: 'nats',
@@ -94,7 +94,7 @@ function serverWith(
   limits = { maxMessageBytes: 1_024, drainTimeoutMs: 1_000 },
   inboxPrefix = transport.inboxPrefix,
 ) {
-  const server = new PaiNatsServer({ ...transport, inboxPrefix }, limits);
+  const server = new NatsServer({ ...transport, inboxPrefix }, limits);
   const seen: { pattern: string; data: unknown }[] = [];
   server.addHandler('system.ping', (data: unknown, context: NatsContext) => {
     seen.push({ pattern: context.getSubject(), data });
@@ -114,7 +114,7 @@ function serverWith(
   return { server, seen, connection, subscriptions };
 }
 
-describe(PaiNatsServer.name, () => {
+describe(NatsServer.name, () => {
   it('should subscribe once, to every subject under the prefix, in the queue group', () => {
     const { subscriptions } = serverWith();
     expect(

@@ -118,8 +118,8 @@ export class NonceRecordUnavailableError extends Error {
  * Fails closed: while Redis is down, commands fail at once (no offline queue) and the guard answers
  * UNAVAILABLE; nothing is accepted unchecked. The client reconnects by itself.
  */
-export class RedisNonceRecord {
-  private readonly logger = new Logger(RedisNonceRecord.name);
+export class RedisRecord {
+  private readonly logger = new Logger(RedisRecord.name);
   private readonly redis: ConsumingRedis;
   private readonly sinceKey: string;
 

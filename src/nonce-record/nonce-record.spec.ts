@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../ormconfig';
-import type { AppConfig, NonceStoreKind } from '../config/config';
+import type { AppConfig, NonceRecordKind } from '../config/config';
 import { APP_CONFIG } from '../config/config';
 import { Database } from '../database/database.service';
 import { testConfig } from '../../test/support/config';
-import { Clock } from './clock';
-import { ErrorCode } from './error-code';
-import { NonceFingerprints } from './nonce-fingerprints';
-import { NonceStore } from './nonce-store';
-import { PaiError } from './pai.error';
+import { Clock } from '../common/clock';
+import { ErrorCode } from '../protocol/error-code';
+import { MemoryRecord } from './memory-record';
+import { NonceRecord } from './nonce-record';
+import { ProtocolError } from '../protocol/protocol-error';
 
 const WINDOW_MS = 300_000;
 const GENERATION_MS = WINDOW_MS / 4;
@@ -36,14 +36,14 @@ async function codeOf(
     await consumed();
     return 'OK';
   } catch (error) {
-    if (error instanceof PaiError) return error.code;
+    if (error instanceof ProtocolError) return error.code;
     throw error;
   }
 }
 
-describe(NonceFingerprints.name, () => {
+describe(MemoryRecord.name, () => {
   it('should refuse a pair it accepted, and accept the same nonce under another kid', () => {
-    const record = new NonceFingerprints(WINDOW_MS);
+    const record = new MemoryRecord(WINDOW_MS);
     expect(record.accept('a', nonceOf(1), T0, T0)).toBe(true);
     expect(record.accept('a', nonceOf(1), T0, T0)).toBe(false);
     expect(record.accept('b', nonceOf(1), T0, T0)).toBe(true);
@@ -52,7 +52,7 @@ describe(NonceFingerprints.name, () => {
   });
 
   it('should keep a pair for as long as its message is fresh, the last millisecond included', () => {
-    const record = new NonceFingerprints(WINDOW_MS);
+    const record = new MemoryRecord(WINDOW_MS);
     const ts = T0 - 1234;
     expect(record.accept('a', nonceOf(1), ts, T0)).toBe(true);
     for (let now = T0, step = 0; now <= ts + WINDOW_MS; now += 997, step += 1) {
@@ -64,7 +64,7 @@ describe(NonceFingerprints.name, () => {
   });
 
   it('should drop pairs once their messages are past the window, so the record stays bounded', () => {
-    const record = new NonceFingerprints(WINDOW_MS);
+    const record = new MemoryRecord(WINDOW_MS);
     // Ten windows of steady traffic, one message a second.
     for (let second = 0; second < (10 * WINDOW_MS) / 1000; second += 1) {
       const now = T0 + second * 1000;
@@ -78,7 +78,7 @@ describe(NonceFingerprints.name, () => {
   });
 
   it('should hold many pairs without refusing a new one', () => {
-    const record = new NonceFingerprints(WINDOW_MS);
+    const record = new MemoryRecord(WINDOW_MS);
     for (let i = 0; i < 50_000; i += 1) {
       expect(record.accept('a', nonceOf(i), T0, T0)).toBe(true);
     }
@@ -87,9 +87,9 @@ describe(NonceFingerprints.name, () => {
   });
 });
 
-describe(NonceStore.name, () => {
+describe(NonceRecord.name, () => {
   let dataDir: string;
-  const open: { dataSource: DataSource; store: NonceStore }[] = [];
+  const open: { dataSource: DataSource; store: NonceRecord }[] = [];
 
   beforeEach(() => {
     dataDir = mkdtempSync(join(tmpdir(), 'pai-nonce-'));
@@ -107,8 +107,8 @@ describe(NonceStore.name, () => {
   /** A store as the service builds it, on an SQLite file that outlives it (a "restart"). */
   async function startStore(
     clock: Clock,
-    nonceStore: NonceStoreKind,
-  ): Promise<NonceStore> {
+    nonceStore: NonceRecordKind,
+  ): Promise<NonceRecord> {
     const config: AppConfig = testConfig(
       {},
       { macWindowMs: WINDOW_MS, nonceStore },
@@ -119,14 +119,14 @@ describe(NonceStore.name, () => {
     await dataSource.runMigrations();
     const moduleRef = await Test.createTestingModule({
       providers: [
-        NonceStore,
+        NonceRecord,
         { provide: APP_CONFIG, useValue: config },
         { provide: Clock, useValue: clock },
         { provide: DataSource, useValue: dataSource },
         Database,
       ],
     }).compile();
-    const store = moduleRef.get(NonceStore);
+    const store = moduleRef.get(NonceRecord);
     await store.onModuleInit();
     open.push({ dataSource, store });
     return store;
@@ -186,9 +186,9 @@ describe(NonceStore.name, () => {
       } catch (error) {
         refusal = error;
       }
-      expect(refusal).toBeInstanceOf(PaiError);
-      expect((refusal as PaiError).code).toBe(ErrorCode.STALE);
-      expect((refusal as PaiError).details).toEqual({ serverTime: clock.time });
+      expect(refusal).toBeInstanceOf(ProtocolError);
+      expect((refusal as ProtocolError).code).toBe(ErrorCode.STALE);
+      expect((refusal as ProtocolError).details).toEqual({ serverTime: clock.time });
       // A message signed after the restart is accepted.
       expect(
         await codeOf(() => restarted.consume('a', nonceOf(2), clock.time)),
@@ -274,7 +274,7 @@ describe(NonceStore.name, () => {
       };
       const moduleRef = await Test.createTestingModule({
         providers: [
-          NonceStore,
+          NonceRecord,
           {
             provide: APP_CONFIG,
             useValue: testConfig({}, { nonceStore: 'database' }),
@@ -283,7 +283,7 @@ describe(NonceStore.name, () => {
           { provide: Database, useValue: database },
         ],
       }).compile();
-      const store = moduleRef.get(NonceStore);
+      const store = moduleRef.get(NonceRecord);
 
       deadlocks = 1; // a lone pair
       expect(await codeOf(() => store.consume('a', nonceOf(1), T0))).toBe('OK');

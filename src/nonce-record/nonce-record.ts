@@ -10,17 +10,17 @@ import { setImmediate } from 'node:timers';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { isDeadlock, isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
-import { startPeriodicTask } from '../database/periodic-task';
+import { startPeriodicTask } from '../common/periodic-task';
 import { UsedNonce } from './used-nonce.entity';
-import { Clock } from './clock';
-import { ErrorCode } from './error-code';
-import { NonceFingerprints } from './nonce-fingerprints';
-import { PaiError } from './pai.error';
-import { SampledWarning } from './sampled-warning';
+import { Clock } from '../common/clock';
+import { ErrorCode } from '../protocol/error-code';
+import { MemoryRecord } from './memory-record';
+import { ProtocolError } from '../protocol/protocol-error';
+import { SampledWarning } from '../common/sampled-warning';
 import {
   NonceRecordUnavailableError,
-  RedisNonceRecord,
-} from './redis-nonce-record';
+  RedisRecord,
+} from './redis-record';
 
 /** Rows in one multi-row INSERT at most. */
 const MAX_BATCH = 256;
@@ -48,7 +48,7 @@ interface PendingPair {
  * written again row by row, so each pair still learns for itself whether it was new.
  *
  * `memory` (the default on SQLite, whose database belongs to one process): keyed fingerprints in
- * this process (NonceFingerprints). What a previous process accepted is not in memory, so messages
+ * this process (MemoryRecord). What a previous process accepted is not in memory, so messages
  * dated at or before this process started are refused as STALE (with serverTime: the client module
  * re-signs with a fresh ts and nonce and is accepted). The one message a previous process could have
  * accepted with a later ts is one dated in the future; such messages (ts ahead of the clock) are also
@@ -56,17 +56,17 @@ interface PendingPair {
  * to the last of their expiries against the table as well.
  *
  * `redis` (optional, for several instances that would rather not write every nonce to MySQL): one
- * atomic script per message in a shared Redis (RedisNonceRecord), which forgets pairs by itself
+ * atomic script per message in a shared Redis (RedisRecord), which forgets pairs by itself
  * when their window ends and refuses as STALE what predates a loss of Redis's data.
  */
 @Injectable()
-export class NonceStore
+export class NonceRecord
   implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown
 {
-  private readonly logger = new Logger(NonceStore.name);
+  private readonly logger = new Logger(NonceRecord.name);
   private stopPurge?: () => void;
-  private readonly memory?: NonceFingerprints;
-  private readonly redis?: RedisNonceRecord;
+  private readonly memory?: MemoryRecord;
+  private readonly redis?: RedisRecord;
   private redisCause = 'error';
   private readonly redisFailures = new SampledWarning(
     this.logger,
@@ -88,9 +88,9 @@ export class NonceStore
   ) {
     this.startedAt = clock.now();
     if (config.nonceStore === 'memory') {
-      this.memory = new NonceFingerprints(config.macWindowMs);
+      this.memory = new MemoryRecord(config.macWindowMs);
     } else if (config.nonceStore === 'redis') {
-      this.redis = new RedisNonceRecord({
+      this.redis = new RedisRecord({
         url: config.redis!.url,
         prefix: config.redis!.prefix,
         commandTimeoutMs: config.databaseTimeoutMs,
@@ -108,16 +108,16 @@ export class NonceStore
     if (!memory) return this.record(kid, nonce, ts);
     const now = this.clock.now();
     if (ts <= this.startedAt) {
-      throw new PaiError(ErrorCode.STALE, { serverTime: now });
+      throw new ProtocolError(ErrorCode.STALE, { serverTime: now });
     }
     if (!memory.accept(kid, nonce, ts, now)) {
-      throw new PaiError(ErrorCode.REPLAY);
+      throw new ProtocolError(ErrorCode.REPLAY);
     }
     if (ts > now || ts <= this.durableUntil) return this.record(kid, nonce, ts);
   }
 
   private async consumeInRedis(
-    redis: RedisNonceRecord,
+    redis: RedisRecord,
     kid: string,
     nonce: string,
     ts: number,
@@ -138,11 +138,11 @@ export class NonceStore
       const cause = error.cause as NodeJS.ErrnoException | undefined;
       this.redisCause = cause?.code ?? cause?.name ?? 'error';
       this.redisFailures.record();
-      throw new PaiError(ErrorCode.UNAVAILABLE);
+      throw new ProtocolError(ErrorCode.UNAVAILABLE);
     }
-    if (verdict === 'replay') throw new PaiError(ErrorCode.REPLAY);
+    if (verdict === 'replay') throw new ProtocolError(ErrorCode.REPLAY);
     if (verdict === 'stale') {
-      throw new PaiError(ErrorCode.STALE, { serverTime: this.clock.now() });
+      throw new ProtocolError(ErrorCode.STALE, { serverTime: this.clock.now() });
     }
   }
 
@@ -185,7 +185,7 @@ export class NonceStore
         await Promise.all(batch.map((pair) => this.insertOne(pair)));
       } else {
         const refusal = isUniqueViolation(error)
-          ? new PaiError(ErrorCode.REPLAY)
+          ? new ProtocolError(ErrorCode.REPLAY)
           : error;
         batch.forEach((pair) => pair.reject(refusal));
       }
@@ -208,7 +208,7 @@ export class NonceStore
         // was rolled back and is run again: it now meets the row (REPLAY) or writes it.
         if (isDeadlock(error) && attempt < MAX_DEADLOCK_ATTEMPTS) continue;
         pair.reject(
-          isUniqueViolation(error) ? new PaiError(ErrorCode.REPLAY) : error,
+          isUniqueViolation(error) ? new ProtocolError(ErrorCode.REPLAY) : error,
         );
         return;
       }

@@ -75,7 +75,7 @@ export class FingerprintTable {
  * `accept` checks and inserts in one synchronous call: of N copies arriving at once, exactly one
  * is accepted, since nothing else runs in between.
  */
-export class NonceFingerprints {
+export class MemoryRecord {
   private readonly generations = new Map<number, FingerprintTable>();
   private readonly generationMs: number;
   private readonly salt = randomBytes(16).toString('base64');

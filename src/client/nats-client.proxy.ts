@@ -23,7 +23,7 @@ type ReplyTest = (pattern: string, request: unknown, reply: unknown) => boolean;
  * it is dropped and the wait for the genuine one goes on, so such a peer can delay an answer (up
  * to the timeout) but not replace it.
  */
-export class PaiNatsClientProxy extends ClientNats implements ReplyScreening {
+export class NatsClientProxy extends ClientNats implements ReplyScreening {
   private replyTest?: ReplyTest;
 
   constructor(

@@ -1,4 +1,4 @@
-import { PaiNatsClientProxy } from './pai-nats.client';
+import { NatsClientProxy } from './nats-client.proxy';
 
 /** A NATS message as the subscription delivers it: the service's packet as JSON. */
 function natsMessage(packet: Record<string, unknown>) {
@@ -11,7 +11,7 @@ const PACKET = { id: 'p1', pattern: 'system.ping', data: { nonce: 'n' } };
 function handlerWith(
   test?: (pattern: string, request: unknown, reply: unknown) => boolean,
 ) {
-  const proxy = new PaiNatsClientProxy('pai.', 'nats://127.0.0.1:4222');
+  const proxy = new NatsClientProxy('pai.', 'nats://127.0.0.1:4222');
   if (test) proxy.screenReplies(test);
   const delivered: unknown[] = [];
   const handle = proxy.createSubscriptionHandler(PACKET as never, (packet) => {
@@ -20,7 +20,7 @@ function handlerWith(
   return { handle, delivered };
 }
 
-describe(PaiNatsClientProxy.name, () => {
+describe(NatsClientProxy.name, () => {
   const genuine = { ok: true, ts: 1, payload: {}, mac: 'good' };
   const forged = {
     ok: false,

@@ -6,9 +6,9 @@ import type {
   ConnectionTracker,
   TrackedConnection,
 } from './connection-tracker';
-import { isJsonObject } from './envelope';
-import { ErrorCode } from './error-code';
-import { unsignedFailure } from './reply-signer';
+import { isJsonObject } from '../protocol/envelope';
+import { ErrorCode } from '../protocol/error-code';
+import { unsignedFailure } from '../protocol/reply-signer';
 
 /** The peer broke Nest's `<length>#<json>` framing or sent a frame over the limit. */
 export class FrameError extends Error {

@@ -1,4 +1,4 @@
-import { SampledWarning, type WarningSink } from './sampled-warning';
+import { SampledWarning, type WarningSink } from '../common/sampled-warning';
 
 /** What the tracker needs from a connection: its requests in flight, and a graceful close. */
 export interface TrackedConnection {

@@ -16,10 +16,10 @@ import {
 } from '../config/transport-config';
 import type { DrainResult } from './connection-tracker';
 import { waitUntilUp } from '../common/wait-until-up';
-import { ErrorCode } from './error-code';
-import { unsignedFailure } from './reply-signer';
-import { exactRoute } from './routing';
-import { SampledWarning } from './sampled-warning';
+import { ErrorCode } from '../protocol/error-code';
+import { unsignedFailure } from '../protocol/reply-signer';
+import { exactRoute } from '../protocol/routing';
+import { SampledWarning } from '../common/sampled-warning';
 
 interface Limits {
   readonly maxMessageBytes: number;
@@ -38,10 +38,10 @@ interface Limits {
  * subscribers by queue name across subjects, so per-pattern and wildcard subscriptions in one
  * queue group would steal each other's messages.
  */
-export class PaiNatsServer extends ServerNats {
+export class NatsServer extends ServerNats {
   /** Set by the last close(): what the graceful stop achieved (logged, and read by tests). */
   lastDrain?: DrainResult;
-  private readonly protocolLogger = new Logger(PaiNatsServer.name);
+  private readonly protocolLogger = new Logger(NatsServer.name);
   private subscription?: Subscription;
   private connected = false;
   private draining = false;

@@ -13,21 +13,21 @@ import { ConfigError } from '../config/config.error';
 import {
   EvictingRedisError,
   NonceRecordUnavailableError,
-  RedisNonceRecord,
-} from './redis-nonce-record';
+  RedisRecord,
+} from './redis-record';
 
 const WINDOW_MS = 300_000;
 const nonce = () => randomBytes(16).toString('base64url');
 
-describeWithRedis(RedisNonceRecord.name, () => {
-  const open: RedisNonceRecord[] = [];
+describeWithRedis(RedisRecord.name, () => {
+  const open: RedisRecord[] = [];
   let admin: Redis;
   let prefix: string;
 
   async function record(
     options: Partial<{ url: string; prefix: string; now: number }> = {},
-  ): Promise<RedisNonceRecord> {
-    const created = new RedisNonceRecord({
+  ): Promise<RedisRecord> {
+    const created = new RedisRecord({
       url: options.url ?? TEST_REDIS_URL,
       prefix: options.prefix ?? prefix,
       commandTimeoutMs: 1_000,
@@ -161,14 +161,14 @@ describeWithRedis(RedisNonceRecord.name, () => {
   });
 });
 
-describeWithRedisServer(`${RedisNonceRecord.name} and eviction`, () => {
+describeWithRedisServer(`${RedisRecord.name} and eviction`, () => {
   let redis: PrivateRedis;
   let prefix: string;
-  const open: RedisNonceRecord[] = [];
+  const open: RedisRecord[] = [];
 
   /** Opens a record on the private Redis; rejects as open() does. */
-  async function record(url = redis.url): Promise<RedisNonceRecord> {
-    const created = new RedisNonceRecord({
+  async function record(url = redis.url): Promise<RedisRecord> {
+    const created = new RedisRecord({
       url,
       prefix,
       commandTimeoutMs: 1_000,

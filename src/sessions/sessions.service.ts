@@ -9,10 +9,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EntityManager, IsNull, LessThan } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
-import { startPeriodicTask } from '../database/periodic-task';
-import { Clock } from '../protocol/clock';
+import { startPeriodicTask } from '../common/periodic-task';
+import { Clock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
-import { PaiError } from '../protocol/pai.error';
+import { ProtocolError } from '../protocol/protocol-error';
 import { Session } from './session.entity';
 
 export interface IssuedSession {
@@ -62,7 +62,7 @@ export class SessionsService implements OnModuleInit, OnModuleDestroy {
       session.revokedAt !== null ||
       session.expiresAt.getTime() <= this.clock.now()
     ) {
-      throw new PaiError(ErrorCode.UNAUTHENTICATED);
+      throw new ProtocolError(ErrorCode.UNAUTHENTICATED);
     }
     return String(session.userId);
   }
@@ -78,7 +78,7 @@ export class SessionsService implements OnModuleInit, OnModuleDestroy {
         .andWhere('expira_en > :now', { now: new Date(now) })
         .execute(),
     );
-    if (!result.affected) throw new PaiError(ErrorCode.UNAUTHENTICATED);
+    if (!result.affected) throw new ProtocolError(ErrorCode.UNAUTHENTICATED);
   }
 
   /** Deletes sessions past their expiry: revoked or not, they can never be used again. */

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import { MacGuard } from '../protocol/mac.guard';
-import { RequestObserver } from './request-observer';
+import { MacGuard } from './mac.guard';
+import { RequestObserver } from '../observability/request-observer';
 
 /**
  * The MAC guard with the request's clock and id started before it and its admission noted

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Logger as TypeOrmLogger } from 'typeorm';
-import { createLogger } from './logger';
-import { TypeOrmPinoLogger } from './typeorm-logger';
+import { createLogger } from '../observability/logger';
+import { TypeOrmPinoLogger } from './typeorm-pino-logger';
 
 describe(TypeOrmPinoLogger.name, () => {
   let lines: string[];
