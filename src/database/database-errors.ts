@@ -1,4 +1,5 @@
 import { QueryFailedError } from 'typeorm';
+import { UnavailableError } from '../common/unavailable';
 
 interface DriverError {
   code?: string;
@@ -7,6 +8,7 @@ interface DriverError {
 }
 
 function driverErrorOf(error: unknown): DriverError | undefined {
+  if (error instanceof UnavailableError) return driverErrorOf(error.cause);
   if (error instanceof QueryFailedError) {
     return error.driverError as DriverError;
   }

@@ -1,7 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { DatabaseTimeoutError, isDeadlock } from './database-errors';
+import { withTimeout } from '../common/deadline';
+import { UnavailableError } from '../common/unavailable';
+import {
+  DatabaseTimeoutError,
+  describeUnavailable,
+  isDatabaseUnavailable,
+  isDeadlock,
+} from './database-errors';
 
 const DEADLOCK_ATTEMPTS = 3;
 
@@ -59,14 +66,10 @@ export class Database {
    */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     let expired = false;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        expired = true;
-        reject(new DatabaseTimeoutError(this.timeoutMs));
-      }, this.timeoutMs);
-    });
-    const guarded = () => (expired ? deadline : work());
+    const guarded = () =>
+      expired
+        ? Promise.reject(new DatabaseTimeoutError(this.timeoutMs))
+        : work();
     let result: Promise<T>;
     if (this.dialect === 'mysql') {
       result = guarded();
@@ -75,6 +78,15 @@ export class Database {
       // The queue goes on after a failure; the caller still sees it through `result`.
       this.tail = result.catch(() => undefined);
     }
-    return Promise.race([result, deadline]).finally(() => clearTimeout(timer));
+    return withTimeout(result, this.timeoutMs, () => {
+      expired = true;
+      return new DatabaseTimeoutError(this.timeoutMs);
+    }).catch((error: unknown) => {
+      // One kind of failure for every caller above: the protocol answers it UNAVAILABLE.
+      if (!isDatabaseUnavailable(error)) throw error;
+      throw new UnavailableError('database', describeUnavailable(error), {
+        cause: error,
+      });
+    });
   }
 }

@@ -6,46 +6,21 @@ import {
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
-import { setImmediate } from 'node:timers';
-import { APP_CONFIG, type AppConfig } from '../config/config';
-import { isDeadlock, isUniqueViolation } from '../database/database-errors';
-import { Database } from '../database/database.service';
-import { startPeriodicTask } from '../common/periodic-task';
-import { UsedNonce } from './used-nonce.entity';
 import { Clock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { Database } from '../database/database.service';
+import { DatabaseRecord } from './database-record';
 import { MemoryRecord } from './memory-record';
-import { ProtocolError } from '../protocol/protocol-error';
-import { SampledWarning } from '../common/sampled-warning';
-import {
-  NonceRecordUnavailableError,
-  RedisRecord,
-} from './redis-record';
+import { RedisRecord } from './redis-record';
 
-/** Rows in one multi-row INSERT at most. */
-const MAX_BATCH = 256;
-/** Times one pair's INSERT is run when InnoDB keeps choosing it as a deadlock victim. */
-const MAX_DEADLOCK_ATTEMPTS = 5;
-/** Batches written at once at most (each holds one pooled connection); later pairs wait for the next. */
-const MAX_BATCHES_IN_FLIGHT = 16;
-
-interface PendingPair {
-  kid: string;
-  nonce: string;
-  expiresAt: string;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
+/** What the record says of a (kid, nonce) pair. */
+export type NonceVerdict = 'accepted' | 'replay' | 'stale';
 
 /**
  * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of three forms
- * (`PAI_NONCE_STORE`).
+ * (`PAI_NONCE_STORE`). It says whether a pair is new; what the protocol answers is the guard's.
  *
- * `database` (the default on MySQL): a table whose primary key decides, so a replay is refused after
- * a restart and by every instance sharing the database, and of N copies sent at once exactly one is
- * accepted. Pairs arriving together are written in one multi-row INSERT; a batch that hits a
- * duplicate (or is chosen as a deadlock victim) was rolled back whole by the database and is
- * written again row by row, so each pair still learns for itself whether it was new.
+ * `database` (the default on MySQL): rows of a table whose primary key decides (DatabaseRecord).
  *
  * `memory` (the default on SQLite, whose database belongs to one process): keyed fingerprints in
  * this process (MemoryRecord). What a previous process accepted is not in memory, so messages
@@ -64,29 +39,21 @@ export class NonceRecord
   implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown
 {
   private readonly logger = new Logger(NonceRecord.name);
-  private stopPurge?: () => void;
+  private readonly table: DatabaseRecord;
   private readonly memory?: MemoryRecord;
   private readonly redis?: RedisRecord;
-  private redisCause = 'error';
-  private readonly redisFailures = new SampledWarning(
-    this.logger,
-    (total) =>
-      `nonce record unavailable (${this.redisCause}); ${total} request(s) refused so far`,
-  );
   /** Memory record only: messages dated at or before this instant are refused. */
   readonly startedAt: number;
   /** Memory record only: messages dated up to this are checked against the table too. */
   private durableUntil = Infinity;
-  private waiting: PendingPair[] = [];
-  private flushScheduled = false;
-  private batchesInFlight = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly database: Database,
+    database: Database,
     private readonly clock: Clock,
   ) {
     this.startedAt = clock.now();
+    this.table = new DatabaseRecord(database, clock, config.macWindowMs);
     if (config.nonceStore === 'memory') {
       this.memory = new MemoryRecord(config.macWindowMs);
     } else if (config.nonceStore === 'redis') {
@@ -99,51 +66,40 @@ export class NonceRecord
   }
 
   /**
-   * Records the pair, valid until `ts` plus the window; throws REPLAY if it was recorded before.
-   * Returns nothing when the pair was decided at once (memory record), else a promise.
+   * Records the pair, kept until `ts` plus the window. Decided at once (no promise) when the
+   * memory record alone can tell; a record that cannot be reached throws UnavailableError.
    */
-  consume(kid: string, nonce: string, ts: number): Promise<void> | void {
-    if (this.redis) return this.consumeInRedis(this.redis, kid, nonce, ts);
-    const memory = this.memory;
-    if (!memory) return this.record(kid, nonce, ts);
-    const now = this.clock.now();
-    if (ts <= this.startedAt) {
-      throw new ProtocolError(ErrorCode.STALE, { serverTime: now });
-    }
-    if (!memory.accept(kid, nonce, ts, now)) {
-      throw new ProtocolError(ErrorCode.REPLAY);
-    }
-    if (ts > now || ts <= this.durableUntil) return this.record(kid, nonce, ts);
-  }
-
-  private async consumeInRedis(
-    redis: RedisRecord,
+  consume(
     kid: string,
     nonce: string,
     ts: number,
-  ): Promise<void> {
-    const now = this.clock.now();
-    let verdict;
-    try {
-      verdict = await redis.consume(
+  ): NonceVerdict | Promise<NonceVerdict> {
+    if (this.redis) {
+      return this.redis.consume(
         kid,
         nonce,
         ts,
-        now,
+        this.clock.now(),
         this.config.macWindowMs,
       );
-    } catch (error) {
-      if (!(error instanceof NonceRecordUnavailableError)) throw error;
-      // Fail closed: a message whose nonce cannot be recorded is not run.
-      const cause = error.cause as NodeJS.ErrnoException | undefined;
-      this.redisCause = cause?.code ?? cause?.name ?? 'error';
-      this.redisFailures.record();
-      throw new ProtocolError(ErrorCode.UNAVAILABLE);
     }
-    if (verdict === 'replay') throw new ProtocolError(ErrorCode.REPLAY);
-    if (verdict === 'stale') {
-      throw new ProtocolError(ErrorCode.STALE, { serverTime: this.clock.now() });
+    const memory = this.memory;
+    if (!memory) return this.fromTable(kid, nonce, ts);
+    const now = this.clock.now();
+    if (ts <= this.startedAt) return 'stale';
+    if (!memory.accept(kid, nonce, ts, now)) return 'replay';
+    if (ts > now || ts <= this.durableUntil) {
+      return this.fromTable(kid, nonce, ts);
     }
+    return 'accepted';
+  }
+
+  private async fromTable(
+    kid: string,
+    nonce: string,
+    ts: number,
+  ): Promise<NonceVerdict> {
+    return (await this.table.record(kid, nonce, ts)) ? 'accepted' : 'replay';
   }
 
   /** Pairs held in memory (memory record), for tests and the benchmark. */
@@ -151,97 +107,16 @@ export class NonceRecord
     return this.memory?.size ?? 0;
   }
 
-  private record(kid: string, nonce: string, ts: number): Promise<void> {
-    const expiresAt = String(ts + this.config.macWindowMs);
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ kid, nonce, expiresAt, resolve, reject });
-      this.scheduleFlush();
-    });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT)
-      return;
-    this.flushScheduled = true;
-    // After the current I/O phase: every message read from the sockets in it joins the batch.
-    setImmediate(() => {
-      this.flushScheduled = false;
-      void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.waiting.splice(0, MAX_BATCH);
-    if (batch.length === 0) return;
-    this.batchesInFlight += 1;
-    if (this.waiting.length > 0) this.scheduleFlush();
-    try {
-      await this.insert(batch);
-      batch.forEach((pair) => pair.resolve());
-    } catch (error) {
-      // Either way the statement was rolled back whole: each pair is written again on its own
-      // (a lone pair that hit a duplicate needs no second try).
-      if (isDeadlock(error) || (batch.length > 1 && isUniqueViolation(error))) {
-        await Promise.all(batch.map((pair) => this.insertOne(pair)));
-      } else {
-        const refusal = isUniqueViolation(error)
-          ? new ProtocolError(ErrorCode.REPLAY)
-          : error;
-        batch.forEach((pair) => pair.reject(refusal));
-      }
-    } finally {
-      this.batchesInFlight -= 1;
-      if (this.waiting.length > 0) this.scheduleFlush();
-    }
-  }
-
-  private async insertOne(pair: PendingPair): Promise<void> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.insert([pair]);
-        pair.resolve();
-        return;
-      } catch (error) {
-        // Copies of one message reaching several instances at once insert one key on several
-        // connections: InnoDB makes all but the first wait on shared locks, and when the first
-        // rolls back (its batch held a duplicate) two waiters can deadlock. The victim's INSERT
-        // was rolled back and is run again: it now meets the row (REPLAY) or writes it.
-        if (isDeadlock(error) && attempt < MAX_DEADLOCK_ATTEMPTS) continue;
-        pair.reject(
-          isUniqueViolation(error) ? new ProtocolError(ErrorCode.REPLAY) : error,
-        );
-        return;
-      }
-    }
-  }
-
-  private insert(pairs: PendingPair[]): Promise<unknown> {
-    // Plain SQL, the same on both databases: the query builder's per-row metadata work would
-    // cost more than the statement.
-    const parameters: string[] = [];
-    for (const { kid, nonce, expiresAt } of pairs) {
-      parameters.push(kid, nonce, expiresAt);
-    }
-    const rows = ',(?, ?, ?)'.repeat(pairs.length).slice(1);
-    return this.database.run((manager) =>
-      manager.query(
-        `INSERT INTO nonces_usados (kid, nonce, expira_en) VALUES ${rows}`,
-        parameters,
-      ),
-    );
+  /** Pairs held: in memory, or rows of the table; undefined for Redis (its own exporter counts). */
+  held(): Promise<number> | undefined {
+    if (this.redis) return undefined;
+    if (this.memory) return Promise.resolve(this.memory.size);
+    return this.table.count();
   }
 
   /** Forgets every pair whose message can no longer pass the freshness check anyway. */
-  async purgeExpired(): Promise<number> {
-    const result = await this.database.run((manager) =>
-      manager
-        .createQueryBuilder()
-        .delete()
-        .from(UsedNonce)
-        .where('expira_en < :now', { now: this.clock.now() })
-        .execute(),
-    );
-    return result.affected ?? 0;
+  purgeExpired(): Promise<number> {
+    return this.table.purgeExpired();
   }
 
   async onModuleInit(): Promise<void> {
@@ -252,25 +127,9 @@ export class NonceRecord
     }
     if (this.memory) {
       // Pairs in the table were accepted by a previous process with a ts up to their expiry.
-      const row = await this.database.run((manager) =>
-        manager
-          .createQueryBuilder(UsedNonce, 'n')
-          .select('MAX(n.expiresAt)', 'last')
-          .getRawOne<{ last: string | number | null }>(),
-      );
-      this.durableUntil = Number(row?.last ?? 0);
+      this.durableUntil = await this.table.lastExpiry();
     }
-    // A tenth of the window keeps the record within 110% of what the window needs.
-    const every = Math.min(
-      Math.max(Math.floor(this.config.macWindowMs / 10), 1_000),
-      30_000,
-    );
-    this.stopPurge = startPeriodicTask(
-      'nonce purge',
-      every,
-      () => this.purgeExpired(),
-      this.logger,
-    );
+    this.table.startPurging(this.logger);
   }
 
   /**
@@ -282,7 +141,7 @@ export class NonceRecord
   }
 
   onModuleDestroy(): void {
-    this.stopPurge?.();
+    this.table.stopPurging();
   }
 
   /**

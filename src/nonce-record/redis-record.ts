@@ -1,3 +1,4 @@
+import { UnavailableError } from '../common/unavailable';
 import { Logger } from '@nestjs/common';
 import Redis, { ReplyError } from 'ioredis';
 import { backoffMs, waitUntilUp } from '../common/wait-until-up';
@@ -103,12 +104,12 @@ export class EvictingRedisError extends ConfigError {
   }
 }
 
-/** Thrown when Redis cannot be reached or does not answer in time; mapped to UNAVAILABLE. */
-export class NonceRecordUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super('the nonce record (Redis) is unavailable', { cause });
-    this.name = 'NonceRecordUnavailableError';
-  }
+/** Redis cannot be reached or does not answer in time: the request is refused UNAVAILABLE. */
+function unavailable(cause: unknown): UnavailableError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return new UnavailableError('nonce record (Redis)', code ?? 'error', {
+    cause,
+  });
 }
 
 /**
@@ -217,7 +218,7 @@ export class RedisRecord {
     const ttlMs = Math.max(ts + windowMs - now, 1);
     if (this.redis.status !== 'ready') {
       // Refused before a command is made: ioredis would fail it anyway (no offline queue).
-      throw new NonceRecordUnavailableError(
+      throw unavailable(
         Object.assign(new Error('not connected'), { code: 'ECONNREFUSED' }),
       );
     }
@@ -232,7 +233,7 @@ export class RedisRecord {
         String(ttlMs),
       );
     } catch (error) {
-      throw new NonceRecordUnavailableError(error);
+      throw unavailable(error);
     }
     const result = VERDICTS[verdict];
     if (!result) throw new Error(`unexpected nonce script result ${verdict}`);

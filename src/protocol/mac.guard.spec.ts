@@ -7,8 +7,10 @@ import { Clock } from '../common/clock';
 import { ErrorCode } from './error-code';
 import { MacGuard } from './mac.guard';
 import { hmacHex, requestMacInput } from './mac';
-import { NonceRecord } from '../nonce-record/nonce-record';
-import { ProtocolError } from './protocol-error';
+import {
+  NonceRecord,
+  type NonceVerdict,
+} from '../nonce-record/nonce-record';
 import { verifiedRequestOf } from './verified-request';
 
 const NOW = 1764288000000;
@@ -29,14 +31,12 @@ class FakeNonceRecord {
   readonly calls: Array<[string, string, number]> = [];
   private readonly seen = new Set<string>();
 
-  consume(kid: string, nonce: string, ts: number): Promise<void> {
+  consume(kid: string, nonce: string, ts: number): Promise<NonceVerdict> {
     this.calls.push([kid, nonce, ts]);
     const entry = `${kid}\n${nonce}`;
-    if (this.seen.has(entry)) {
-      return Promise.reject(new ProtocolError(ErrorCode.REPLAY));
-    }
+    if (this.seen.has(entry)) return Promise.resolve('replay');
     this.seen.add(entry);
-    return Promise.resolve();
+    return Promise.resolve('accepted');
   }
 }
 
@@ -288,6 +288,17 @@ describe(MacGuard.name, () => {
         guard.canActivate(rpcContext(structuredClone(envelope))),
       ).rejects.toMatchObject({ code: ErrorCode.REPLAY });
       expect(nonces.calls).toHaveLength(2);
+    });
+
+    it('should refuse as STALE, with the server time, a message the record cannot vouch for', async () => {
+      jest.spyOn(nonces, 'consume').mockResolvedValue('stale');
+
+      await expect(
+        guard.canActivate(rpcContext(signedEnvelope())),
+      ).rejects.toMatchObject({
+        code: ErrorCode.STALE,
+        details: { serverTime: NOW },
+      });
     });
   });
 

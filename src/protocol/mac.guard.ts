@@ -70,7 +70,14 @@ export class MacGuard implements CanActivate {
       throw new ProtocolError(ErrorCode.STALE, { serverTime: now });
     }
 
-    await this.nonces.consume(envelope.kid, envelope.nonce, envelope.ts);
+    const verdict = await this.nonces.consume(kid, nonce, envelope.ts);
+    if (verdict === 'replay') throw new ProtocolError(ErrorCode.REPLAY);
+    if (verdict === 'stale') {
+      // The record cannot vouch for a message this old (it predates what it holds).
+      throw new ProtocolError(ErrorCode.STALE, {
+        serverTime: this.clock.now(),
+      });
+    }
     return true;
   }
 }

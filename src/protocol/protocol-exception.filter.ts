@@ -6,7 +6,8 @@ import {
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Observable, throwError } from 'rxjs';
-import { isDatabaseUnavailable } from '../database/database-errors';
+import { SampledWarning } from '../common/sampled-warning';
+import { UnavailableError } from '../common/unavailable';
 import { RequestObserver } from '../observability/request-observer';
 import { ErrorCode } from './error-code';
 import { ProtocolError } from './protocol-error';
@@ -20,6 +21,9 @@ import { ErrorReply, ReplySigner } from './reply-signer';
 @Catch()
 export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
   private readonly logger = new Logger('ProtocolExceptionFilter');
+  /** By dependency: an outage fails every request, and must not write a line for each. */
+  private readonly unavailable = new Map<string, SampledWarning>();
+  private readonly lastReason = new Map<string, string>();
 
   constructor(
     private readonly signer: ReplySigner,
@@ -27,16 +31,16 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
   ) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<ErrorReply> {
-    const error = this.toPaiError(exception);
+    const error = this.toProtocolError(exception);
     const reply = this.signer.failure(host, error.code, error.details);
     this.observer.failed(host, error.code, error.details.errorId);
     return throwError(() => reply);
   }
 
-  private toPaiError(exception: unknown): ProtocolError {
+  private toProtocolError(exception: unknown): ProtocolError {
     if (exception instanceof ProtocolError) return exception;
-    if (isDatabaseUnavailable(exception)) {
-      this.logger.warn(`database unavailable: ${describe(exception)}`);
+    if (exception instanceof UnavailableError) {
+      this.unavailableWarning(exception).record();
       return new ProtocolError(ErrorCode.UNAVAILABLE);
     }
     // Unexpected: the log gets the detail, the client only an id to quote.
@@ -46,6 +50,21 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
       exception instanceof Error ? exception.stack : undefined,
     );
     return new ProtocolError(ErrorCode.INTERNAL, { errorId });
+  }
+
+  private unavailableWarning(error: UnavailableError): SampledWarning {
+    this.lastReason.set(error.dependency, error.reason);
+    let warning = this.unavailable.get(error.dependency);
+    if (!warning) {
+      const { dependency } = error;
+      warning = new SampledWarning(
+        this.logger,
+        (total) =>
+          `${dependency} unavailable (${this.lastReason.get(dependency)}): ${total} request(s) answered UNAVAILABLE since the start`,
+      );
+      this.unavailable.set(dependency, warning);
+    }
+    return warning;
   }
 }
 
