@@ -3,8 +3,20 @@ import {
   DatabaseConfig,
   parseDatabaseConfig,
 } from './src/config/database-config';
-import { entities } from './src/database/entities';
+import { LoginThrottle } from './src/auth/login-throttle.entity';
+import { UsedNonce } from './src/nonce-record/used-nonce.entity';
+import { Session } from './src/sessions/session.entity';
+import { Transaction } from './src/transactions/transaction.entity';
+import { User } from './src/users/user.entity';
 import { migrations } from './src/database/migrations';
+
+const entities: DataSourceOptions['entities'] = [
+  User,
+  Transaction,
+  Session,
+  LoginThrottle,
+  UsedNonce,
+];
 
 /**
  * The one TypeORM options object: the service builds its connection from it, and the default

@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { dataSourceOptions } from '../ormconfig';
 import { AuthModule } from './auth/auth.module';
 import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
@@ -16,7 +17,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        DatabaseModule,
+        DatabaseModule.forRoot(dataSourceOptions),
         ObservabilityModule,
         ProtocolModule,
         AuthModule,

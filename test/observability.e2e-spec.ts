@@ -19,7 +19,7 @@ import {
 import { RawClient, signEnvelope } from './support/raw-client';
 import { parseDatabaseConfig } from '../src/config/database-config';
 import { Health, READINESS_MAX_AGE_MS } from '../src/observability/health';
-import { NONCE_COUNT_MAX_AGE_MS } from '../src/observability/metrics';
+import { HELD_COUNT_MAX_AGE_MS } from '../src/nonce-record/nonce-record';
 import { probeReadiness, readinessBecomes } from './support/http-side';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
 
@@ -167,7 +167,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       const value = sample(await metrics(), 'pai_nonce_records');
       if (
         value === expected ||
-        performance.now() - started > NONCE_COUNT_MAX_AGE_MS + 3_000
+        performance.now() - started > HELD_COUNT_MAX_AGE_MS + 3_000
       ) {
         return value;
       }

@@ -218,9 +218,9 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       ).toEqual(['MAC_INVALID', 'MAC_INVALID', 'MAC_INVALID']);
       expect(replies[3]).toBe('closed');
       expect(signer.socket.destroyed).toBe(false);
-      expect(
-        (service.servers[0] as TcpServer).refusals.unverifiedInRow,
-      ).toBe(1);
+      expect((service.servers[0] as TcpServer).refusals.unverifiedInRow).toBe(
+        1,
+      );
     });
 
     it('should refuse connections over the per-address cap, and serve other addresses', async () => {
@@ -233,9 +233,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       expect(sockets.filter((socket) => socket.destroyed)).toHaveLength(5);
       const raw = await rawClient();
       expect((await ping(raw)).ok).toBe(true);
-      expect((service.servers[0] as TcpServer).refusals.overAddressCap).toBe(
-        5,
-      );
+      expect((service.servers[0] as TcpServer).refusals.overAddressCap).toBe(5);
     });
   });
 

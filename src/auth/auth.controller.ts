@@ -3,7 +3,7 @@ import { MessagePattern } from '@nestjs/microservices';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { AuthService } from './auth.service';
 import { CredentialsDto } from './dto/credentials.dto';
-import { TokenDto } from './dto/token.dto';
+import { TokenDto } from '../sessions/token.dto';
 
 @Controller()
 export class AuthController {

@@ -7,10 +7,12 @@ import { dataSourceOptions } from '../../ormconfig';
 import type { AppConfig, NonceRecordKind } from '../config/config';
 import { APP_CONFIG } from '../config/config';
 import { Database } from '../database/database.service';
+import { Health } from '../observability/health';
+import { Metrics } from '../observability/metrics';
 import { testConfig } from '../../test/support/config';
 import { Clock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
 import type { NonceVerdict } from './nonce-record';
+import { DatabaseRecord } from './database-record';
 import { MemoryRecord } from './memory-record';
 import { NonceRecord } from './nonce-record';
 
@@ -32,10 +34,10 @@ const nonceOf = (i: number) => `nonce-${String(i).padStart(16, '0')}`;
 /** The verdict as the guard answers it. */
 async function codeOf(
   consumed: () => NonceVerdict | Promise<NonceVerdict>,
-): Promise<ErrorCode | 'OK'> {
+): Promise<'OK' | 'REPLAY' | 'STALE'> {
   const verdict = await consumed();
-  if (verdict === 'replay') return ErrorCode.REPLAY;
-  if (verdict === 'stale') return ErrorCode.STALE;
+  if (verdict === 'replay') return 'REPLAY';
+  if (verdict === 'stale') return 'STALE';
   return 'OK';
 }
 
@@ -102,6 +104,16 @@ describe(NonceRecord.name, () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** What the record registers with the metrics: gauges by name, to read as a scrape would. */
+  const gauges = new Map<string, () => Promise<number> | number>();
+  const metrics = {
+    gauge: (
+      name: string,
+      _help: string,
+      read: () => Promise<number> | number,
+    ) => gauges.set(name, read),
+  };
+
   /** A store as the service builds it, on an SQLite file that outlives it (a "restart"). */
   async function startStore(
     clock: Clock,
@@ -122,6 +134,8 @@ describe(NonceRecord.name, () => {
         { provide: Clock, useValue: clock },
         { provide: DataSource, useValue: dataSource },
         Database,
+        { provide: Health, useValue: { register: jest.fn() } },
+        { provide: Metrics, useValue: metrics },
       ],
     }).compile();
     const store = moduleRef.get(NonceRecord);
@@ -147,7 +161,7 @@ describe(NonceRecord.name, () => {
         'OK',
       );
       expect(await codeOf(() => store.consume('a', nonceOf(1), T0 + 5))).toBe(
-        ErrorCode.REPLAY,
+        'REPLAY',
       );
       expect(store.memoryHeld).toBe(1);
       expect(await rows()).toBe(0);
@@ -163,9 +177,7 @@ describe(NonceRecord.name, () => {
         ),
       );
       expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
-      expect(codes.filter((code) => code === ErrorCode.REPLAY)).toHaveLength(
-        23,
-      );
+      expect(codes.filter((code) => code === 'REPLAY')).toHaveLength(23);
     });
 
     it('should refuse, after a restart, a message the previous process accepted, as STALE', async () => {
@@ -179,7 +191,7 @@ describe(NonceRecord.name, () => {
       const restarted = await startStore(clock, 'memory');
       clock.time += 1_000;
       expect(await codeOf(() => restarted.consume('a', nonceOf(1), ts))).toBe(
-        ErrorCode.STALE,
+        'STALE',
       );
       // A message signed after the restart is accepted.
       expect(
@@ -199,16 +211,16 @@ describe(NonceRecord.name, () => {
       clock.time += 10_000;
       // Still in the future here, and in the past later: the table answers both times.
       expect(await codeOf(() => restarted.consume('a', nonceOf(1), ts))).toBe(
-        ErrorCode.REPLAY,
+        'REPLAY',
       );
       clock.time = ts + 1_000;
       const again = await startStore(clock, 'memory');
       clock.time += 10;
       expect(await codeOf(() => again.consume('a', nonceOf(1), ts))).toBe(
-        ErrorCode.STALE,
+        'STALE',
       );
       expect(await codeOf(() => restarted.consume('a', nonceOf(1), ts))).toBe(
-        ErrorCode.REPLAY,
+        'REPLAY',
       );
     });
   });
@@ -231,7 +243,7 @@ describe(NonceRecord.name, () => {
       expect(codes.slice(30, 38).filter((code) => code === 'OK')).toHaveLength(
         1,
       );
-      expect(codes[38]).toBe(ErrorCode.REPLAY);
+      expect(codes[38]).toBe('REPLAY');
       expect(await rows()).toBe(32);
       expect(store.memoryHeld).toBe(0);
     });
@@ -264,32 +276,23 @@ describe(NonceRecord.name, () => {
         dialect: 'mysql',
         run: <T>(work: (manager: unknown) => Promise<T>) => work({ query }),
       };
-      const moduleRef = await Test.createTestingModule({
-        providers: [
-          NonceRecord,
-          {
-            provide: APP_CONFIG,
-            useValue: testConfig({}, { nonceStore: 'database' }),
-          },
-          { provide: Clock, useValue: new ManualClock(T0) },
-          { provide: Database, useValue: database },
-        ],
-      }).compile();
-      const store = moduleRef.get(NonceRecord);
+      const record = new DatabaseRecord(
+        database as unknown as Database,
+        new ManualClock(T0),
+        WINDOW_MS,
+      );
+      const verdict = async (nonce: string) =>
+        (await record.record('a', nonce, T0)) ? 'OK' : 'REPLAY';
 
       deadlocks = 1; // a lone pair
-      expect(await codeOf(() => store.consume('a', nonceOf(1), T0))).toBe('OK');
+      expect(await verdict(nonceOf(1))).toBe('OK');
       deadlocks = 3; // a batch of copies, then two of their own INSERTs
       const codes = await Promise.all(
-        Array.from({ length: 4 }, () =>
-          codeOf(() => store.consume('a', nonceOf(2), T0)),
-        ),
+        Array.from({ length: 4 }, () => verdict(nonceOf(2))),
       );
       expect(codes.sort()).toEqual(['OK', 'REPLAY', 'REPLAY', 'REPLAY']);
       deadlocks = 1;
-      expect(await codeOf(() => store.consume('a', nonceOf(1), T0))).toBe(
-        ErrorCode.REPLAY,
-      );
+      expect(await verdict(nonceOf(1))).toBe('REPLAY');
     });
 
     it('should refuse a pair accepted before a restart with REPLAY', async () => {
@@ -299,8 +302,31 @@ describe(NonceRecord.name, () => {
       clock.time += 1_000;
       const restarted = await startStore(clock, 'database');
       expect(await codeOf(() => restarted.consume('a', nonceOf(1), T0))).toBe(
-        ErrorCode.REPLAY,
+        'REPLAY',
       );
+    });
+  });
+
+  describe('the gauge of pairs held', () => {
+    it('should read the memory record as it is', async () => {
+      const clock = new ManualClock(T0);
+      const store = await startStore(clock, 'memory');
+      clock.time += 10;
+      await store.consume('a', nonceOf(1), T0 + 5);
+
+      expect(await gauges.get('pai_nonce_records')!()).toBe(1);
+    });
+
+    it("should count the table's rows at most once per second, however often it is scraped", async () => {
+      const clock = new ManualClock(T0);
+      const store = await startStore(clock, 'database');
+      clock.time += 10;
+      await store.consume('a', nonceOf(1), T0 + 5);
+      const read = gauges.get('pai_nonce_records')!;
+
+      expect(await Promise.all([read(), read(), read()])).toEqual([1, 1, 1]);
+      await store.consume('a', nonceOf(2), T0 + 5);
+      expect(await read()).toBe(1);
     });
   });
 });

@@ -8,10 +8,19 @@ import {
 } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { RecentResult } from '../common/recent-result';
 import { Database } from '../database/database.service';
+import { Health } from '../observability/health';
+import { Metrics } from '../observability/metrics';
 import { DatabaseRecord } from './database-record';
 import { MemoryRecord } from './memory-record';
 import { RedisRecord } from './redis-record';
+
+/**
+ * The pairs held are counted at most this often, however often /metrics is scraped: in the
+ * database the count reads the whole table, and the side port is unauthenticated.
+ */
+export const HELD_COUNT_MAX_AGE_MS = 1_000;
 
 /** What the record says of a (kid, nonce) pair. */
 export type NonceVerdict = 'accepted' | 'replay' | 'stale';
@@ -51,6 +60,8 @@ export class NonceRecord
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     database: Database,
     private readonly clock: Clock,
+    private readonly health: Health,
+    private readonly metrics: Metrics,
   ) {
     this.startedAt = clock.now();
     this.table = new DatabaseRecord(database, clock, config.macWindowMs);
@@ -107,12 +118,10 @@ export class NonceRecord
     return this.memory?.size ?? 0;
   }
 
-  /** Pairs held: in memory, or rows of the table; undefined for Redis (its own exporter counts). */
-  held(): Promise<number> | undefined {
-    if (this.redis) return undefined;
-    if (this.memory) return Promise.resolve(this.memory.size);
-    return this.table.count();
-  }
+  private readonly heldRows = new RecentResult(
+    () => this.table.count(),
+    HELD_COUNT_MAX_AGE_MS,
+  );
 
   /** Forgets every pair whose message can no longer pass the freshness check anyway. */
   purgeExpired(): Promise<number> {
@@ -120,6 +129,7 @@ export class NonceRecord
   }
 
   async onModuleInit(): Promise<void> {
+    this.observe();
     if (this.redis) {
       // Redis forgets expired pairs by itself (PX): no purge task.
       await this.redis.open(this.clock.now());
@@ -133,11 +143,21 @@ export class NonceRecord
   }
 
   /**
-   * Readiness: the shared record answers and cannot evict pairs (redis record only; the others
-   * live in the database).
+   * Readiness, for the Redis record: it answers and cannot evict pairs (the others live in the
+   * database, whose readiness is its own). The gauge of pairs held: not for Redis, where counting
+   * keys would mean a SCAN per scrape (Redis's own exporter reports its keyspace).
    */
-  async checkRecord(): Promise<void> {
-    await this.redis?.assertNoEviction();
+  private observe(): void {
+    const { redis, memory } = this;
+    if (redis) {
+      this.health.register('nonceRecord', () => redis.assertNoEviction());
+      return;
+    }
+    this.metrics.gauge(
+      'pai_nonce_records',
+      'Accepted (kid, nonce) pairs kept against replays (in memory, or rows of nonces_usados)',
+      () => (memory ? memory.size : this.heldRows.get()),
+    );
   }
 
   onModuleDestroy(): void {

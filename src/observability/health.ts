@@ -2,17 +2,12 @@ import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import {
   HealthCheckService,
   HealthIndicatorService,
-  TypeOrmHealthIndicator,
   type HealthCheckResult,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
 import type { Logger } from 'pino';
-import { ModuleRef } from '@nestjs/core';
-import { DataSource } from 'typeorm';
 import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { NonceRecord } from '../nonce-record/nonce-record';
-import { Database } from '../database/database.service';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 
@@ -39,6 +34,12 @@ export interface Readiness {
   body: ReadinessBody;
 }
 
+/**
+ * One component's check: resolves when it is up, throws when it is down; the error's message is
+ * the reason, for the log only.
+ */
+export type ReadinessCheck = () => Promise<void> | void;
+
 const SHUTTING_DOWN: Readiness = {
   ready: false,
   body: { status: 'shutting_down', details: {} },
@@ -46,8 +47,9 @@ const SHUTTING_DOWN: Readiness = {
 
 /**
  * Readiness: the protocol port listens (over NATS: the broker is connected and PAI subscribed),
- * the database answers, every migration this build knows has been applied, and the Redis nonce
- * record answers and never evicts keys when it is the one in use.
+ * and every component that registered a check passes it (the database answers and its migrations
+ * are applied; the Redis nonce record answers and never evicts keys, when it is the one in use).
+ * The components register themselves, so this room depends on none of them.
  *
  * The port is unauthenticated, so the answer names components and up or down only: why a check
  * failed (a driver's message with an address, a pending migration's name) goes to the log, once
@@ -58,6 +60,7 @@ const SHUTTING_DOWN: Readiness = {
 export class Health implements BeforeApplicationShutdown {
   private lastState?: string;
   private shuttingDown = false;
+  private readonly registered = new Map<string, ReadinessCheck>();
   private readonly latest = new RecentResult(
     () => this.check(),
     READINESS_MAX_AGE_MS,
@@ -66,14 +69,15 @@ export class Health implements BeforeApplicationShutdown {
   constructor(
     private readonly checks: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
-    private readonly typeorm: TypeOrmHealthIndicator,
-    private readonly dataSource: DataSource,
-    private readonly database: Database,
     private readonly metrics: Metrics,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    private readonly moduleRef: ModuleRef,
   ) {}
+
+  /** Adds a component to readiness, in the order of registration. */
+  register(name: string, check: ReadinessCheck): void {
+    this.registered.set(name, check);
+  }
 
   readiness(): Promise<Readiness> {
     // At once, not up to READINESS_MAX_AGE_MS later: balancers stop sending while the drain runs.
@@ -92,15 +96,16 @@ export class Health implements BeforeApplicationShutdown {
     try {
       full = await this.checks.check([
         () => this.serverReceiving(),
-        () =>
-          this.typeorm.pingCheck('database', {
-            connection: this.dataSource,
-            timeout: CHECK_TIMEOUT_MS,
-          }),
-        () => this.migrationsApplied(),
-        ...(this.config.nonceStore === 'redis'
-          ? [() => this.nonceRecordSafe()]
-          : []),
+        ...[...this.registered].map(
+          ([name, check]) =>
+            () =>
+              this.indicators
+                .check(name)
+                .attempt(async () => {
+                  await check();
+                })
+                .withTimeout(CHECK_TIMEOUT_MS),
+        ),
       ]);
       ready = true;
     } catch (error) {
@@ -140,46 +145,6 @@ export class Health implements BeforeApplicationShutdown {
         ? 'not connected to the NATS broker, or not subscribed'
         : 'the protocol port is not listening',
     );
-  }
-
-  /**
-   * The Redis nonce record answers and reports maxmemory-policy noeviction; without it every
-   * signed request is refused, and with eviction a replay could be accepted.
-   */
-  private nonceRecordSafe() {
-    return this.indicators
-      .check('nonceRecord')
-      .attempt(async () => {
-        // Looked up at probe time: the protocol module depends on this one, not the reverse.
-        await this.moduleRef.get(NonceRecord, { strict: false }).checkRecord();
-      })
-      .withTimeout(CHECK_TIMEOUT_MS);
-  }
-
-  private migrationsApplied() {
-    return this.indicators
-      .check('migrations')
-      .attempt(async () => {
-        const pending = await this.pendingMigrations();
-        if (pending.length > 0) {
-          throw new Error(`pending: ${pending.join(', ')}`);
-        }
-      })
-      .withTimeout(CHECK_TIMEOUT_MS);
-  }
-
-  /** The migrations this build knows that the database's migrations table does not list. */
-  async pendingMigrations(): Promise<string[]> {
-    const table = this.dataSource.driver.escape(
-      this.dataSource.options.migrationsTableName ?? 'migrations',
-    );
-    const rows = await this.database.run((manager) =>
-      manager.query<{ name: string }[]>(`SELECT name FROM ${table}`),
-    );
-    const applied = new Set(rows.map((row) => row.name));
-    return this.dataSource.migrations
-      .map((migration) => migration.name ?? migration.constructor.name)
-      .filter((name) => !applied.has(name));
   }
 }
 

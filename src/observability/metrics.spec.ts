@@ -1,22 +1,11 @@
-import type { ModuleRef } from '@nestjs/core';
 import { testConfig } from '../../test/support/config';
-import type { Database } from '../database/database.service';
 import { Registry } from 'prom-client';
-import {
-  Metrics,
-  NONCE_COUNT_MAX_AGE_MS,
-  PROCESS_METRICS_MAX_AGE_MS,
-} from './metrics';
+import { Metrics, PROCESS_METRICS_MAX_AGE_MS } from './metrics';
 
 const http = { host: '127.0.0.1', port: 0 };
 
-function metricsWith(
-  config = testConfig({}, { http }),
-  database: Partial<Database> = { run: () => Promise.resolve(7) as never },
-  memoryHeld = 0,
-): Metrics {
-  const moduleRef = { get: () => ({ memoryHeld }) } as unknown as ModuleRef;
-  return new Metrics(config, database as Database, moduleRef);
+function metricsWith(config = testConfig({}, { http })): Metrics {
+  return new Metrics(config);
 }
 
 async function value(metrics: Metrics, name: string, labels = {}) {
@@ -92,60 +81,40 @@ describe(Metrics.name, () => {
     }
   });
 
-  describe('the nonce table', () => {
-    beforeEach(() => {
+  describe('gauges of other components', () => {
+    it('should read a registered gauge at scrape time', async () => {
+      const metrics = metricsWith();
+      let held = 3;
+      metrics.gauge('pai_test_held', 'held', () => held);
+
+      expect(await value(metrics, 'pai_test_held')).toBe(3);
+      held = 5;
+      expect(await value(metrics, 'pai_test_held')).toBe(5);
+    });
+
+    it('should show a read that fails as NaN: unknown, not stale or zero', async () => {
+      const metrics = metricsWith();
+      metrics.gauge('pai_test_held', 'held', () =>
+        Promise.reject(new Error('ECONNREFUSED')),
+      );
+
+      expect(await value(metrics, 'pai_test_held')).toBeNaN();
+    });
+
+    it('should show a read that hangs as NaN after 2 s', async () => {
       jest.useFakeTimers();
+      try {
+        const metrics = metricsWith();
+        metrics.gauge('pai_test_held', 'held', () => new Promise(() => {}));
+
+        const read = value(metrics, 'pai_test_held');
+        await jest.advanceTimersByTimeAsync(2_000);
+
+        expect(await read).toBeNaN();
+      } finally {
+        jest.useRealTimers();
+      }
     });
-    afterEach(() => {
-      jest.useRealTimers();
-    });
-
-    it('should be counted at most once per second however often it is scraped, and be NaN when the database fails', async () => {
-      let rows = 7;
-      let counts = 0;
-      const metrics = metricsWith(
-        testConfig({}, { http, nonceStore: 'database' }),
-        {
-          run: (() => {
-            counts += 1;
-            return rows < 0
-              ? Promise.reject(new Error('ECONNREFUSED'))
-              : Promise.resolve(rows);
-          }) as Database['run'],
-        },
-      );
-
-      const scrapes = await Promise.all(
-        Array.from({ length: 20 }, () => metrics.registry.metrics()),
-      );
-      expect(
-        scrapes.every((text) => text.includes('pai_nonce_records 7')),
-      ).toBe(true);
-      rows = 9;
-      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS - 1);
-      expect(await value(metrics, 'pai_nonce_records')).toBe(7);
-      expect(counts).toBe(1);
-
-      jest.advanceTimersByTime(1);
-      expect(await value(metrics, 'pai_nonce_records')).toBe(9);
-      expect(counts).toBe(2);
-
-      rows = -1;
-      jest.advanceTimersByTime(NONCE_COUNT_MAX_AGE_MS);
-      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
-      expect(await value(metrics, 'pai_nonce_records')).toBeNaN();
-      expect(counts).toBe(3);
-    });
-  });
-
-  it('should read an in-memory nonce record from the store, not the database', async () => {
-    const metrics = metricsWith(
-      testConfig({}, { http, nonceStore: 'memory' }),
-      { run: () => Promise.reject(new Error('not asked')) },
-      42,
-    );
-
-    expect(await value(metrics, 'pai_nonce_records')).toBe(42);
   });
 
   it('should report no connections before a TCP server is tracked', async () => {
@@ -175,7 +144,7 @@ describe(Metrics.name, () => {
     metrics.trackServer({
       load: { connections: 0, inFlight: 3 },
       isReceiving: () => true,
-    } as never);
+    });
     expect(metrics.registry.getSingleMetric('pai_tcp_connections')).toBe(
       undefined,
     );

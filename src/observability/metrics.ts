@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
 import {
   Counter,
   Gauge,
@@ -9,17 +8,9 @@ import {
 } from 'prom-client';
 import { RecentResult } from '../common/recent-result';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { Database } from '../database/database.service';
-import type { ProtocolServer } from '../transport/create-server';
-import { NonceRecord } from '../nonce-record/nonce-record';
-import { UsedNonce } from '../nonce-record/used-nonce.entity';
+import { withTimeout } from '../common/deadline';
 
-const SCRAPE_QUERY_TIMEOUT_MS = 2_000;
-/**
- * The rows of the nonce table are counted at most this often, however often /metrics is scraped:
- * the count reads the whole table, and the side port is unauthenticated.
- */
-export const NONCE_COUNT_MAX_AGE_MS = 1_000;
+const SCRAPE_READ_TIMEOUT_MS = 2_000;
 /**
  * Node's process metrics are collected at most this often: reading them (CPU, memory, heap
  * spaces, handles, event-loop delay) is most of a scrape's cost, about 0.9 ms of the event loop
@@ -29,14 +20,20 @@ export const PROCESS_METRICS_MAX_AGE_MS = 1_000;
 
 type Labels<K extends string> = Record<K, string>;
 
+/** What the metrics and readiness read of the protocol server (TCP or NATS), at scrape time. */
+export interface TrackedServer {
+  readonly load: { connections: number; inFlight: number };
+  isReceiving(): boolean;
+}
+
 /**
  * The service's Prometheus metrics, in a registry of its own (not prom-client's global one, so
  * several apps in one process, as in the tests, do not collide).
  *
  * Per request: one counter increment and one histogram observation, with label objects made
  * once per pattern and code and reused; nothing at all when the side port is off, as nobody
- * could read them. Connections and the nonce record are read at scrape time only, the rows of the
- * nonce table at most once per NONCE_COUNT_MAX_AGE_MS, and Node's process metrics (a registry of
+ * could read them. Connections and components' gauges are read at scrape time only, and Node's
+ * process metrics (a registry of
  * their own) at most once per PROCESS_METRICS_MAX_AGE_MS.
  */
 @Injectable()
@@ -47,13 +44,9 @@ export class Metrics {
     () => this.processRegistry.metrics(),
     PROCESS_METRICS_MAX_AGE_MS,
   );
-  private server?: ProtocolServer;
+  private server?: TrackedServer;
   private processMetrics = false;
   private readonly enabled: boolean;
-  private readonly nonceRows = new RecentResult(
-    () => this.countNonceRows(),
-    NONCE_COUNT_MAX_AGE_MS,
-  );
 
   private readonly requests = new Counter({
     name: 'pai_requests_total',
@@ -84,14 +77,9 @@ export class Metrics {
   private readonly patternLabels = new Map<string, Labels<'pattern'>>();
   private readonly reasonLabels = new Map<string, Labels<'reason'>>();
 
-  constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly database: Database,
-    private readonly moduleRef: ModuleRef,
-  ) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.enabled = config.http !== undefined;
     const load = () => this.server?.load ?? { connections: 0, inFlight: 0 };
-    const nonceRecords = () => this.nonceRecords();
     // Over NATS the service holds one connection, to the broker: there are no client
     // connections to count.
     if (config.transport.kind === 'tcp') {
@@ -112,32 +100,45 @@ export class Metrics {
         this.set(load().inFlight);
       },
     });
-    // Not for the Redis record: counting its keys would mean a SCAN per scrape; Redis's own
-    // exporter reports its keyspace.
-    if (config.nonceStore !== 'redis')
-      new Gauge({
-        name: 'pai_nonce_records',
-        help: 'Accepted (kid, nonce) pairs kept against replays (in memory, or rows of nonces_usados)',
-        registers: [this.registry],
-        async collect() {
-          try {
-            this.set(await nonceRecords());
-          } catch {
-            // Unknown rather than stale or zero: the database did not answer (see /health/ready).
-            this.set(Number.NaN);
-          }
-        },
-      });
   }
 
   /** The protocol server whose connections and requests in flight are reported; set once it listens. */
-  trackServer(server: ProtocolServer): void {
+  trackServer(server: TrackedServer): void {
     this.server = server;
   }
 
   /** Whether the tracked protocol server receives requests (TCP: listens; NATS: connected and subscribed). */
   serverReceiving(): boolean {
     return this.server?.isReceiving() === true;
+  }
+
+  /**
+   * A gauge read at scrape time from `read` (a component's own count, which should be cheap or
+   * cached). A read that fails or takes over 2 s shows as NaN: unknown, rather than stale or zero.
+   */
+  gauge(
+    name: string,
+    help: string,
+    read: () => Promise<number> | number,
+  ): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(
+            await withTimeout(
+              Promise.resolve(read()),
+              SCRAPE_READ_TIMEOUT_MS,
+              () => new Error('timed out'),
+            ),
+          );
+        } catch {
+          this.set(Number.NaN);
+        }
+      },
+    });
   }
 
   /** Node's process metrics (CPU, memory, event loop lag), for a process that serves /metrics. */
@@ -196,30 +197,5 @@ export class Metrics {
       byCode.set(code, labels);
     }
     return labels;
-  }
-
-  private async nonceRecords(): Promise<number> {
-    if (this.config.nonceStore === 'memory') {
-      // Looked up at scrape time: the protocol module depends on this one, not the reverse.
-      return this.moduleRef.get(NonceRecord, { strict: false }).memoryHeld;
-    }
-    return this.nonceRows.get();
-  }
-
-  private async countNonceRows(): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        this.database.run((manager) => manager.count(UsedNonce)),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error('timed out')),
-            SCRAPE_QUERY_TIMEOUT_MS,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }

@@ -23,6 +23,6 @@ import { RequestObserver } from './request-observer';
     Health,
     SidePort,
   ],
-  exports: [LOGGER, Metrics, RequestObserver, SidePort],
+  exports: [LOGGER, Metrics, RequestObserver, Health, SidePort],
 })
 export class ObservabilityModule {}

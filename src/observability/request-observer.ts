@@ -1,51 +1,41 @@
-import {
-  ArgumentsHost,
-  ExecutionContext,
-  Inject,
-  Injectable,
-} from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { KID_PATTERN } from '../protocol/envelope';
-import { ErrorCode } from '../protocol/error-code';
-import { patternOf } from '../protocol/rpc-pattern';
-import { UnknownPatternController } from '../protocol/unknown-pattern.controller';
 import { SampledWarning } from '../common/sampled-warning';
 import { LOGGER } from './logger';
 import { Metrics } from './metrics';
 
-/** What is known about one request between the guard and its reply. */
+/** What is known about one request between its start and its reply. */
 interface Trace {
   readonly seq: number;
   readonly startedAt: number;
-  /**
-   * The metric label and log field: the pattern, or "unknown" when no handler has it exactly, so a
-   * peer can neither create series nor write text of its choosing.
-   */
-  readonly pattern: string;
+  /** The metric label and log field, from a fixed set (the caller's to guarantee). */
+  readonly label: string;
   admitted: boolean;
   done: boolean;
+}
+
+/** How one request ended, as the protocol sees it. */
+export interface RequestOutcome {
+  /** `OK`, or the error code. */
+  readonly code: string;
+  /** A code that only the admission check gives: before admission, it is a rejection. */
+  readonly admissionCode: boolean;
+  /** The level of a request's line when it was not a rejection (rejections are `warn`). */
+  readonly level: 'info' | 'warn' | 'error';
+  /** Fields for the log line, asked for only when a line is written. */
+  readonly fields: () => Readonly<Record<string, unknown>>;
 }
 
 const TRACE = Symbol('pai.trace');
 type Carrier = { [TRACE]?: Trace };
 
-/** The codes only the MAC guard gives; any of them before admission is a rejection. */
-const GUARD_CODES: ReadonlySet<ErrorCode | 'OK'> = new Set([
-  ErrorCode.BAD_REQUEST,
-  ErrorCode.UNKNOWN_KEY,
-  ErrorCode.MAC_INVALID,
-  ErrorCode.STALE,
-  ErrorCode.REPLAY,
-]);
-
 /**
- * One request's measurements: started by the guard, finished by the reply interceptor (success)
- * or the exception filter (every error), so every request that reaches the guard gives exactly
- * one metric sample and one log line (a guard's refusals are sampled: the first of each window in
- * full, then a count). The trace rides on Nest's per-message transport context object,
- * the one thing the guard, the interceptor and the filter all see.
+ * One request's measurements: begun when it reaches the admission check and finished with its
+ * reply, so every request gives exactly one metric sample and one log line (rejections are
+ * sampled: the first of each window in full, then a count). The trace rides on an object the
+ * caller gives, one per request (the transport's per-message context).
  *
  * The log line carries fields from a fixed list; never the payload, the MAC, a token or a key.
  */
@@ -54,7 +44,7 @@ export class RequestObserver {
   private seq = 0;
   /** Makes request ids unique across restarts and instances: `<boot>-<sequence>`. */
   private readonly boot = randomBytes(3).toString('hex');
-  /** By guard code: the first rejection of each window in full, then a count. */
+  /** By code: the first rejection of each window in full, then a count. */
   private readonly rejections = new Map<string, SampledWarning>();
 
   constructor(
@@ -62,73 +52,50 @@ export class RequestObserver {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  begin(context: ExecutionContext): void {
-    const carrier = carrierOf(context);
-    if (!carrier) return;
-    carrier[TRACE] = {
+  begin(carrier: object, label: string): void {
+    (carrier as Carrier)[TRACE] = {
       seq: (this.seq += 1),
       startedAt: performance.now(),
-      pattern:
-        context.getClass() === UnknownPatternController
-          ? 'unknown'
-          : patternOf(context),
+      label,
       admitted: false,
       done: false,
     };
   }
 
-  /** The guard let the request through: later errors are the handler's, not rejections. */
-  admitted(context: ExecutionContext): void {
-    const trace = carrierOf(context)?.[TRACE];
+  /** Past the admission check: later errors are the handler's, not rejections. */
+  admitted(carrier: object): void {
+    const trace = (carrier as Carrier)[TRACE];
     if (trace) trace.admitted = true;
   }
 
-  succeeded(host: ArgumentsHost): void {
-    this.finish(host, 'OK', undefined);
-  }
-
-  failed(host: ArgumentsHost, code: ErrorCode, errorId: unknown): void {
-    this.finish(host, code, errorId);
-  }
-
-  private finish(
-    host: ArgumentsHost,
-    code: ErrorCode | 'OK',
-    errorId: unknown,
-  ): void {
-    const trace = carrierOf(host)?.[TRACE];
+  finish(carrier: object, outcome: RequestOutcome): void {
+    const trace = (carrier as Carrier)[TRACE];
     // A reply whose signing failed reaches the filter after the interceptor: count it once.
     if (!trace || trace.done) return;
     trace.done = true;
+    const { code } = outcome;
     const seconds = (performance.now() - trace.startedAt) / 1_000;
-    const rejected = !trace.admitted && GUARD_CODES.has(code);
+    const rejected = !trace.admitted && outcome.admissionCode;
     this.metrics.recordRequest(
-      trace.pattern,
+      trace.label,
       code,
       seconds,
       rejected ? code : undefined,
     );
 
-    const level =
-      code === ErrorCode.INTERNAL
-        ? 'error'
-        : rejected ||
-            code === ErrorCode.RATE_LIMITED ||
-            code === ErrorCode.UNAVAILABLE
-          ? 'warn'
-          : 'info';
+    const level = rejected ? 'warn' : outcome.level;
     if (!this.logger.isLevelEnabled(level)) return;
     const line = () => {
-      const fields: Record<string, unknown> = {
-        reqId: `${this.boot}-${trace.seq}`,
-        pattern: trace.pattern,
-        code,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        kid: kidOf(host),
-        remote: remoteOf(host),
-      };
-      if (typeof errorId === 'string') fields.errorId = errorId;
-      this.logger[level](fields, rejected ? 'request rejected' : 'request');
+      this.logger[level](
+        {
+          reqId: `${this.boot}-${trace.seq}`,
+          pattern: trace.label,
+          code,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+          ...outcome.fields(),
+        },
+        rejected ? 'request rejected' : 'request',
+      );
     };
     // Anyone can send refusals, and as fast as the network carries them: a line each would let
     // a peer without the key fill the disk. The metrics still count every one.
@@ -147,26 +114,4 @@ export class RequestObserver {
     }
     return warning;
   }
-}
-
-function carrierOf(host: ArgumentsHost): Carrier | undefined {
-  const context = host.switchToRpc().getContext<Carrier | null | undefined>();
-  return typeof context === 'object' && context !== null ? context : undefined;
-}
-
-/** The envelope's kid when it has the form of one: an unchecked field could be anything. */
-function kidOf(host: ArgumentsHost): string | undefined {
-  const data: unknown = host.switchToRpc().getData();
-  if (typeof data !== 'object' || data === null) return undefined;
-  const kid = (data as { kid?: unknown }).kid;
-  return typeof kid === 'string' && KID_PATTERN.test(kid) ? kid : undefined;
-}
-
-interface SocketContext {
-  getSocketRef?: () => { socket?: { remoteAddress?: string } } | undefined;
-}
-
-function remoteOf(host: ArgumentsHost): string | undefined {
-  const context = host.switchToRpc().getContext<SocketContext | undefined>();
-  return context?.getSocketRef?.()?.socket?.remoteAddress;
 }

@@ -26,9 +26,7 @@ import { Metrics } from './metrics';
  * image for three GET routes. Read-only, no request body, nothing secret in any answer.
  */
 @Injectable()
-export class SidePort
-  implements OnApplicationBootstrap, OnApplicationShutdown
-{
+export class SidePort implements OnApplicationBootstrap, OnApplicationShutdown {
   private server?: Server;
 
   constructor(

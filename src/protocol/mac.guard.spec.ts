@@ -7,10 +7,7 @@ import { Clock } from '../common/clock';
 import { ErrorCode } from './error-code';
 import { MacGuard } from './mac.guard';
 import { hmacHex, requestMacInput } from './mac';
-import {
-  NonceRecord,
-  type NonceVerdict,
-} from '../nonce-record/nonce-record';
+import { NonceRecord, type NonceVerdict } from '../nonce-record/nonce-record';
 import { verifiedRequestOf } from './verified-request';
 
 const NOW = 1764288000000;

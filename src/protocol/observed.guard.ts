@@ -1,6 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { MacGuard } from './mac.guard';
 import { RequestObserver } from '../observability/request-observer';
+import { reportAdmitted, reportStart } from './request-report';
 
 /**
  * The MAC guard with the request's clock and id started before it and its admission noted
@@ -14,9 +15,9 @@ export class ObservedMacGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    this.observer.begin(context);
+    reportStart(this.observer, context);
     const admitted = await this.guard.canActivate(context);
-    if (admitted) this.observer.admitted(context);
+    if (admitted) reportAdmitted(this.observer, context);
     return admitted;
   }
 }

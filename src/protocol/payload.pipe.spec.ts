@@ -1,7 +1,7 @@
 import { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { CredentialsDto } from '../auth/dto/credentials.dto';
-import { TokenDto } from '../auth/dto/token.dto';
+import { TokenDto } from '../sessions/token.dto';
 import { PingDto } from '../system/ping.dto';
 import { CreateTransactionDto } from '../transactions/dto/create-transaction.dto';
 import { ListTransactionsDto } from '../transactions/dto/list-transactions.dto';

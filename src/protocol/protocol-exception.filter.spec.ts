@@ -14,6 +14,7 @@ import { ProtocolError } from './protocol-error';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
 import { ErrorReply, ReplySigner } from './reply-signer';
 import { markVerified } from './verified-request';
+import { UnavailableError } from '../common/unavailable';
 
 interface ReplyVector {
   pattern: string;
@@ -131,7 +132,7 @@ describe(ProtocolExceptionFilter.name, () => {
       providers: [
         ProtocolExceptionFilter,
         ReplySigner,
-        { provide: RequestObserver, useValue: { failed: observed } },
+        { provide: RequestObserver, useValue: { finish: observed } },
         { provide: APP_CONFIG, useValue: config },
         { provide: Clock, useValue: { now: () => now } },
       ],
@@ -166,7 +167,9 @@ describe(ProtocolExceptionFilter.name, () => {
       await replyTo(new ProtocolError(ErrorCode.REPLAY));
 
       expect(observed).toHaveBeenCalledTimes(1);
-      expect(observed.mock.calls[0][1]).toBe(ErrorCode.REPLAY);
+      expect(observed.mock.calls[0][1]).toMatchObject({
+        code: ErrorCode.REPLAY,
+      });
     });
 
     it("should bind the reply MAC to the request's pattern, kid, nonce and MAC", async () => {
@@ -254,7 +257,9 @@ describe(ProtocolExceptionFilter.name, () => {
       ['MAC_INVALID', new ProtocolError(ErrorCode.MAC_INVALID)],
       [
         'BAD_REQUEST',
-        ProtocolError.badRequest([{ field: 'envelope', problem: 'unknown field' }]),
+        ProtocolError.badRequest([
+          { field: 'envelope', problem: 'unknown field' },
+        ]),
       ],
     ])(
       'should leave %s unsigned, even with a well-formed kid and nonce of a known key',
@@ -368,19 +373,35 @@ describe(ProtocolExceptionFilter.name, () => {
       expect(JSON.stringify(reply)).not.toContain('secret string thrown');
     });
 
-    it('should turn a connection refusal into UNAVAILABLE', async () => {
-      const reply = await replyTo({
-        code: 'ECONNREFUSED',
-        message: 'connect ECONNREFUSED 10.0.0.5:3306',
-      });
+    it('should turn an unavailable dependency into UNAVAILABLE, logged without its message', async () => {
+      const cause = Object.assign(
+        new Error('connect ECONNREFUSED 10.0.0.5:3306'),
+        { code: 'ECONNREFUSED' },
+      );
+      const reply = await replyTo(
+        new UnavailableError('database', 'ECONNREFUSED', { cause }),
+      );
 
       expect(reply.error).toEqual({
         code: ErrorCode.UNAVAILABLE,
         message: wireMessage(ErrorCode.UNAVAILABLE),
       });
       expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
-      expect(loggedWarnings).toHaveBeenCalled();
+      expect(loggedWarnings).toHaveBeenCalledWith(
+        expect.stringContaining('database unavailable (ECONNREFUSED)'),
+      );
       expect(JSON.stringify(reply)).not.toContain('10.0.0.5');
+      expect(JSON.stringify(loggedWarnings.mock.calls)).not.toContain(
+        '10.0.0.5',
+      );
+    });
+
+    it('should log an outage once per window, not once per request', async () => {
+      for (let i = 0; i < 50; i += 1) {
+        await replyTo(new UnavailableError('database', 'ECONNREFUSED'));
+      }
+
+      expect(loggedWarnings).toHaveBeenCalledTimes(1);
     });
   });
 });

@@ -9,6 +9,7 @@ import { Observable, throwError } from 'rxjs';
 import { SampledWarning } from '../common/sampled-warning';
 import { UnavailableError } from '../common/unavailable';
 import { RequestObserver } from '../observability/request-observer';
+import { reportOutcome } from './request-report';
 import { ErrorCode } from './error-code';
 import { ProtocolError } from './protocol-error';
 import { ErrorReply, ReplySigner } from './reply-signer';
@@ -33,7 +34,7 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
   catch(exception: unknown, host: ArgumentsHost): Observable<ErrorReply> {
     const error = this.toProtocolError(exception);
     const reply = this.signer.failure(host, error.code, error.details);
-    this.observer.failed(host, error.code, error.details.errorId);
+    reportOutcome(this.observer, host, error.code, error.details.errorId);
     return throwError(() => reply);
   }
 

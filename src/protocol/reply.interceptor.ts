@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
 import { RequestObserver } from '../observability/request-observer';
+import { reportOutcome } from './request-report';
 import { ReplySigner, SuccessReply } from './reply-signer';
 
 /** Wraps what a handler returns into the signed success reply. Errors go to the filter. */
@@ -23,7 +24,7 @@ export class ReplyInterceptor implements NestInterceptor<object, SuccessReply> {
     return next.handle().pipe(
       map((payload) => {
         const reply = this.signer.success(context, payload);
-        this.observer.succeeded(context);
+        reportOutcome(this.observer, context, 'OK');
         return reply;
       }),
     );

@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { TokenDto } from '../auth/dto/token.dto';
+import { TokenDto } from '../sessions/token.dto';
 import { SessionsService } from '../sessions/sessions.service';
 import { ErrorCode } from '../protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';

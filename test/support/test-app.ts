@@ -13,7 +13,10 @@ import { SidePort } from '../../src/observability/side-port';
 import { Metrics } from '../../src/observability/metrics';
 import { Clock } from '../../src/common/clock';
 import type { NatsTransport } from '../../src/config/transport-config';
-import { createServer, type ProtocolServer } from '../../src/transport/create-server';
+import {
+  createServer,
+  type ProtocolServer,
+} from '../../src/transport/create-server';
 import { TcpServer } from '../../src/transport/tcp.server';
 import {
   RawClient,

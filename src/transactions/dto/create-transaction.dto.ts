@@ -1,5 +1,5 @@
 import { ValidateBy } from 'class-validator';
-import { IsSessionToken } from '../../auth/dto/token.dto';
+import { IsSessionToken } from '../../sessions/token.dto';
 import {
   IsStringMatching,
   IsText,

@@ -1,5 +1,5 @@
 import { IsInt, Max, Min } from 'class-validator';
-import { IsSessionToken } from '../../auth/dto/token.dto';
+import { IsSessionToken } from '../../sessions/token.dto';
 import { IsStringMatching, OptionalField } from '../../protocol/validation';
 
 export const DEFAULT_PAGE_SIZE = 20;

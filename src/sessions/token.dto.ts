@@ -1,4 +1,4 @@
-import { IsStringMatching } from '../../protocol/validation';
+import { IsStringMatching } from '../protocol/validation';
 
 /** A session token as the service issues it: base64url, at least 128 bits. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,256}$/;
