@@ -15,5 +15,5 @@ export type {
   PaiPatterns,
   PaiPattern,
   TransactionReply,
-} from './client/patterns';
+} from './protocol/patterns';
 export { ErrorCode } from './protocol/error-code';

@@ -96,15 +96,18 @@ describe(`a change of PAI_BCRYPT_COST over ${e2eTransport} (${databaseKind})`, (
       unknownMs.push(absent);
     }
 
+    // Each pair ran back to back, so the median of the pairs' own ratios discounts load that
+    // came and went during the test. Before a cost change is handled, the ratio is 0.26-0.49.
+    const ratios = existingMs.map((known, i) => known / unknownMs[i]);
     const figures = {
       existingMs: Math.round(median(existingMs)),
       unknownMs: Math.round(median(unknownMs)),
-      ratio: Number((median(existingMs) / median(unknownMs)).toFixed(2)),
+      ratio: Number(median(ratios).toFixed(2)),
     };
     // The figures show in the diff when this fails.
     expect({
       ...figures,
-      alike: figures.ratio >= 0.8 && figures.ratio <= 1.25,
+      alike: figures.ratio >= 0.75 && figures.ratio <= 1.33,
     }).toEqual({ ...figures, alike: true });
   }, 120_000);
 

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { PaiClient } from '../client/pai-client';
 import { PaiClientError } from '../client/pai-client.error';
 import { createPaiClient } from '../client/pai-client.module';
-import type { TransactionReply } from '../client/patterns';
+import type { TransactionReply } from '../protocol/patterns';
 import { ErrorCode } from '../protocol/error-code';
 import {
   parseCliArgs,

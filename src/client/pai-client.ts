@@ -16,7 +16,7 @@ import {
   type RequestBinding,
 } from '../protocol/mac';
 import { ClientErrorCode, PaiClientError } from './pai-client.error';
-import type { PaiPattern, PaiPatterns } from './patterns';
+import type { PaiPattern, PaiPatterns } from '../protocol/patterns';
 
 export interface PaiClientOptions {
   host: string;

@@ -1,3 +1,4 @@
+import { withTimeout } from '../common/deadline';
 import { UnavailableError } from '../common/unavailable';
 import { Logger } from '@nestjs/common';
 import Redis, { ReplyError } from 'ioredis';
@@ -189,21 +190,18 @@ export class RedisRecord {
 
   private async waitUntilReady(): Promise<void> {
     if (this.redis.status === 'ready') return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(Object.assign(new Error('not ready'), { code: 'ETIMEDOUT' }));
-      }, this.options.commandTimeoutMs);
-      const onReady = () => {
-        cleanup();
-        resolve();
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-      };
-      this.redis.on('ready', onReady);
+    let onReady = () => {};
+    const ready = new Promise<void>((resolve) => {
+      onReady = resolve;
+      this.redis.once('ready', onReady);
     });
+    try {
+      await withTimeout(ready, this.options.commandTimeoutMs, () =>
+        Object.assign(new Error('not ready'), { code: 'ETIMEDOUT' }),
+      );
+    } finally {
+      this.redis.off('ready', onReady);
+    }
   }
 
   async consume(

@@ -1,3 +1,4 @@
+import type { TransactionReply } from '../protocol/patterns';
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { isUniqueViolation } from '../database/database-errors';
@@ -21,17 +22,7 @@ import { Transaction } from './transaction.entity';
 /** Where SQLite's totals split each amount's cents (see sqliteSummary). */
 const CENTS_SPLIT = 1_000_000_000;
 
-/** A transaction as it goes on the wire (PROTOCOL.md 5). */
-export interface TransactionView {
-  id: string;
-  userId: string;
-  amount: string;
-  reference: string | null;
-  description: string | null;
-  createdAt: string;
-}
-
-function toView(row: Transaction): TransactionView {
+function toView(row: Transaction): TransactionReply {
   return {
     id: String(row.id),
     userId: String(row.userId),
@@ -57,7 +48,7 @@ export class TransactionsService {
   async create(
     userId: string,
     input: Omit<CreateTransactionDto, 'token'>,
-  ): Promise<{ transaction: TransactionView; created: boolean }> {
+  ): Promise<{ transaction: TransactionReply; created: boolean }> {
     const row = {
       userId,
       amount: normalizeAmount(input.amount),
@@ -115,7 +106,7 @@ export class TransactionsService {
   async list(
     userId: string,
     { limit = DEFAULT_PAGE_SIZE, before }: Omit<ListTransactionsDto, 'token'>,
-  ): Promise<{ items: TransactionView[]; nextBefore: string | null }> {
+  ): Promise<{ items: TransactionReply[]; nextBefore: string | null }> {
     const rows = await this.database.run((manager) => {
       const query = manager
         .createQueryBuilder(Transaction, 't')

@@ -1,4 +1,6 @@
+import { settlesWithin } from '../common/deadline';
 import { SampledWarning, type WarningSink } from '../common/sampled-warning';
+import type { DrainResult } from './drain';
 
 /** What the tracker needs from a connection: its requests in flight, and a graceful close. */
 export interface TrackedConnection {
@@ -8,14 +10,6 @@ export interface TrackedConnection {
   /** Sends FIN once queued replies are flushed; the connection closes when the peer answers. */
   end(): void;
   destroy(): void;
-}
-
-export interface DrainResult {
-  /** Every request dispatched before the drain delivered its reply. */
-  readonly drained: boolean;
-  /** Requests still without a reply when the drain timed out. */
-  readonly abandoned: number;
-  readonly elapsedMs: number;
 }
 
 /**
@@ -142,13 +136,11 @@ export class ConnectionTracker {
     for (const connection of this.connections) {
       if (connection.inFlight === 0) connection.end();
     }
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await new Promise<boolean>((resolve) => {
-      this.settle = () => resolve(true);
-      timer = setTimeout(() => resolve(false), timeoutMs);
+    const allClosed = new Promise<void>((resolve) => {
+      this.settle = resolve;
       this.check();
     });
-    clearTimeout(timer);
+    const finished = await settlesWithin(allClosed, timeoutMs);
     this.settle = undefined;
     const abandoned = this.inFlightTotal;
     for (const connection of this.connections) connection.destroy();

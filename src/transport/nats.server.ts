@@ -14,7 +14,8 @@ import {
   natsConnectionOptions,
   type NatsTransport,
 } from '../config/transport-config';
-import type { DrainResult } from './connection-tracker';
+import { settlesWithin } from '../common/deadline';
+import { logDrain, type DrainResult } from './drain';
 import { waitUntilUp } from '../common/wait-until-up';
 import { ErrorCode } from '../protocol/error-code';
 import { unsignedFailure } from '../protocol/reply-signer';
@@ -166,26 +167,20 @@ export class NatsServer extends ServerNats {
     }
     if (client && !client.isClosed()) {
       const deadline = started + this.limits.drainTimeoutMs;
+      const left = () => deadline - performance.now();
       if (this.subscription && !this.subscription.isClosed()) {
-        await withDeadline(this.subscription.drain(), deadline);
+        await settlesWithin(this.subscription.drain(), left());
       }
       const inFlight = this.inFlightCount;
-      const drained = await withDeadline(this.allReplied(), deadline);
+      const drained = await settlesWithin(this.allReplied(), left());
       // Replies are queued on the connection; flush them before it closes.
-      await withDeadline(client.flush(), deadline + 1_000);
+      await settlesWithin(client.flush(), left() + 1_000);
       this.lastDrain = {
         drained,
         abandoned: this.inFlightCount,
         elapsedMs: Math.round(performance.now() - started),
       };
-      if (inFlight > 0 || !drained) {
-        const outcome = drained
-          ? `all ${inFlight} request(s) in flight replied`
-          : `${this.inFlightCount} request(s) still running were cut off at the drain timeout`;
-        this.protocolLogger.log(
-          `stopped in ${this.lastDrain.elapsedMs} ms: ${outcome}`,
-        );
-      }
+      logDrain(this.protocolLogger, inFlight, this.lastDrain);
     }
     await super.close();
   }
@@ -284,29 +279,5 @@ export class NatsServer extends ServerNats {
         `the NATS connection closed for good${error ? `: ${error.message}` : ''}; this instance receives nothing until restarted`,
       );
     }
-  }
-}
-
-/** Resolves true when `work` settles before `deadline` (a performance.now() time), else false. */
-async function withDeadline(
-  work: Promise<unknown>,
-  deadline: number,
-): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work.then(
-        () => true,
-        () => true,
-      ),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(
-          () => resolve(false),
-          Math.max(0, deadline - performance.now()),
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

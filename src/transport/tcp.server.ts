@@ -3,7 +3,8 @@ import { ServerTCP } from '@nestjs/microservices';
 import { InvalidTcpDataReceptionException } from '@nestjs/microservices/errors/invalid-tcp-data-reception.exception.js';
 import type { Server } from 'node:net';
 import { AppConfig } from '../config/config';
-import { ConnectionTracker, type DrainResult } from './connection-tracker';
+import { ConnectionTracker } from './connection-tracker';
+import { logDrain, type DrainResult } from './drain';
 import { framedSocketClass } from './framed-socket';
 import { exactRoute } from '../protocol/routing';
 import { SampledWarning } from '../common/sampled-warning';
@@ -69,13 +70,7 @@ export class TcpServer extends ServerTCP {
     if (server.listening) server.close();
     const { inFlight } = this.tracker;
     this.lastDrain = await this.tracker.drain(this.limits.drainTimeoutMs);
-    const { drained, abandoned, elapsedMs } = this.lastDrain;
-    if (inFlight > 0 || !drained) {
-      const outcome = drained
-        ? `all ${inFlight} request(s) in flight replied`
-        : `${abandoned} request(s) still running were cut off at the drain timeout`;
-      this.protocolLogger.log(`stopped in ${elapsedMs} ms: ${outcome}`);
-    }
+    logDrain(this.protocolLogger, inFlight, this.lastDrain);
     super.close();
   }
 
