@@ -204,7 +204,20 @@ def canonical_json(value: Any) -> str:
     None, exactly as the service's ECMAScript side computes it: object keys sorted by UTF-16 code
     units, numbers as ECMAScript writes doubles (an int is first read as the double JSON.parse
     would make of it), strings escaped as JSON.stringify does. A lone surrogate, a non-finite
-    number or a number beyond the double range raises ValueError; other types raise TypeError."""
+    number or a number beyond the double range raises ValueError; other types raise TypeError.
+
+    Why not ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``: it
+    disagrees with the service, and one differing byte is a MAC_INVALID.
+
+    - Key order: ``sort_keys`` orders by code point, JCS by UTF-16 code unit, so a key in
+      U+E000–U+FFFF ("！", "\\ufb33") sorts after an astral one ("😀", first unit D83D), not before.
+    - Numbers: json.dumps writes 1e+16, 1e-05, 1e-07, 100.0 and -0.0 where ECMAScript writes
+      10000000000000000, 0.00001, 1e-7, 100 and 0; it writes an int with all its digits, where
+      the service reads a double (9007199254740993 becomes 9007199254740992, 10**21 becomes
+      1e+21); it writes NaN and Infinity, which are not JSON.
+    - Strings: with ensure_ascii=True every non-ASCII character and DEL are escaped, which
+      JSON.stringify writes as they are; a lone surrogate is written, which the service's
+      canonicalize refuses (RFC 8785 requires well-formed strings)."""
     parts: List[str] = []
     _emit(value, parts, 0)
     return "".join(parts)
