@@ -24,7 +24,7 @@ export enum CliErrorCode {
 export type CliFailureCode = PaiErrorCode | CliErrorCode;
 
 /**
- * One stable exit code per failure, so that scripts can tell them apart; the README lists them.
+ * One stable exit code per failure, so that scripts can tell them apart; docs/cli.md lists them.
  * A `Record` over every code: a code added to the protocol or the client does not compile here
  * until it has its own exit code.
  */
