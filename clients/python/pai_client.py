@@ -1,7 +1,7 @@
 """A client for the PAI service in Python's standard library alone (Python 3.9+).
 
 It speaks Nest's TCP transport (``<length>#<json>`` frames, the length in UTF-16 code units),
-signs every request and verifies every reply as ``PROTOCOL.md`` says, with RFC 8785 canonical
+signs every request and verifies every reply as ``docs/protocol.md`` says, with RFC 8785 canonical
 JSON written to give exactly what the service's ECMAScript side computes.
 
     from pai_client import PaiClient, PaiError
@@ -66,7 +66,7 @@ MAX_REPLY_UNITS = 64 * 1024 * 1024
 
 
 class ErrorCode:
-    """Error codes: the protocol's (PROTOCOL.md section 4) and the client's own."""
+    """Error codes: the protocol's (docs/protocol.md section 4) and the client's own."""
 
     BAD_REQUEST = "BAD_REQUEST"
     UNKNOWN_KEY = "UNKNOWN_KEY"
@@ -682,8 +682,8 @@ class PaiClient:
     """Calls the PAI service: signs every request, verifies every reply's MAC against the request
     it answers, and turns error replies into PaiServiceError.
 
-    What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
-    outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
+    What it concludes (docs/protocol.md 4, "What a client may conclude"): only a verified reply is
+    an outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
     may have run); it is never repeated. A verified REPLAY to a nonce drawn here means another copy
     of this very message was accepted and ran: a request safe to repeat (``is_safe_to_repeat``) is
     sent again as a new message, whose reply is the result not seen here (a create with a

@@ -21,7 +21,7 @@ import { Transaction } from './transaction.entity';
 /** Where SQLite's totals split each amount's cents (see sqliteSummary). */
 const CENTS_SPLIT = 1_000_000_000;
 
-/** A transaction as it goes on the wire (PROTOCOL.md 5). */
+/** A transaction as it goes on the wire (docs/protocol.md 5). */
 export interface TransactionView {
   id: string;
   userId: string;
