@@ -1,7 +1,7 @@
 """A client for the PAI service in Python's standard library alone (Python 3.9+).
 
 It speaks Nest's TCP transport (``<length>#<json>`` frames, the length in UTF-16 code units),
-signs every request and verifies every reply as ``PROTOCOL.md`` says, with RFC 8785 canonical
+signs every request and verifies every reply as ``docs/protocol.md`` says, with RFC 8785 canonical
 JSON written to give exactly what the service's ECMAScript side computes.
 
     from pai_client import PaiClient, PaiError
@@ -66,7 +66,7 @@ MAX_REPLY_UNITS = 64 * 1024 * 1024
 
 
 class ErrorCode:
-    """Error codes: the protocol's (PROTOCOL.md section 4) and the client's own."""
+    """Error codes: the protocol's (docs/protocol.md section 4) and the client's own."""
 
     BAD_REQUEST = "BAD_REQUEST"
     UNKNOWN_KEY = "UNKNOWN_KEY"
@@ -204,7 +204,20 @@ def canonical_json(value: Any) -> str:
     None, exactly as the service's ECMAScript side computes it: object keys sorted by UTF-16 code
     units, numbers as ECMAScript writes doubles (an int is first read as the double JSON.parse
     would make of it), strings escaped as JSON.stringify does. A lone surrogate, a non-finite
-    number or a number beyond the double range raises ValueError; other types raise TypeError."""
+    number or a number beyond the double range raises ValueError; other types raise TypeError.
+
+    Why not ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``: it
+    disagrees with the service, and one differing byte is a MAC_INVALID.
+
+    - Key order: ``sort_keys`` orders by code point, JCS by UTF-16 code unit, so a key in
+      U+E000–U+FFFF ("！", "\\ufb33") sorts after an astral one ("😀", first unit D83D), not before.
+    - Numbers: json.dumps writes 1e+16, 1e-05, 1e-07, 100.0 and -0.0 where ECMAScript writes
+      10000000000000000, 0.00001, 1e-7, 100 and 0; it writes an int with all its digits, where
+      the service reads a double (9007199254740993 becomes 9007199254740992, 10**21 becomes
+      1e+21); it writes NaN and Infinity, which are not JSON.
+    - Strings: with ensure_ascii=True every non-ASCII character and DEL are escaped, which
+      JSON.stringify writes as they are; a lone surrogate is written, which the service's
+      canonicalize refuses (RFC 8785 requires well-formed strings)."""
     parts: List[str] = []
     _emit(value, parts, 0)
     return "".join(parts)
@@ -669,8 +682,8 @@ class PaiClient:
     """Calls the PAI service: signs every request, verifies every reply's MAC against the request
     it answers, and turns error replies into PaiServiceError.
 
-    What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
-    outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
+    What it concludes (docs/protocol.md 4, "What a client may conclude"): only a verified reply is
+    an outcome. An unverified one is PaiReplyUnverifiedError, whose outcome is unknown (the request
     may have run); it is never repeated. A verified REPLAY to a nonce drawn here means another copy
     of this very message was accepted and ran: a request safe to repeat (``is_safe_to_repeat``) is
     sent again as a new message, whose reply is the result not seen here (a create with a

@@ -24,7 +24,7 @@ export enum CliErrorCode {
 export type CliFailureCode = PaiErrorCode | CliErrorCode;
 
 /**
- * One stable exit code per failure, so that scripts can tell them apart; the README lists them.
+ * One stable exit code per failure, so that scripts can tell them apart; docs/cli.md lists them.
  * A `Record` over every code: a code added to the protocol or the client does not compile here
  * until it has its own exit code.
  */
@@ -108,7 +108,7 @@ export function describeFailure(
     case ErrorCode.STALE:
       return "this machine's clock is too far from the service's, even after adjusting once; check the clock";
     case ErrorCode.REPLAY:
-      return 'another copy of this very request reached the service first: it ran once and its result was not seen here; check before running the command again (`pai transactions`, `pai me`)';
+      return 'another copy of this very request reached the service first: it ran once and its result was not seen here; check before running the command again (`pai history`, `pai me`)';
     case ErrorCode.USERNAME_TAKEN:
       return 'that username is taken (names are compared without regard to case); choose another';
     case ErrorCode.INVALID_CREDENTIALS:

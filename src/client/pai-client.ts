@@ -98,7 +98,7 @@ const REPLAY_REFETCHES = 2;
  * Calls the PAI service over a Nest ClientProxy: signs every request, verifies every reply's MAC
  * against the request it answers, and turns error replies into PaiClientError.
  *
- * What it concludes (PROTOCOL.md 4, "What a client may conclude"): only a verified reply is an
+ * What it concludes (docs/protocol.md 4, "What a client may conclude"): only a verified reply is an
  * outcome. An unverified one is REPLY_UNVERIFIED, whose outcome is unknown (the request may have
  * run). A verified REPLAY to a nonce drawn here means another copy of this very message was
  * accepted and ran; for a request safe to repeat the result is fetched by sending it again as a

@@ -26,7 +26,7 @@ export const HELD_COUNT_MAX_AGE_MS = 1_000;
 export type NonceVerdict = 'accepted' | 'replay' | 'stale';
 
 /**
- * The record of accepted (kid, nonce) pairs (PROTOCOL.md 3, step 5), in one of three forms
+ * The record of accepted (kid, nonce) pairs (docs/protocol.md 3, step 5), in one of three forms
  * (`PAI_NONCE_STORE`). It says whether a pair is new; what the protocol answers is the guard's.
  *
  * `database` (the default on MySQL): rows of a table whose primary key decides (DatabaseRecord).

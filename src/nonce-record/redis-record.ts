@@ -10,7 +10,7 @@ export type RedisVerdict = 'accepted' | 'replay' | 'stale';
 
 /**
  * One round trip, atomic on the server, so copies of one message arriving at several instances at
- * once cannot both pass (PROTOCOL.md 3, step 5).
+ * once cannot both pass (docs/protocol.md 3, step 5).
  *
  * KEYS[1] holds the instant from which the record is complete ("since"). It is written when the
  * service first starts against this Redis and has no expiry; if it is missing later, Redis lost its

@@ -5,7 +5,7 @@ export const PROTOCOL_VERSION = 2;
 export const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
-/** The request envelope (PROTOCOL.md 2) once its form has been checked. */
+/** The request envelope (docs/protocol.md 2) once its form has been checked. */
 export interface Envelope {
   v: typeof PROTOCOL_VERSION;
   kid: string;

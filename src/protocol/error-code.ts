@@ -1,4 +1,4 @@
-/** The protocol's error codes (PROTOCOL.md section 4). Stable: clients switch on them. */
+/** The protocol's error codes (docs/protocol.md section 4). Stable: clients switch on them. */
 export enum ErrorCode {
   BAD_REQUEST = 'BAD_REQUEST',
   UNKNOWN_KEY = 'UNKNOWN_KEY',

@@ -36,8 +36,8 @@ function macInputOf(pattern: string, envelope: Envelope): string {
 
 /**
  * Global: no handler runs for a message that is not well-formed, signed by a known key, fresh and
- * new, checked in that order (PROTOCOL.md 3). The nonce is recorded last, so traffic that fails
- * an earlier check can neither fill nor poison the record.
+ * new, checked in that order (docs/protocol.md 3). The nonce is recorded last, so traffic that
+ * fails an earlier check can neither fill nor poison the record.
  */
 @Injectable()
 export class MacGuard implements CanActivate {

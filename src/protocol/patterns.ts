@@ -1,4 +1,4 @@
-/** The request and reply payload of every pattern (PROTOCOL.md 5), for typed calls. */
+/** The request and reply payload of every pattern (docs/protocol.md 5), for typed calls. */
 export interface TransactionReply {
   id: string;
   userId: string;

@@ -2,7 +2,7 @@ import { ErrorCode, FieldProblem } from './error-code';
 
 /**
  * A domain error with a stable code. Thrown anywhere in the service; the exception filter alone
- * turns it into a signed wire reply. `details` are the code's extra fields (PROTOCOL.md 4).
+ * turns it into a signed wire reply. `details` are the code's extra fields (docs/protocol.md 4).
  */
 export class ProtocolError extends Error {
   constructor(

@@ -36,7 +36,7 @@ export function unsignedFailure(
 }
 
 /**
- * Builds every reply the service sends (PROTOCOL.md 4). A reply is signed if and only if the
+ * Builds every reply the service sends (docs/protocol.md 4). A reply is signed if and only if the
  * request's MAC verified, with the request's key, over the request's pattern, kid, nonce and MAC.
  */
 @Injectable()

@@ -5,7 +5,7 @@ export const UNKNOWN_PATTERN_ROUTE = 'pai.unknown-pattern';
  * The handler for exactly this pattern string, or the unknown-pattern route. Nest's own lookup
  * JSON-parses the string first, so `' "system.ping"'` would reach the ping handler under a name
  * of the peer's choosing (a metrics label, a log field); the protocol matches character for
- * character (PROTOCOL.md 1).
+ * character (docs/protocol.md 1).
  */
 export function exactRoute<H>(
   handlers: ReadonlyMap<string, H>,

@@ -26,7 +26,7 @@ export function markVerified(
 
 /**
  * The verified request behind this message, or undefined when its MAC was not checked or did not
- * match: a reply is signed if and only if this is set (PROTOCOL.md 4).
+ * match: a reply is signed if and only if this is set (docs/protocol.md 4).
  */
 export function verifiedRequestOf(
   host: ArgumentsHost,

@@ -39,7 +39,7 @@ export interface FramingLimits {
 /**
  * A connection costs the service a socket, a slot under PAI_MAX_CONNECTIONS and a reply per
  * message, whoever opened it: one that shows no key is closed early. Whether a request carried a
- * valid MAC is read off its reply, which is signed exactly when it did (PROTOCOL.md 4).
+ * valid MAC is read off its reply, which is signed exactly when it did (docs/protocol.md 4).
  */
 export interface AdmissionRules {
   /** This many replies in a row to unauthenticated messages (checks 1-3 failed) close it. */
@@ -52,12 +52,12 @@ export interface AdmissionRules {
 const AUTH_RECHECK_MS = 1_000;
 
 /**
- * Nest's JsonSocket with PROTOCOL.md 1 enforced before anything is buffered: each frame's declared
- * length (UTF-16 code units, as Nest counts them) is read as soon as its `#` arrives, and a length
- * over the limit, or a length that is not a plain decimal number, closes the connection at once.
- * Nest alone would keep buffering up to 128 M characters of a frame it will never accept.
- * A frame whose JSON is not an object closes the connection too; a request whose pattern is not a
- * string gets an unsigned BAD_REQUEST.
+ * Nest's JsonSocket with docs/protocol.md 1 enforced before anything is buffered: each frame's
+ * declared length (UTF-16 code units, as Nest counts them) is read as soon as its `#` arrives,
+ * and a length over the limit, or a length that is not a plain decimal number, closes the
+ * connection at once. Nest alone would keep buffering up to 128 M characters of a frame it will
+ * never accept. A frame whose JSON is not an object closes the connection too; a request whose
+ * pattern is not a string gets an unsigned BAD_REQUEST.
  *
  * Time limits: Nest's own incomplete-message timer restarts on every read, so a peer trickling one
  * byte a second holds a frame open forever; here a frame gets `frameTimeoutMs` from its first
