@@ -78,9 +78,10 @@ export const LOG_LEVELS = [
 export const VARIABLES = {
   NODE_ENV: {
     kind: { type: 'switch', on: 'production' },
+    unset: 'development',
     applies: 'always',
     meaning:
-      '`production` refuses to start without `PAI_MAC_KEYS` and `PAI_PASSWORD_PEPPER`, whatever else is configured, and keeps logs JSON',
+      '`production` refuses to start without `PAI_MAC_KEYS` and `PAI_PASSWORD_PEPPER`, whatever else is configured',
   },
   PAI_TRANSPORT: {
     kind: { type: 'choice', values: ['tcp', 'nats'] },
@@ -127,8 +128,7 @@ export const VARIABLES = {
     secret: true,
     file: true,
     applies: 'always',
-    meaning:
-      'mixed into every password hash and kept outside the database, so a copy of the database alone cannot be attacked offline',
+    meaning: 'mixed into every password hash, kept outside the database',
   },
   PAI_MAC_WINDOW_MS: {
     kind: integer(1_000, 86_400_000),
@@ -322,7 +322,7 @@ export const VARIABLES = {
   PAI_NATS_CREDS_FILE: {
     kind: {
       type: 'file',
-      form: 'a NATS credentials file (user JWT and NKey seed)',
+      form: 'NATS credentials (a user JWT and its NKey seed)',
     },
     unset: 'credentials from the URLs, if any',
     applies: 'nats',
@@ -350,7 +350,7 @@ export const VARIABLES = {
       type: 'url',
       form: '`redis://[:password@]host:port/db` or `rediss://…`',
     },
-    unset: 'refused: required with `PAI_NONCE_STORE=redis`',
+    unset: 'none: required with `PAI_NONCE_STORE=redis`',
     secret: true,
     file: true,
     applies: 'redis',
