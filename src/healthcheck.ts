@@ -11,19 +11,20 @@ import { loadConfig, type AppConfig } from './config/config';
 
 async function main(): Promise<number> {
   const config = loadConfig();
-  if (config.transport.kind === 'nats') return readiness(config);
+  const { transport } = config;
+  if (transport.kind === 'nats') return readiness(config);
   const [kid, secret] = [...config.macKeys.entries()][0];
   const host =
-    config.host === '0.0.0.0' || config.host === '::'
+    transport.host === '0.0.0.0' || transport.host === '::'
       ? '127.0.0.1'
-      : config.host;
+      : transport.host;
   const client = createPaiClient({
     host,
-    port: config.port,
+    port: transport.port,
     kid,
     secret,
     timeoutMs: 5_000,
-    tls: config.tls ? { rejectUnauthorized: false } : undefined,
+    tls: transport.tls ? { rejectUnauthorized: false } : undefined,
   });
   try {
     await client.send('system.ping', {});

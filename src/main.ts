@@ -6,8 +6,11 @@ import { AppConfig, loadConfig } from './config/config';
 import { SidePort } from './observability/side-port';
 import { NestPinoLogger, loggerFor } from './observability/logger';
 import { Metrics } from './observability/metrics';
-import { describeNatsServers } from './config/transport-config';
-import { createServer } from './transport/create-server';
+import {
+  describeNatsServers,
+  type NatsTransport,
+} from './config/transport-config';
+import { createServer, type ProtocolServer } from './transport/create-server';
 import { TcpServer } from './transport/tcp.server';
 
 async function bootstrap(): Promise<void> {
@@ -49,23 +52,26 @@ async function bootstrap(): Promise<void> {
     config.database.type === 'mysql'
       ? `MySQL database ${config.database.database}`
       : `SQLite ${config.database.file}`;
+  const { transport, http } = config;
   // Tests and the bench parse `listening on host:port` of the TCP line.
   const listening =
-    server instanceof TcpServer
-      ? `${config.host}:${server.boundPort()}${config.tls ? ' (TLS)' : ''}`
-      : describeNats(config);
+    transport.kind === 'tcp'
+      ? `${transport.host}:${boundPort(server)}${transport.tls ? ' (TLS)' : ''}`
+      : describeNats(transport);
   new Logger('PAI').log(
     `listening on ${listening}, ${where}, keys: ${[...config.macKeys.keys()].join(', ')}` +
-      (httpPort
-        ? `, health and metrics on http://${config.http!.host}:${httpPort}`
+      (http && httpPort
+        ? `, health and metrics on http://${http.host}:${httpPort}`
         : ''),
   );
 }
 
+function boundPort(server: ProtocolServer): number {
+  return server instanceof TcpServer ? server.boundPort() : 0;
+}
+
 /** The servers as configured, without their credentials (loadConfig took those out). */
-function describeNats(config: AppConfig): string {
-  const { transport } = config;
-  if (transport.kind !== 'nats') return '';
+function describeNats(transport: NatsTransport): string {
   return `NATS ${describeNatsServers(transport)}, subjects ${transport.subjectPrefix}>, queue ${transport.queue}, replies to ${transport.inboxPrefix}>`;
 }
 

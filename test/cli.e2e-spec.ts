@@ -409,7 +409,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
   it('should speak TLS to a service whose CA it is given', async () => {
     const tls = makeCertificate();
     const tlsDatabase = await createTestDatabase();
-    const tlsService = await startTestApp(tlsDatabase, { tls });
+    const tlsService = await startTestApp(tlsDatabase, { tcp: { tls } });
     try {
       const port = String(tlsService.port);
       const ca = join(dir, 'ca.pem');

@@ -38,7 +38,7 @@ describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () =
     // The nonce is recorded in the (failing) database, as every instance sharing MySQL does.
     service = await startTestApp(
       database,
-      { nonceStore: 'database' },
+      { nonceRecord: { kind: 'database' } },
       (builder) =>
         builder.overrideProvider(Database).useValue(failingDatabase(error)),
     );

@@ -119,9 +119,11 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     database = await createTestDatabase();
     // The suite judges each message by the guard's rules; the connection-level rule that closes a
     // connection after a few unauthenticated messages in a row has suites of its own.
-    service = await startTestApp(database, { maxUnverifiedInRow: 1_000_000 });
+    service = await startTestApp(database, {
+      tcp: { maxUnverifiedInRow: 1_000_000 },
+    });
     setStartCutoff(
-      service.config.nonceStore === 'memory'
+      service.config.nonceRecord.kind === 'memory'
         ? service.app.get(NonceRecord).startedAt
         : -Infinity,
     );
@@ -302,7 +304,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       (row) => !accepted.has(`${row.kid}\n${row.nonce}`),
     );
     expect(unexpected).toEqual([]);
-    if (service.config.nonceStore === 'database') {
+    if (service.config.nonceRecord.kind === 'database') {
       // The periodic purge may meanwhile have dropped pairs whose ts plus the window has passed;
       // every other accepted pair must be there.
       const now = Date.now();

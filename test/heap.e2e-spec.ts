@@ -63,7 +63,9 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
     database = await createTestDatabase();
     // Every message here fails a check; the rule that closes such a connection after a few in a
     // row would end the test's connections early (it has its own tests).
-    service = await startTestApp(database, { maxUnverifiedInRow: 1_000_000 });
+    service = await startTestApp(database, {
+      tcp: { maxUnverifiedInRow: 1_000_000 },
+    });
   });
 
   afterAll(async () => {

@@ -1,4 +1,3 @@
-import type { AppConfig } from '../src/config/config';
 import { Writable } from 'node:stream';
 import {
   createLogger,
@@ -11,6 +10,7 @@ import {
   type TestApp,
   describeTcpOnly,
 } from './support/test-app';
+import type { TestOverrides } from './support/config';
 import {
   createTestDatabase,
   databaseKind,
@@ -89,7 +89,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   /** MySQL only: the service reaches its database through this relay, which a test can cut. */
   let proxy: TcpProxy | undefined;
 
-  async function start(overrides: Partial<AppConfig> = {}) {
+  async function start(overrides: TestOverrides = {}) {
     const logger = createLogger({ level: 'info', format: 'json' }, false, logs);
     if (database.config.type === 'mysql') {
       const target = new URL(database.config.url);
@@ -119,7 +119,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   }
 
   /** The same database and log capture, other settings. */
-  async function restartWith(overrides: Partial<AppConfig>) {
+  async function restartWith(overrides: TestOverrides) {
     raw.close();
     await service.close();
     await proxy?.close();
@@ -231,7 +231,8 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       // Metrics still answer. A nonce count kept in the database cannot be known now: NaN, not a
       // stale or zero value; one kept in memory still is.
       const nonces = sample(await metrics(), 'pai_nonce_records');
-      if (service.config.nonceStore === 'database') expect(nonces).toBeNaN();
+      if (service.config.nonceRecord.kind === 'database')
+        expect(nonces).toBeNaN();
       else expect(nonces).toBeGreaterThanOrEqual(0);
     });
 
@@ -293,7 +294,9 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       // One computation shared by every concurrent probe: one SELECT 1 and one read of the
       // migrations table; one count of the nonce table (when the record is that table).
       expect(checks()).toBe(2);
-      expect(counts()).toBe(service.config.nonceStore === 'database' ? 1 : 0);
+      expect(counts()).toBe(
+        service.config.nonceRecord.kind === 'database' ? 1 : 0,
+      );
 
       const started = performance.now();
       let rapid = 0;
@@ -307,7 +310,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       // the loop ends).
       expect(checks() / 2).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
       expect(checks() / 2).toBeGreaterThanOrEqual(2);
-      if (service.config.nonceStore === 'database') {
+      if (service.config.nonceRecord.kind === 'database') {
         expect(counts()).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
       }
     });
@@ -553,7 +556,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       const bytesBefore = logs.text().length;
       // On one connection: the rule that closes it after a few in a row is switched off here
       // (its own test is in transport-limits), so the log alone is measured.
-      await restartWith({ maxUnverifiedInRow: 1_000_000 });
+      await restartWith({ tcp: { maxUnverifiedInRow: 1_000_000 } });
       const restartLines = logs.lines.length;
       const replies = await Promise.all(
         Array.from({ length: 1_000 }, () =>

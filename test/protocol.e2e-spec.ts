@@ -1,4 +1,3 @@
-import type { AppConfig } from '../src/config/config';
 import { NonceRecord } from '../src/nonce-record/nonce-record';
 import { NatsServer } from '../src/transport/nats.server';
 import {
@@ -9,6 +8,7 @@ import {
   type TestApp,
   signedFor,
 } from './support/test-app';
+import type { TestOverrides } from './support/config';
 import {
   createTestDatabase,
   databaseKind,
@@ -48,7 +48,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   });
 
   /** Restarts the service on the same database with other settings. */
-  async function restartWith(overrides: Partial<AppConfig>) {
+  async function restartWith(overrides: TestOverrides) {
     raw.close();
     await service.close();
     service = await startTestApp(database, overrides);
@@ -221,10 +221,10 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   });
 
   it('should refuse a message accepted before a restart (database record: REPLAY)', async () => {
-    await restartWith({ nonceStore: 'database' });
+    await restartWith({ nonceRecord: { kind: 'database' } });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
-    await restartWith({ nonceStore: 'database' });
+    await restartWith({ nonceRecord: { kind: 'database' } });
     expect((await send('system.ping', envelope)).error?.code).toBe('REPLAY');
   });
 
@@ -232,10 +232,10 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     'should refuse a message accepted before a restart (memory record: STALE, dated before the start)',
     MEMORY_RECORD_REFUSED,
     async () => {
-      await restartWith({ nonceStore: 'memory' });
+      await restartWith({ nonceRecord: { kind: 'memory' } });
       const envelope = signEnvelope('system.ping', {}, key);
       expect((await send('system.ping', envelope)).ok).toBe(true);
-      await restartWith({ nonceStore: 'memory' });
+      await restartWith({ nonceRecord: { kind: 'memory' } });
       const reply = await send('system.ping', envelope);
       expect(reply.error?.code).toBe('STALE');
       expect(typeof reply.error?.serverTime).toBe('number');
@@ -251,19 +251,21 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     'should refuse a message dated in the future accepted before a restart (memory record)',
     MEMORY_RECORD_REFUSED,
     async () => {
-      await restartWith({ nonceStore: 'memory' });
+      await restartWith({ nonceRecord: { kind: 'memory' } });
       const envelope = signEnvelope('system.ping', {}, key, {
         ts: Date.now() + 120_000,
       });
       expect((await send('system.ping', envelope)).ok).toBe(true);
-      await restartWith({ nonceStore: 'memory' });
+      await restartWith({ nonceRecord: { kind: 'memory' } });
       expect((await send('system.ping', envelope)).error?.code).toBe('REPLAY');
     },
   );
 
   it('should refuse a replay sent to another instance sharing the database', async () => {
-    await restartWith({ nonceStore: 'database' });
-    const other = await startTestApp(database, { nonceStore: 'database' });
+    await restartWith({ nonceRecord: { kind: 'database' } });
+    const other = await startTestApp(database, {
+      nonceRecord: { kind: 'database' },
+    });
     const otherRaw = await other.raw();
     try {
       const envelope = signEnvelope('system.ping', {}, key);
@@ -284,7 +286,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   )(
     'should not record the nonce of a message that failed a check (%s record)',
     async (nonceStore) => {
-      await restartWith({ nonceStore });
+      await restartWith({ nonceRecord: { kind: nonceStore } });
       const nonce = newNonce();
       const forged = signEnvelope('system.ping', {}, TEST_KEYS['2026-11'], {
         kid: 'default',
@@ -315,7 +317,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   }
 
   it('should forget a nonce once its message is past the window, and still refuse that message', async () => {
-    await restartWith({ nonceStore: 'database' });
+    await restartWith({ nonceRecord: { kind: 'database' } });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
     const nonces = service.app.get(NonceRecord);
@@ -333,7 +335,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     'should forget a nonce held in memory once its message is past the window',
     MEMORY_RECORD_REFUSED,
     async () => {
-      await restartWith({ nonceStore: 'memory' });
+      await restartWith({ nonceRecord: { kind: 'memory' } });
       const envelope = signEnvelope('system.ping', {}, key);
       expect((await send('system.ping', envelope)).ok).toBe(true);
       const nonces = service.app.get(NonceRecord);

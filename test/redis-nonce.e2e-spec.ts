@@ -1,4 +1,3 @@
-import type { AppConfig } from '../src/config/config';
 import { signEnvelope } from './support/raw-client';
 import {
   describeWithRedis,
@@ -21,6 +20,7 @@ import {
   type TestApp,
   signedFor,
 } from './support/test-app';
+import type { TestOverrides } from './support/config';
 import {
   createTestDatabase,
   databaseKind,
@@ -38,10 +38,9 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
   const started: TestApp[] = [];
   let prefix: string;
 
-  async function instance(overrides: Partial<AppConfig> = {}) {
+  async function instance(overrides: TestOverrides = {}) {
     const app = await startTestApp(database, {
-      nonceStore: 'redis',
-      redis: { url: TEST_REDIS_URL, prefix },
+      nonceRecord: { kind: 'redis', url: TEST_REDIS_URL, prefix },
       ...overrides,
     });
     started.push(app);
@@ -112,7 +111,11 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
     });
     try {
       const { app, raw } = await instance({
-        redis: { url: `redis://127.0.0.1:${proxy.port}/0`, prefix },
+        nonceRecord: {
+          kind: 'redis',
+          url: `redis://127.0.0.1:${proxy.port}/0`,
+          prefix,
+        },
         http: { host: '127.0.0.1', port: 0 },
       });
       expect(
@@ -193,7 +196,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
     it('should not be ready while the Redis may evict keys, and be ready again once it may not', async () => {
       await redis.admin.config('SET', 'maxmemory-policy', 'noeviction');
       const { app, raw } = await instance({
-        redis: { url: redis.url, prefix },
+        nonceRecord: { kind: 'redis', url: redis.url, prefix },
         http: { host: '127.0.0.1', port: 0 },
       });
       expect((await probeReadiness(app.httpPort!)).status).toBe(200);

@@ -24,7 +24,7 @@ describeSuite(`TLS (${databaseKind})`, () => {
 
   beforeEach(async () => {
     database = await createTestDatabase();
-    service = await startTestApp(database, { tls });
+    service = await startTestApp(database, { tcp: { tls } });
   });
 
   afterEach(async () => {

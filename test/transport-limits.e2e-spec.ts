@@ -78,7 +78,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   }
 
   it('should close a frame trickled byte by byte once its time is up, and serve others meanwhile', async () => {
-    service = await startTestApp(database, { frameTimeoutMs: 400 });
+    service = await startTestApp(database, { tcp: { frameTimeoutMs: 400 } });
     const slow = await rawClient();
     const other = await rawClient();
     const frame = JSON.stringify({ pattern: 'system.ping', data: {}, id: 'x' });
@@ -99,7 +99,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should give every pipelined frame its own time, so a busy connection is never cut', async () => {
-    service = await startTestApp(database, { frameTimeoutMs: 300 });
+    service = await startTestApp(database, { tcp: { frameTimeoutMs: 300 } });
     const raw = await rawClient();
     // Back-to-back requests for three timeouts' worth, each frame split across two writes.
     const deadline = performance.now() + 900;
@@ -128,7 +128,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should close an idle connection, and keep a busy one', async () => {
-    service = await startTestApp(database, { idleTimeoutMs: 500 });
+    service = await startTestApp(database, { tcp: { idleTimeoutMs: 500 } });
     const idle = await rawClient();
     const busy = await rawClient();
     const keepBusy = setInterval(() => void ping(busy), 100);
@@ -143,7 +143,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should refuse connections over the cap at once, and keep serving the open ones', async () => {
-    service = await startTestApp(database, { maxConnections: 3 });
+    service = await startTestApp(database, { tcp: { maxConnections: 3 } });
     const admitted = [await rawClient(), await rawClient(), await rawClient()];
     for (const raw of admitted) expect((await ping(raw)).ok).toBe(true);
 
@@ -177,8 +177,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
 
     it('should close silent connections after the authentication time, so they cannot hold the cap', async () => {
       service = await startTestApp(database, {
-        maxConnections: 50,
-        authTimeoutMs: 500,
+        tcp: { maxConnections: 50, authTimeoutMs: 500 },
       });
       const silent = await Promise.all(
         Array.from({ length: 50 }, () => silentFrom('127.0.0.2')),
@@ -195,7 +194,9 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     });
 
     it('should close a connection after a few unauthenticated messages in a row, and keep one that signs', async () => {
-      service = await startTestApp(database, { maxUnverifiedInRow: 3 });
+      service = await startTestApp(database, {
+        tcp: { maxUnverifiedInRow: 3 },
+      });
       const forger = await rawClient();
       const signer = await rawClient();
       const forged = () => ({
@@ -224,7 +225,9 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     });
 
     it('should refuse connections over the per-address cap, and serve other addresses', async () => {
-      service = await startTestApp(database, { maxConnectionsPerAddress: 5 });
+      service = await startTestApp(database, {
+        tcp: { maxConnectionsPerAddress: 5 },
+      });
       const sockets = await Promise.all(
         Array.from({ length: 10 }, () => silentFrom('127.0.0.2')),
       );

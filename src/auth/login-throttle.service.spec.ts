@@ -71,7 +71,7 @@ describe(LoginThrottleService.name, () => {
     const moduleRef = await Test.createTestingModule({
       providers: [
         LoginThrottleService,
-        { provide: APP_CONFIG, useValue: testConfig({}) },
+        { provide: APP_CONFIG, useValue: testConfig() },
         { provide: Clock, useValue: new SystemClock() },
         { provide: DataSource, useValue: dataSource },
         Database,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { PaiClient } from '../client/pai-client';
+import { defaultOf } from '../config/variables';
 import { PaiClientError } from '../client/pai-client.error';
 import { createPaiClient } from '../client/pai-client.module';
 import type { TransactionReply } from '../protocol/patterns';
@@ -59,12 +60,13 @@ interface Outcome {
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 function resolveTarget(options: CliOptions, env: Env): Target {
-  let host = options.host ?? (env.PAI_HOST || '127.0.0.1');
+  // The service's variables, with the service's defaults: the CLI finds a local service as is.
+  let host = options.host ?? (env.PAI_HOST || defaultOf('PAI_HOST'));
   // The service's own PAI_HOST may be a wildcard listen address; connect to loopback then.
   if (host === '0.0.0.0' || host === '::') host = '127.0.0.1';
   let port = options.port;
   if (port === undefined) {
-    const raw = env.PAI_PORT || '8080';
+    const raw = env.PAI_PORT || String(defaultOf('PAI_PORT'));
     if (!/^[0-9]{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
       throw new CliError(
         CliErrorCode.CONFIG,

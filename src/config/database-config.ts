@@ -1,19 +1,16 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './config.error';
-import { envOrFile } from './env-file';
+import { envOrFile, integer } from './environment';
+import { defaultOf, type Env } from './variables';
 
 export type DatabaseConfig =
   | { type: 'mysql'; url: string; database: string; poolSize: number }
   | { type: 'sqlite'; file: string };
 
-const DEFAULT_DATA_DIR = 'data';
-const DEFAULT_POOL_SIZE = 10;
 export const SQLITE_FILE_NAME = 'pai.sqlite';
 
-type Env = Record<string, string | undefined>;
-
 export function parseDataDir(env: Env): string {
-  const raw = env.PAI_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const raw = env.PAI_DATA_DIR ?? defaultOf('PAI_DATA_DIR');
   if (raw.trim() === '' || raw.includes('\0')) {
     throw new ConfigError('PAI_DATA_DIR', 'must be a directory path');
   }
@@ -61,20 +58,6 @@ export function parseDatabaseConfig(env: Env): DatabaseConfig {
     type: 'mysql',
     url: url.toString(),
     database,
-    poolSize: parsePoolSize(env),
+    poolSize: integer(env, 'PAI_DB_POOL_SIZE'),
   };
-}
-
-/** Connections to MySQL at most (PAI_DB_POOL_SIZE): concurrent statements, and commits to group. */
-function parsePoolSize(env: Env): number {
-  const raw = env.PAI_DB_POOL_SIZE;
-  if (raw === undefined || raw === '') return DEFAULT_POOL_SIZE;
-  const value = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || value < 1 || value > 1000) {
-    throw new ConfigError(
-      'PAI_DB_POOL_SIZE',
-      `must be a whole number between 1 and 1000, got "${raw}"`,
-    );
-  }
-  return value;
 }

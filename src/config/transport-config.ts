@@ -6,9 +6,13 @@ import {
 } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.error';
-import { envOrFile } from './env-file';
-
-type Env = Record<string, string | undefined>;
+import { choice, envOrFile, integer, sourceOf, text } from './environment';
+import {
+  SUBJECT_PREFIX_PATTERN,
+  SUBJECT_PREFIX_RULE,
+  defaultOf,
+  type Env,
+} from './variables';
 
 /**
  * Credentials for the NATS broker: a user and password or a token taken out of the server URLs
@@ -21,39 +25,48 @@ export type NatsCredentials =
   | { readonly nkeySeed: Uint8Array }
   | { readonly creds: Uint8Array };
 
-/**
- * How requests reach the service: its own TCP port (PAI_HOST, PAI_PORT, PAI_TLS_*), or a NATS
- * broker that several instances share through one queue group.
- */
-export type TransportConfig =
-  | { readonly kind: 'tcp' }
-  | {
-      readonly kind: 'nats';
-      /** Server URLs without credentials: safe to log. */
-      readonly servers: readonly string[];
-      readonly credentials?: NatsCredentials;
-      /** `tls://` URLs: the client refuses a broker that does not offer TLS. */
-      readonly tls: boolean;
-      /** The queue group: each request goes to exactly one instance of the group. */
-      readonly queue: string;
-      /** Subjects are `<subjectPrefix><pattern>`; the MAC covers the bare pattern. */
-      readonly subjectPrefix: string;
-      /** Replies are published only to subjects under this prefix, the requesters' inboxes. */
-      readonly inboxPrefix: string;
-    };
+/** The service listens on a TCP port of its own. Each field is the variable named beside it. */
+export interface TcpTransport {
+  readonly kind: 'tcp';
+  /** PAI_HOST */
+  readonly host: string;
+  /** PAI_PORT */
+  readonly port: number;
+  /** PAI_TLS_CERT_FILE and PAI_TLS_KEY_FILE; absent: plain TCP. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** PAI_FRAME_TIMEOUT_MS */
+  readonly frameTimeoutMs: number;
+  /** PAI_IDLE_TIMEOUT_MS */
+  readonly idleTimeoutMs: number;
+  /** PAI_MAX_CONNECTIONS */
+  readonly maxConnections: number;
+  /** PAI_MAX_CONNECTIONS_PER_ADDRESS (0: no cap) */
+  readonly maxConnectionsPerAddress: number;
+  /** PAI_MAX_UNVERIFIED_IN_ROW */
+  readonly maxUnverifiedInRow: number;
+  /** PAI_AUTH_TIMEOUT_MS */
+  readonly authTimeoutMs: number;
+}
 
-export type NatsTransport = Extract<TransportConfig, { kind: 'nats' }>;
+/** The service subscribes on a NATS broker, in a queue group its siblings share. */
+export interface NatsTransport {
+  readonly kind: 'nats';
+  /** Server URLs without credentials: safe to log. */
+  readonly servers: readonly string[];
+  readonly credentials?: NatsCredentials;
+  /** `tls://` URLs: the client refuses a broker that does not offer TLS. */
+  readonly tls: boolean;
+  /** The queue group: each request goes to exactly one instance of the group. */
+  readonly queue: string;
+  /** Subjects are `<subjectPrefix><pattern>`; the MAC covers the bare pattern. */
+  readonly subjectPrefix: string;
+  /** Replies are published only to subjects under this prefix, the requesters' inboxes. */
+  readonly inboxPrefix: string;
+}
 
-export const DEFAULT_NATS_SERVERS = 'nats://127.0.0.1:4222';
-export const DEFAULT_NATS_QUEUE = 'pai';
-export const DEFAULT_NATS_SUBJECT_PREFIX = 'pai.';
-/** nats.js's own default inbox root (`_INBOX.<unique id>`), written as PAI writes prefixes. */
-export const DEFAULT_NATS_INBOX_PREFIX = '_INBOX.';
+/** How requests reach the service (PAI_TRANSPORT). */
+export type TransportConfig = TcpTransport | NatsTransport;
 
-// Tokens of letters, digits, `_` and `-`, each followed by a dot: no NATS wildcard (`*`, `>`) and
-// no empty token, so `<prefix>>` is a valid subscription that matches only PAI's subjects.
-const SUBJECT_PREFIX_PATTERN = /^(?:[A-Za-z0-9_-]+\.){1,16}$/;
-const QUEUE_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 // One token of a subject someone else chose: anything but a separator, a wildcard or a blank.
 const LITERAL_TOKEN = /^[^\s.*>]+$/;
 
@@ -80,18 +93,16 @@ export function checkSubjectPrefix(
   if (!SUBJECT_PREFIX_PATTERN.test(prefix)) {
     throw new ConfigError(
       name,
-      `must be dot-terminated tokens of [A-Za-z0-9_-] such as ${examples}, got "${prefix}"`,
+      `must be ${SUBJECT_PREFIX_RULE} such as ${examples}, got "${prefix}"`,
     );
   }
   return prefix;
 }
 
 function parseServers(env: Env): NatsServerList {
-  const name = env.PAI_NATS_SERVERS_FILE
-    ? 'PAI_NATS_SERVERS_FILE'
-    : 'PAI_NATS_SERVERS';
-  const raw = envOrFile(env, 'PAI_NATS_SERVERS') ?? DEFAULT_NATS_SERVERS;
-  return parseNatsServerList(raw.split(','), name);
+  const raw =
+    envOrFile(env, 'PAI_NATS_SERVERS') ?? defaultOf('PAI_NATS_SERVERS');
+  return parseNatsServerList(raw.split(','), sourceOf(env, 'PAI_NATS_SERVERS'));
 }
 
 export type NatsServerList = Pick<
@@ -188,7 +199,7 @@ export function natsClientOptions(
     );
   }
   const inboxPrefix = checkSubjectPrefix(
-    extras.inboxPrefix ?? DEFAULT_NATS_INBOX_PREFIX,
+    extras.inboxPrefix ?? defaultOf('PAI_NATS_INBOX_PREFIX'),
     'inboxPrefix',
     '"_INBOX." or "_INBOX.billing."',
   );
@@ -251,14 +262,14 @@ function parseCredentials(
       'the PAI_NATS_SERVERS URLs carry credentials too: authenticate one way only',
     );
   }
-  const text = readAuthFile(name, env[name]!);
+  const contents = readAuthFile(name, env[name]!);
   if (name === 'PAI_NATS_NKEY_SEED_FILE') {
-    const seed = new TextEncoder().encode(text.trim());
+    const seed = new TextEncoder().encode(contents.trim());
     checkUserKey(name, nkeyAuthenticator(seed), 'an NKey user seed (SU…)');
     return { nkeySeed: seed };
   }
   // As written: the library's parser wants the line break after the closing delimiter.
-  const bytes = new TextEncoder().encode(text);
+  const bytes = new TextEncoder().encode(contents);
   checkUserKey(
     name,
     credsAuthenticator(bytes),
@@ -268,17 +279,19 @@ function parseCredentials(
 }
 
 function readAuthFile(name: string, file: string): string {
-  let text: string;
+  let contents: string;
   try {
-    text = readFileSync(file, 'utf8');
+    contents = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(
       name,
       `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
     );
   }
-  if (text.trim() === '') throw new ConfigError(name, `${file} is empty`);
-  return text;
+  if (contents.trim() === '') {
+    throw new ConfigError(name, `${file} is empty`);
+  }
+  return contents;
 }
 
 /**
@@ -305,32 +318,71 @@ function checkUserKey(
   }
 }
 
+/** PAI_TRANSPORT and the variables of the transport it names; the others are not read. */
 export function parseTransportConfig(env: Env): TransportConfig {
-  const kind = env.PAI_TRANSPORT || 'tcp';
-  if (kind === 'tcp') return { kind };
-  if (kind !== 'nats') {
+  return choice(env, 'PAI_TRANSPORT') === 'nats'
+    ? parseNatsTransport(env)
+    : parseTcpTransport(env);
+}
+
+function parseTcpTransport(env: Env): TcpTransport {
+  return {
+    kind: 'tcp',
+    host: text(env, 'PAI_HOST'),
+    port: integer(env, 'PAI_PORT'),
+    tls: readTls(env),
+    frameTimeoutMs: integer(env, 'PAI_FRAME_TIMEOUT_MS'),
+    idleTimeoutMs: integer(env, 'PAI_IDLE_TIMEOUT_MS'),
+    maxConnections: integer(env, 'PAI_MAX_CONNECTIONS'),
+    maxConnectionsPerAddress: integer(env, 'PAI_MAX_CONNECTIONS_PER_ADDRESS'),
+    maxUnverifiedInRow: integer(env, 'PAI_MAX_UNVERIFIED_IN_ROW'),
+    authTimeoutMs: integer(env, 'PAI_AUTH_TIMEOUT_MS'),
+  };
+}
+
+/** Both files or neither; read at start, so a wrong path stops the service with its name. */
+function readTls(env: Env): TcpTransport['tls'] {
+  const certFile = env.PAI_TLS_CERT_FILE || undefined;
+  const keyFile = env.PAI_TLS_KEY_FILE || undefined;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile) {
     throw new ConfigError(
-      'PAI_TRANSPORT',
-      `must be "tcp" or "nats", got "${kind}"`,
+      'PAI_TLS_CERT_FILE',
+      'must be set when PAI_TLS_KEY_FILE is',
     );
   }
-  const queue = env.PAI_NATS_QUEUE || DEFAULT_NATS_QUEUE;
-  if (!QUEUE_PATTERN.test(queue)) {
+  if (!keyFile) {
     throw new ConfigError(
-      'PAI_NATS_QUEUE',
-      `must be 1-128 characters of [A-Za-z0-9_.-], got "${queue}"`,
+      'PAI_TLS_KEY_FILE',
+      'must be set when PAI_TLS_CERT_FILE is',
     );
   }
-  const subjectPrefix = checkSubjectPrefix(
-    env.PAI_NATS_SUBJECT_PREFIX || DEFAULT_NATS_SUBJECT_PREFIX,
-    'PAI_NATS_SUBJECT_PREFIX',
-    '"pai." or "prod.pai."',
-  );
-  const inboxPrefix = checkSubjectPrefix(
-    env.PAI_NATS_INBOX_PREFIX || DEFAULT_NATS_INBOX_PREFIX,
-    'PAI_NATS_INBOX_PREFIX',
-    '"_INBOX." or "_INBOX.pai."',
-  );
+  const read = (name: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(
+        name,
+        `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  };
+  return {
+    cert: read('PAI_TLS_CERT_FILE', certFile),
+    key: read('PAI_TLS_KEY_FILE', keyFile),
+  };
+}
+
+function parseNatsTransport(env: Env): NatsTransport {
+  if (env.PAI_TLS_CERT_FILE || env.PAI_TLS_KEY_FILE) {
+    throw new ConfigError(
+      env.PAI_TLS_CERT_FILE ? 'PAI_TLS_CERT_FILE' : 'PAI_TLS_KEY_FILE',
+      'applies to PAI_TRANSPORT=tcp only; with NATS, use tls:// URLs in PAI_NATS_SERVERS',
+    );
+  }
+  const queue = text(env, 'PAI_NATS_QUEUE');
+  const subjectPrefix = text(env, 'PAI_NATS_SUBJECT_PREFIX');
+  const inboxPrefix = text(env, 'PAI_NATS_INBOX_PREFIX');
   if (
     inboxPrefix.startsWith(subjectPrefix) ||
     subjectPrefix.startsWith(inboxPrefix)
@@ -343,7 +395,7 @@ export function parseTransportConfig(env: Env): TransportConfig {
   const { servers, credentials: fromUrls, tls } = parseServers(env);
   const credentials = parseCredentials(env, fromUrls);
   return {
-    kind,
+    kind: 'nats',
     servers,
     credentials,
     tls,

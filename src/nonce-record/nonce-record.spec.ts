@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../ormconfig';
-import type { AppConfig, NonceRecordKind } from '../config/config';
+import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config';
 import { Database } from '../database/database.service';
 import { Health } from '../observability/health';
@@ -117,12 +117,12 @@ describe(NonceRecord.name, () => {
   /** A store as the service builds it, on an SQLite file that outlives it (a "restart"). */
   async function startStore(
     clock: Clock,
-    nonceStore: NonceRecordKind,
+    kind: 'memory' | 'database',
   ): Promise<NonceRecord> {
-    const config: AppConfig = testConfig(
-      {},
-      { macWindowMs: WINDOW_MS, nonceStore },
-    );
+    const config: AppConfig = testConfig({
+      macWindowMs: WINDOW_MS,
+      nonceRecord: { kind },
+    });
     const dataSource = await new DataSource(
       dataSourceOptions({ type: 'sqlite', file: join(dataDir, 'pai.sqlite') }),
     ).initialize();

@@ -65,12 +65,13 @@ export class NonceRecord
   ) {
     this.startedAt = clock.now();
     this.table = new DatabaseRecord(database, clock, config.macWindowMs);
-    if (config.nonceStore === 'memory') {
+    const record = config.nonceRecord;
+    if (record.kind === 'memory') {
       this.memory = new MemoryRecord(config.macWindowMs);
-    } else if (config.nonceStore === 'redis') {
+    } else if (record.kind === 'redis') {
       this.redis = new RedisRecord({
-        url: config.redis!.url,
-        prefix: config.redis!.prefix,
+        url: record.url,
+        prefix: record.prefix,
         commandTimeoutMs: config.databaseTimeoutMs,
       });
     }

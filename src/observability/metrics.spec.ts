@@ -4,7 +4,7 @@ import { Metrics, PROCESS_METRICS_MAX_AGE_MS } from './metrics';
 
 const http = { host: '127.0.0.1', port: 0 };
 
-function metricsWith(config = testConfig({}, { http })): Metrics {
+function metricsWith(config = testConfig({ http })): Metrics {
   return new Metrics(config);
 }
 
@@ -39,7 +39,7 @@ describe(Metrics.name, () => {
   });
 
   it('should record nothing when the side port is off', async () => {
-    const metrics = metricsWith(testConfig({}));
+    const metrics = metricsWith(testConfig());
 
     metrics.recordRequest('system.ping', 'OK', 0.002, undefined);
 
@@ -125,21 +125,17 @@ describe(Metrics.name, () => {
 
   it('should report requests in flight but no TCP connection gauge over NATS', async () => {
     const metrics = metricsWith(
-      testConfig(
-        {},
-        {
-          http,
-          nonceStore: 'database',
-          transport: {
-            kind: 'nats',
-            servers: ['nats://127.0.0.1:4222'],
-            tls: false,
-            queue: 'pai',
-            subjectPrefix: 'pai.',
-            inboxPrefix: '_INBOX.',
-          },
+      testConfig({
+        http,
+        transport: {
+          kind: 'nats',
+          servers: ['nats://127.0.0.1:4222'],
+          tls: false,
+          queue: 'pai',
+          subjectPrefix: 'pai.',
+          inboxPrefix: '_INBOX.',
         },
-      ),
+      }),
     );
     metrics.trackServer({
       load: { connections: 0, inFlight: 3 },

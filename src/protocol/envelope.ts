@@ -1,8 +1,8 @@
+import { KID_PATTERN } from '../config/secrets';
 import { FieldProblem } from './error-code';
 import { MAC_HEX_PATTERN } from './mac';
 
 export const PROTOCOL_VERSION = 2;
-export const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /** The request envelope (docs/protocol.md 2) once its form has been checked. */

@@ -16,12 +16,10 @@ const PATTERN = 'auth.login';
 const DEFAULT_KEY = Buffer.alloc(32, 1);
 const ROTATED_KEY = Buffer.alloc(32, 2);
 
-const config: AppConfig = testConfig(
-  { default: DEFAULT_KEY, '2026-11': ROTATED_KEY },
-  {
-    macWindowMs: WINDOW_MS,
-  },
-);
+const config: AppConfig = testConfig({
+  macKeys: { default: DEFAULT_KEY, '2026-11': ROTATED_KEY },
+  macWindowMs: WINDOW_MS,
+});
 
 /** Records every consume() and refuses a (kid, nonce) pair it has seen, as the real store does. */
 class FakeNonceRecord {

@@ -40,8 +40,7 @@ const REQUEST_MAC = 'c'.repeat(64);
 const NOW = 1764288000200;
 
 const config: AppConfig = testConfig({
-  default: DEFAULT_KEY,
-  other: OTHER_KEY,
+  macKeys: { default: DEFAULT_KEY, other: OTHER_KEY },
 });
 
 function request(changes: Record<string, unknown> = {}) {

@@ -1,6 +1,6 @@
 import type { ArgumentsHost, ExecutionContext } from '@nestjs/common';
 import type { RequestObserver } from '../observability/request-observer';
-import { KID_PATTERN } from './envelope';
+import { KID_PATTERN } from '../config/secrets';
 import { ErrorCode } from './error-code';
 import { patternOf } from './rpc-pattern';
 import { UnknownPatternController } from './unknown-pattern.controller';

@@ -8,12 +8,7 @@ export type ProtocolServer = TcpServer | NatsServer;
 /** The service's server as configured: one place for main.ts and the end-to-end tests. */
 export function createServer(config: AppConfig): ProtocolServer {
   const { transport } = config;
-  if (transport.kind === 'tcp') return createTcpServer(config);
-  // loadConfig refuses this combination; a config built by hand must not slip past it.
-  if (config.nonceStore === 'memory') {
-    throw new Error(
-      'the NATS transport needs a shared nonce record (database or redis): instances in a queue group must share it',
-    );
-  }
-  return new NatsServer(transport, config);
+  return transport.kind === 'tcp'
+    ? createTcpServer(transport, config)
+    : new NatsServer(transport, config);
 }

@@ -2,7 +2,8 @@ import { Logger } from '@nestjs/common';
 import { ServerTCP } from '@nestjs/microservices';
 import { InvalidTcpDataReceptionException } from '@nestjs/microservices/errors/invalid-tcp-data-reception.exception.js';
 import type { Server } from 'node:net';
-import { AppConfig } from '../config/config';
+import type { CommonConfig } from '../config/config';
+import type { TcpTransport } from '../config/transport-config';
 import { ConnectionTracker } from './connection-tracker';
 import { logDrain, type DrainResult } from './drain';
 import { framedSocketClass } from './framed-socket';
@@ -108,27 +109,33 @@ export class TcpServer extends ServerTCP {
 }
 
 /** The service's TCP server as configured (see createServer). */
-export function createTcpServer(config: AppConfig): TcpServer {
+export function createTcpServer(
+  tcp: TcpTransport,
+  limits: Pick<CommonConfig, 'maxMessageBytes' | 'drainTimeoutMs'>,
+): TcpServer {
   const tracker = new ConnectionTracker(
-    config.maxConnectionsPerAddress,
+    tcp.maxConnectionsPerAddress,
     new Logger(TcpServer.name),
   );
   return new TcpServer(
     {
-      host: config.host,
-      port: config.port,
-      tlsOptions: config.tls
-        ? { cert: config.tls.cert, key: config.tls.key }
+      host: tcp.host,
+      port: tcp.port,
+      tlsOptions: tcp.tls
+        ? { cert: tcp.tls.cert, key: tcp.tls.key }
         : undefined,
       socketClass: framedSocketClass({
-        maxMessageChars: config.maxMessageBytes,
-        frameTimeoutMs: config.frameTimeoutMs,
-        idleTimeoutMs: config.idleTimeoutMs,
+        maxMessageChars: limits.maxMessageBytes,
+        frameTimeoutMs: tcp.frameTimeoutMs,
+        idleTimeoutMs: tcp.idleTimeoutMs,
         tracker,
-        admission: config,
+        admission: tcp,
       }),
     },
     tracker,
-    config,
+    {
+      maxConnections: tcp.maxConnections,
+      drainTimeoutMs: limits.drainTimeoutMs,
+    },
   );
 }

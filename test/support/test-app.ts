@@ -12,7 +12,10 @@ import type { AppConfig } from '../../src/config/config';
 import { SidePort } from '../../src/observability/side-port';
 import { Metrics } from '../../src/observability/metrics';
 import { Clock } from '../../src/common/clock';
-import type { NatsTransport } from '../../src/config/transport-config';
+import {
+  parseTransportConfig,
+  type TransportConfig,
+} from '../../src/config/transport-config';
 import {
   createServer,
   type ProtocolServer,
@@ -26,6 +29,12 @@ import {
   type WireReply,
 } from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
+import {
+  TEST_KEYS,
+  TEST_PEPPER,
+  testConfig,
+  type TestOverrides,
+} from './config';
 import type { TestDatabase } from './test-database';
 
 /**
@@ -34,9 +43,8 @@ import type { TestDatabase } from './test-database';
  */
 export const e2eTransport: 'tcp' | 'nats' =
   process.env.PAI_E2E_TRANSPORT === 'nats' ? 'nats' : 'tcp';
-const E2E_NATS_SERVERS = (
-  process.env.PAI_E2E_NATS_SERVERS ?? 'nats://127.0.0.1:4222'
-).split(',');
+const E2E_NATS_SERVERS =
+  process.env.PAI_E2E_NATS_SERVERS ?? 'nats://127.0.0.1:4222';
 
 /**
  * `describe` for suites about the TCP transport itself: `describeTcpOnly(reason)(name, body)`.
@@ -61,12 +69,7 @@ export const itTcpOnly = (
     ? it(name, fn)
     : it.skip(`${name} [TCP only: ${reason}]`, fn);
 
-/** MAC keys the test apps know; fixed per run so a restarted app accepts the same clients. */
-export const TEST_KEYS: Record<string, Buffer> = {
-  default: randomBytes(32),
-  '2026-11': randomBytes(32),
-};
-export const TEST_PEPPER = randomBytes(32);
+export { TEST_KEYS, TEST_PEPPER };
 
 /**
  * Whether `reply` carries the MAC the service owes this request: over its pattern, kid, nonce and
@@ -119,40 +122,17 @@ export interface TestApp {
  */
 export async function startTestApp(
   database: TestDatabase,
-  overrides: Partial<AppConfig> = {},
+  overrides: TestOverrides = {},
   customize: (builder: TestingModuleBuilder) => TestingModuleBuilder = (
     builder,
   ) => builder,
 ): Promise<TestApp> {
-  const config: AppConfig = {
-    production: false,
-    host: '127.0.0.1',
-    port: 0,
+  const config = testConfig({
     database: database.config,
     dataDir: database.dataDir,
-    macKeys: new Map(Object.entries(TEST_KEYS)),
-    macWindowMs: 300_000,
-    sessionTtlMs: 3_600_000,
-    // The minimum the service accepts: keeps the suites fast without special-casing tests.
-    bcryptCost: 10,
-    passwordPepper: TEST_PEPPER,
-    maxMessageBytes: 65_536,
-    frameTimeoutMs: 5_000,
-    idleTimeoutMs: 300_000,
-    maxConnections: 1_000,
-    maxConnectionsPerAddress: 0,
-    maxUnverifiedInRow: 3,
-    authTimeoutMs: 5_000,
-    drainTimeoutMs: 10_000,
-    databaseTimeoutMs: 5_000,
-    log: { level: 'silent', format: 'json' },
-    nonceStore:
-      database.config.type === 'mysql' || e2eTransport === 'nats'
-        ? 'database'
-        : 'memory',
-    transport: e2eTransport === 'nats' ? natsTransport() : { kind: 'tcp' },
+    ...(e2eTransport === 'nats' && { transport: natsTransport() }),
     ...overrides,
-  };
+  });
   const nats = config.transport.kind === 'nats' ? config.transport : undefined;
   if (nats && database.config.type !== 'mysql') {
     // Two instances need a database both can write: the suites' SQLite file is one process's.
@@ -235,15 +215,12 @@ export async function startTestApp(
 }
 
 /** NATS on the test broker, with a subject prefix per test app: parallel suites never meet. */
-function natsTransport(): NatsTransport {
-  return {
-    kind: 'nats',
-    servers: E2E_NATS_SERVERS,
-    tls: false,
-    queue: 'pai',
-    subjectPrefix: `pai-e2e-${randomBytes(6).toString('hex')}.`,
-    inboxPrefix: '_INBOX.',
-  };
+function natsTransport(): TransportConfig {
+  return parseTransportConfig({
+    PAI_TRANSPORT: 'nats',
+    PAI_NATS_SERVERS: E2E_NATS_SERVERS,
+    PAI_NATS_SUBJECT_PREFIX: `pai-e2e-${randomBytes(6).toString('hex')}.`,
+  });
 }
 
 function withoutTcpOptions(
