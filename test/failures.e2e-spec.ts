@@ -1,3 +1,4 @@
+import type { DataSource } from 'typeorm';
 import { Database } from '../src/database/database.service';
 import {
   TEST_KEYS,
@@ -13,10 +14,23 @@ import {
 } from './support/test-database';
 import { signEnvelope, type RawTransport } from './support/raw-client';
 
-/** A Database whose every unit of work fails with `error`, as a database that went away would. */
-function failingDatabase(error: Error): Partial<Database> {
-  const fail = () => Promise.reject(error);
-  return { dialect: 'sqlite', run: fail, transaction: fail };
+/**
+ * The service's own Database, on a connection whose every statement fails with `error`, as a
+ * database that went away would: what the service makes of the driver's error is under test.
+ */
+function failingDatabase(error: Error): Database {
+  // Thrown where the driver would fail, inside the unit of work, so that nothing is left
+  // rejected and unawaited (a query builder's chain, say).
+  const fail = () => {
+    throw error;
+  };
+  const manager = new Proxy({}, { get: () => fail });
+  const dataSource = {
+    options: { type: 'better-sqlite3' },
+    manager,
+    transaction: fail,
+  } as unknown as DataSource;
+  return new Database(dataSource, { databaseTimeoutMs: 5_000 });
 }
 
 describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () => {
