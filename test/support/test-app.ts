@@ -27,6 +27,7 @@ import {
 } from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
 import type { TestDatabase } from './test-database';
+import { TEST_KEYS, TEST_PEPPER } from './test-keys';
 
 /**
  * `PAI_E2E_TRANSPORT=nats` (npm run test:nats) runs the suites over NATS: every test app is then
@@ -61,12 +62,7 @@ export const itTcpOnly = (
     ? it(name, fn)
     : it.skip(`${name} [TCP only: ${reason}]`, fn);
 
-/** MAC keys the test apps know; fixed per run so a restarted app accepts the same clients. */
-export const TEST_KEYS: Record<string, Buffer> = {
-  default: randomBytes(32),
-  '2026-11': randomBytes(32),
-};
-export const TEST_PEPPER = randomBytes(32);
+export { TEST_KEYS, TEST_PEPPER };
 
 /**
  * Whether `reply` carries the MAC the service owes this request: over its pattern, kid, nonce and
