@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { connect, type Check, type Sent } from './requests';
+import { connect, send, type Check, type Sent } from './requests';
 import { REQUEST_TIMEOUT_MS, type Timing } from './settings';
 
 export interface LoadResult {
@@ -141,10 +141,7 @@ export async function tcpLoad(
       workers: connections * inflight,
       op: async (worker) => {
         const sent = makeRequest(worker);
-        const reply = await clients[worker % connections].request(
-          sent.pattern,
-          sent.data,
-        );
+        const reply = await send(clients[worker % connections], sent);
         return check(reply, sent);
       },
     });

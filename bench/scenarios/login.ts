@@ -8,6 +8,7 @@ import {
   PASSWORD,
   PEPPER,
   connect,
+  send,
   okReply,
   pingRequest,
   registerAndLogin,
@@ -60,7 +61,7 @@ export async function loginScenarios(
         op: async (worker) => {
           const { username, password } = users[worker];
           const sent = signed('auth.login', { username, password });
-          return okReply(await client.request(sent.pattern, sent.data), sent);
+          return okReply(await send(client, sent), sent);
         },
       });
     } finally {

@@ -8,6 +8,7 @@ import { startService, type Server } from '../processes';
 import type { Report } from '../report';
 import {
   connect,
+  send,
   nextNonce,
   okReply,
   pingRequest,
@@ -42,10 +43,7 @@ async function probe(service: Server): Promise<void> {
       const began = performance.now();
       for (let i = 0; i < 100; i += 1) {
         const sent = make();
-        const failure = okReply(
-          await client.request(sent.pattern, sent.data),
-          sent,
-        );
+        const failure = okReply(await send(client, sent), sent);
         if (failure) throw new Error(failure);
       }
       process.stderr.write(

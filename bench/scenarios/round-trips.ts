@@ -6,6 +6,7 @@ import { startService } from '../processes';
 import type { StatementCounts } from '../report';
 import {
   connect,
+  send,
   okReply,
   pingRequest,
   registerAndLogin,
@@ -62,10 +63,7 @@ export async function roundTrips(
           const before = await read();
           for (let i = 0; i < requests; i += 1) {
             const sent = makeRequest();
-            const failure = okReply(
-              await client.request(sent.pattern, sent.data),
-              sent,
-            );
+            const failure = okReply(await send(client, sent), sent);
             if (failure) throw new Error(failure);
           }
           return perRequest(before, await read(), requests);
