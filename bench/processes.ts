@@ -28,7 +28,7 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Ends a process the bench started (it is SIGKILLed when the bench exits first). */
+/** Remembers a process the bench started, to SIGKILL it if the bench exits first. */
 export function track(child: ChildProcess): void {
   running.add(child);
   child.once('exit', () => running.delete(child));
