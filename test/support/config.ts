@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   defaultNonceRecord,
   loadConfig,
@@ -10,13 +9,7 @@ import type {
   TcpTransport,
   TransportConfig,
 } from '../../src/config/transport-config';
-
-/** MAC keys the test apps know; fixed per run so a restarted app accepts the same clients. */
-export const TEST_KEYS: Record<string, Buffer> = {
-  default: randomBytes(32),
-  '2026-11': randomBytes(32),
-};
-export const TEST_PEPPER = randomBytes(32);
+import { TEST_KEYS, TEST_PEPPER } from './test-keys';
 
 /**
  * Where a test configuration departs from the service's defaults, on purpose. Everything else

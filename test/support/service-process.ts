@@ -1,10 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  spawn,
+  type ChildProcess,
+  type ChildProcessByStdio,
+} from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { TEST_KEYS, TEST_PEPPER } from './test-app';
+import type { Readable } from 'node:stream';
+import { TEST_KEYS, TEST_PEPPER } from './test-keys';
 import type { TestDatabase } from './test-database';
 
 const ROOT = join(__dirname, '..', '..');
+
+/** The service as `npm run build` leaves it: what production runs (`script` below). */
+export const BUILT_SERVICE = join(ROOT, 'dist', 'src', 'main.js');
 
 export interface ServiceProcess {
   readonly child: ChildProcess;
@@ -39,9 +47,9 @@ export function serviceEnv(
 }
 
 /**
- * The service as its own OS process, from the TypeScript sources (no build needed), for what only
- * a real process shows: signals, exit codes, kill -9, a database that is down at start.
- * Resolves once it logs the port it listens on.
+ * The service as its own OS process, for what only a real process shows: signals, exit codes,
+ * kill -9, a database that is down at start. From the TypeScript sources (no build needed), or
+ * the build `script` names. Resolves once it logs the port it listens on.
  */
 export async function startServiceProcess(
   env: NodeJS.ProcessEnv,
@@ -49,18 +57,38 @@ export async function startServiceProcess(
     readyTimeoutMs = 60_000,
     onOutput,
     umask,
+    script,
+    nodeArgs = [],
+    ipc = false,
+    keepOutput = true,
   }: {
     readyTimeoutMs?: number;
     onOutput?: (text: string) => void;
     /** The file mode creation mask the process starts with (through sh's `umask`). */
     umask?: number;
+    /**
+     * A JavaScript file for node to run instead of the sources (BUILT_SERVICE, or another
+     * server that logs `listening on host:port` the same way).
+     */
+    script?: string;
+    /** Node's own options, before the script (e.g. `--cpu-prof`, `--import`). */
+    nodeArgs?: string[];
+    /** An IPC channel to the process (`child.send`, its `message` events). */
+    ipc?: boolean;
+    /**
+     * false: output() and onOutput stop at the port line, and what follows is drained unread
+     * unless the caller listens on child.stdout or child.stderr itself: for a process that logs
+     * every request for minutes, which no string could hold.
+     */
+    keepOutput?: boolean;
   } = {},
 ): Promise<ServiceProcess> {
   const command = [
     process.execPath,
-    '-r',
-    'ts-node/register',
-    join(ROOT, 'src', 'main.ts'),
+    ...nodeArgs,
+    ...(script === undefined
+      ? ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')]
+      : [script]),
   ];
   const [file, ...args] =
     umask === undefined
@@ -72,16 +100,18 @@ export async function startServiceProcess(
           'sh',
           ...command,
         ];
+  // Typed by hand: spawn's overloads see output pipes only in a three-element stdio.
   const child = spawn(file, args, {
     cwd: ROOT,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? (['ipc'] as const) : [])],
+  }) as ChildProcessByStdio<null, Readable, Readable>;
   let text = '';
   const exited = new Promise<{ code: number | null; signal: string | null }>(
     (resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
   );
+  let listening = false;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -90,8 +120,10 @@ export async function startServiceProcess(
     const onData = (chunk: Buffer) => {
       text += chunk.toString();
       onOutput?.(text);
+      if (listening) return;
       const match = /listening on [^\s:]+:(\d+)/.exec(text);
       if (match) {
+        listening = true;
         clearTimeout(timer);
         resolve(Number(match[1]));
       }
@@ -107,6 +139,12 @@ export async function startServiceProcess(
       );
     });
   });
+  if (!keepOutput) {
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.removeAllListeners('data');
+      stream.resume();
+    }
+  }
   return { child, port, output: () => text, exited };
 }
 

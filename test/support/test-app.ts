@@ -29,13 +29,9 @@ import {
   type WireReply,
 } from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
-import {
-  TEST_KEYS,
-  TEST_PEPPER,
-  testConfig,
-  type TestOverrides,
-} from './config';
+import { testConfig, type TestOverrides } from './config';
 import type { TestDatabase } from './test-database';
+import { TEST_KEYS, TEST_PEPPER } from './test-keys';
 
 /**
  * `PAI_E2E_TRANSPORT=nats` (npm run test:nats) runs the suites over NATS: every test app is then

@@ -18,12 +18,15 @@ export interface TestDatabase {
 /**
  * One fresh database per suite: an SQLite file in a temporary directory, or, when DATABASE_URL
  * names a MySQL/MariaDB server, a new database on that server (dropped afterwards), so suites
- * can run in parallel and every run starts empty.
+ * can run in parallel and every run starts empty. `serverUrl` names the server instead of
+ * DATABASE_URL ('' for SQLite), `namePrefix` starts the new database's name.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase({
+  serverUrl = process.env.DATABASE_URL,
+  namePrefix = 'pai_e2e_',
+}: { serverUrl?: string; namePrefix?: string } = {}): Promise<TestDatabase> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pai-e2e-'));
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
-  const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
     return {
       config: parseDatabaseConfig({ PAI_DATA_DIR: dataDir }),
@@ -32,7 +35,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     };
   }
   const url = new URL(serverUrl);
-  const name = `pai_e2e_${randomBytes(6).toString('hex')}`;
+  const name = `${namePrefix}${randomBytes(6).toString('hex')}`;
   const admin = async (sql: string) => {
     const connection = await createConnection({
       host: url.hostname,
@@ -46,9 +49,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await connection.end();
     }
   };
-  await admin(
-    `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
-  );
+  try {
+    await admin(
+      `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+  } catch (error) {
+    removeDir();
+    throw error;
+  }
   url.pathname = `/${name}`;
   return {
     config: parseDatabaseConfig({ DATABASE_URL: url.toString() }),
