@@ -21,9 +21,9 @@
 import fc from 'fast-check';
 import { Socket } from 'node:net';
 import { runInThisContext } from 'node:vm';
-import { framedSocketClass } from '../src/transport/framed-socket';
-import { NonceRecord } from '../src/nonce-record/nonce-record';
-import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
+import { framedSocketClass } from '../../src/transport/framed-socket';
+import { NonceRecord } from '../../src/nonce-record/nonce-record';
+import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
 import {
   GarbageConnection,
   Pipeline,
@@ -40,19 +40,19 @@ import {
   type Built,
   type Recipe,
   setStartCutoff,
-} from './support/hostile';
+} from '../support/hostile';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
   signedFor,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const BATCH = 500;

@@ -1,18 +1,18 @@
 import type { DataSource } from 'typeorm';
-import { Database } from '../src/database/database.service';
+import { Database } from '../../src/database/database.service';
 import {
   TEST_KEYS,
   e2eTransport,
   startTestApp,
   type TestApp,
   signedFor,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { signEnvelope, type RawTransport } from './support/raw-client';
+} from '../support/test-database';
+import { signEnvelope, type RawTransport } from '../support/raw-client';
 
 /**
  * The service's own Database, on a connection whose every statement fails with `error`, as a

@@ -10,19 +10,19 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DEV_SECRETS_FILE } from '../src/config/secrets';
-import { SQLITE_FILE_NAME } from '../src/config/database-config';
-import { runPai } from './support/cli-runner';
+import { DEV_SECRETS_FILE } from '../../src/config/secrets';
+import { SQLITE_FILE_NAME } from '../../src/config/database-config';
+import { runPai } from '../support/cli-runner';
 import {
   killServiceProcess,
   startServiceProcess,
   type ServiceProcess,
-} from './support/service-process';
+} from '../support/service-process';
 
 // Each test starts the service as a process, compiling its TypeScript: seconds on a busy machine.
 jest.setTimeout(120_000);
 
-const ROOT = join(__dirname, '..');
+const ROOT = join(__dirname, '..', '..');
 
 function modeOf(path: string): string {
   return (statSync(path).mode & 0o777).toString(8);

@@ -18,34 +18,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import type { PaiClient } from '../src/client/pai-client';
-import { PaiClientError } from '../src/client/pai-client.error';
+import type { PaiClient } from '../../src/client/pai-client';
+import { PaiClientError } from '../../src/client/pai-client.error';
 import {
   createPaiClient,
   type PaiNatsClientOptions,
-} from '../src/client/pai-client.module';
-import { parseTransportConfig } from '../src/config/transport-config';
-import { Database } from '../src/database/database.service';
-import { SidePort } from '../src/observability/side-port';
-import { Metrics } from '../src/observability/metrics';
-import type { NatsServer } from '../src/transport/nats.server';
-import { readinessBecomes } from './support/http-side';
-import { TEST_PASSWORD, signUp } from './support/accounts';
-import { signEnvelope } from './support/raw-client';
+} from '../../src/client/pai-client.module';
+import { parseTransportConfig } from '../../src/config/transport-config';
+import { Database } from '../../src/database/database.service';
+import { SidePort } from '../../src/observability/side-port';
+import { Metrics } from '../../src/observability/metrics';
+import type { NatsServer } from '../../src/transport/nats.server';
+import { readinessBecomes } from '../support/http-side';
+import { TEST_PASSWORD, signUp } from '../support/accounts';
+import { signEnvelope } from '../support/raw-client';
 import {
   TEST_KEYS,
   e2eTransport,
   startTestApp,
   type TestApp,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { freePort } from './support/ports';
-import { startNatsBroker, stopNatsBroker } from './support/nats-broker';
-import type { RawNatsClient } from './support/raw-nats-client';
+} from '../support/test-database';
+import { freePort } from '../support/ports';
+import { startNatsBroker, stopNatsBroker } from '../support/nats-broker';
+import type { RawNatsClient } from '../support/raw-nats-client';
 
 const key = TEST_KEYS.default;
 const http = { host: '127.0.0.1', port: 0 };
@@ -487,7 +487,7 @@ describeNats(
       const port = await freePort();
       url = `nats://127.0.0.1:${port}`;
       broker = await startNatsBroker(port, {
-        config: join(__dirname, '..', 'deploy', 'nats-server.conf'),
+        config: join(__dirname, '..', '..', 'deploy', 'nats-server.conf'),
         env: {
           PAI_SERVICE_NKEY: serviceUser.getPublicKey(),
           PAI_BILLING_NKEY: billingUser.getPublicKey(),
@@ -574,7 +574,7 @@ describeNats(
     }
 
     it('should run the configuration docs/nats.md shows', () => {
-      const root = join(__dirname, '..');
+      const root = join(__dirname, '..', '..');
       expect(readFileSync(join(root, 'docs', 'nats.md'), 'utf8')).toContain(
         readFileSync(join(root, 'deploy', 'nats-server.conf'), 'utf8'),
       );

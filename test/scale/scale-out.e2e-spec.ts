@@ -10,30 +10,30 @@
  */
 import { createConnection } from 'mysql2/promise';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { FREE_FAILURES } from '../src/auth/login-throttle.service';
-import { createPaiClient } from '../src/client/pai-client.module';
-import type { PaiClient, PaiClientOptions } from '../src/client/pai-client';
-import { PaiClientError } from '../src/client/pai-client.error';
-import { signUp, TEST_PASSWORD } from './support/accounts';
+import { FREE_FAILURES } from '../../src/auth/login-throttle.service';
+import { createPaiClient } from '../../src/client/pai-client.module';
+import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
+import { PaiClientError } from '../../src/client/pai-client.error';
+import { signUp, TEST_PASSWORD } from '../support/accounts';
 import {
   HAPROXY_BIN,
   haproxyInstalled,
   startHaproxy,
   type Haproxy,
-} from './support/haproxy';
-import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
+} from '../support/haproxy';
+import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
 import {
   killServiceProcess,
   serviceEnv,
   startServiceProcess,
   type ServiceProcess,
-} from './support/service-process';
-import { TEST_KEYS, signedFor } from './support/test-app';
+} from '../support/service-process';
+import { TEST_KEYS, signedFor } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 /**
  * The nonce records shared by every instance. Each entry runs the whole suite with

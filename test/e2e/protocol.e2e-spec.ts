@@ -1,5 +1,5 @@
-import { NonceRecord } from '../src/nonce-record/nonce-record';
-import { NatsServer } from '../src/transport/nats.server';
+import { NonceRecord } from '../../src/nonce-record/nonce-record';
+import { NatsServer } from '../../src/transport/nats.server';
 import {
   TEST_KEYS,
   e2eTransport,
@@ -7,13 +7,13 @@ import {
   startTestApp,
   type TestApp,
   signedFor,
-} from './support/test-app';
-import type { TestOverrides } from './support/config';
+} from '../support/test-app';
+import type { TestOverrides } from '../support/config';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 import {
   RawClient,
   newNonce,
@@ -21,8 +21,8 @@ import {
   signEnvelope,
   type RawTransport,
   type WireReply,
-} from './support/raw-client';
-import { RawNatsClient } from './support/raw-nats-client';
+} from '../support/raw-client';
+import { RawNatsClient } from '../support/raw-nats-client';
 
 const MEMORY_RECORD_REFUSED =
   'the memory nonce record is refused with NATS (instances would not share it)';

@@ -3,24 +3,24 @@
  * load, and a start while the database is down. The service runs as a child process from the
  * TypeScript sources, exactly as `npm start` runs it.
  */
-import { createPaiClient } from '../src/client/pai-client.module';
-import type { PaiClient } from '../src/client/pai-client';
-import { PaiClientError } from '../src/client/pai-client.error';
+import { createPaiClient } from '../../src/client/pai-client.module';
+import type { PaiClient } from '../../src/client/pai-client';
+import { PaiClientError } from '../../src/client/pai-client.error';
 import {
   killServiceProcess,
   serviceEnv,
   startServiceProcess,
   type ServiceProcess,
-} from './support/service-process';
-import { RawClient, signEnvelope } from './support/raw-client';
-import { signUp } from './support/accounts';
-import { TcpProxy, viaProxy } from './support/tcp-proxy';
-import { TEST_KEYS, startTestApp, describeTcpOnly } from './support/test-app';
+} from '../support/service-process';
+import { RawClient, signEnvelope } from '../support/raw-client';
+import { signUp } from '../support/accounts';
+import { TcpProxy, viaProxy } from '../support/tcp-proxy';
+import { TEST_KEYS, startTestApp, describeTcpOnly } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 jest.setTimeout(120_000);
 

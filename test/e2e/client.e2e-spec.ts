@@ -7,22 +7,22 @@ import {
   PaiClientModule,
   type PaiClientModuleOptions,
   type PaiClientOptions,
-} from '../src';
-import type { NatsTransport } from '../src/config/transport-config';
-import { failure } from './support/failure';
+} from '../../src';
+import type { NatsTransport } from '../../src/config/transport-config';
+import { failure } from '../support/failure';
 import {
   TEST_KEYS,
   e2eTransport,
   itTcpOnly,
   startTestApp,
   type TestApp,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { freePort } from './support/ports';
+} from '../support/test-database';
+import { freePort } from '../support/ports';
 
 describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTransport})`, () => {
   let database: TestDatabase;

@@ -1,14 +1,14 @@
-import { PaiClientError } from '../src/client/pai-client.error';
-import { failure } from './support/failure';
-import { formatCents } from '../src/transactions/amount';
-import { Transaction } from '../src/transactions/transaction.entity';
-import type { PaiClient } from '../src/client/pai-client';
-import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
+import { PaiClientError } from '../../src/client/pai-client.error';
+import { failure } from '../support/failure';
+import { formatCents } from '../../src/transactions/amount';
+import { Transaction } from '../../src/transactions/transaction.entity';
+import type { PaiClient } from '../../src/client/pai-client';
+import { e2eTransport, startTestApp, type TestApp } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
   let database: TestDatabase;

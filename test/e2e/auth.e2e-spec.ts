@@ -1,16 +1,16 @@
 import {
   ClientErrorCode,
   PaiClientError,
-} from '../src/client/pai-client.error';
-import type { PaiClient } from '../src/client/pai-client';
-import { SessionsService } from '../src/sessions/sessions.service';
-import { codeOf } from './support/failure';
-import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
+} from '../../src/client/pai-client.error';
+import type { PaiClient } from '../../src/client/pai-client';
+import { SessionsService } from '../../src/sessions/sessions.service';
+import { codeOf } from '../support/failure';
+import { e2eTransport, startTestApp, type TestApp } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
   let database: TestDatabase;

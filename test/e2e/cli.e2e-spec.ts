@@ -12,29 +12,29 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EXIT_CODES } from '../src/cli/exit-codes';
-import { ErrorCode } from '../src/protocol/error-code';
-import type { StoredSession } from '../src/cli/session-file';
-import { makeCertificate } from './support/certificate';
-import { codeOf, failure } from './support/failure';
+import { EXIT_CODES } from '../../src/cli/exit-codes';
+import { ErrorCode } from '../../src/protocol/error-code';
+import type { StoredSession } from '../../src/cli/session-file';
+import { makeCertificate } from '../support/certificate';
+import { codeOf, failure } from '../support/failure';
 import {
   runPai,
   runPaiOnTerminal,
   type CliRun,
   type Env,
-} from './support/cli-runner';
+} from '../support/cli-runner';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { freePort } from './support/ports';
+} from '../support/test-database';
+import { freePort } from '../support/ports';
 
 const PASSWORD = 'correct horse battery';
 
@@ -442,7 +442,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
   });
 
   it("should be the package's `pai` bin, an executable launcher of the compiled main.ts", () => {
-    const root = join(__dirname, '..');
+    const root = join(__dirname, '..', '..');
     const manifest = JSON.parse(
       readFileSync(join(root, 'package.json'), 'utf8'),
     ) as { bin: Record<string, string>; scripts: Record<string, string> };

@@ -1,4 +1,4 @@
-import { signEnvelope } from './support/raw-client';
+import { signEnvelope } from '../support/raw-client';
 import {
   describeWithRedis,
   describeWithRedisServer,
@@ -6,26 +6,26 @@ import {
   TEST_REDIS_URL,
   testRedisPrefix,
   type PrivateRedis,
-} from './support/redis';
+} from '../support/redis';
 import {
   killServiceProcess,
   serviceEnv,
   startServiceProcess,
-} from './support/service-process';
-import { probeReadiness, readinessBecomes } from './support/http-side';
-import { TcpProxy } from './support/tcp-proxy';
+} from '../support/service-process';
+import { probeReadiness, readinessBecomes } from '../support/http-side';
+import { TcpProxy } from '../support/tcp-proxy';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   signedFor,
-} from './support/test-app';
-import type { TestOverrides } from './support/config';
+} from '../support/test-app';
+import type { TestOverrides } from '../support/config';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 const key = TEST_KEYS.default;
 

@@ -1,13 +1,13 @@
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../ormconfig';
+import { dataSourceOptions } from '../../ormconfig;
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { runMigrationsExclusively } from '../src/database/migrate';
+import { runMigrationsExclusively } from '../../src/database/migrate';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 const TABLES = [
   'usuarios',

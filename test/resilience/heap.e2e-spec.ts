@@ -12,19 +12,19 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { GarbageConnection, Pipeline, tableNonces } from './support/hostile';
-import { newNonce, signEnvelope } from './support/raw-client';
+import { GarbageConnection, Pipeline, tableNonces } from '../support/hostile';
+import { newNonce, signEnvelope } from '../support/raw-client';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 jest.setTimeout(180_000);
 

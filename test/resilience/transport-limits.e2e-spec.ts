@@ -2,21 +2,21 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import { Database } from '../src/database/database.service';
-import type { TcpServer } from '../src/transport/tcp.server';
-import { signUp } from './support/accounts';
-import { RawClient, signEnvelope, type WireReply } from './support/raw-client';
+import { Database } from '../../src/database/database.service';
+import type { TcpServer } from '../../src/transport/tcp.server';
+import { signUp } from '../support/accounts';
+import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 const key = TEST_KEYS.default;
 const ping = (raw: RawClient) =>

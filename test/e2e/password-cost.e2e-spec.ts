@@ -1,13 +1,13 @@
 import bcrypt from 'bcrypt';
 import { performance } from 'node:perf_hooks';
-import { PasswordHasher } from '../src/auth/password-hasher';
-import { codeOf } from './support/failure';
-import { e2eTransport, startTestApp, type TestApp } from './support/test-app';
+import { PasswordHasher } from '../../src/auth/password-hasher';
+import { codeOf } from '../support/failure';
+import { e2eTransport, startTestApp, type TestApp } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 const PASSWORD = 'correct horse';
 

@@ -1,14 +1,14 @@
-import { parseDatabaseConfig } from '../src/config/database-config';
-import type { PaiClient } from '../src/client/pai-client';
-import { PaiClientError } from '../src/client/pai-client.error';
-import { signUp } from './support/accounts';
-import { TcpProxy, viaProxy } from './support/tcp-proxy';
-import { startTestApp, type TestApp } from './support/test-app';
+import { parseDatabaseConfig } from '../../src/config/database-config';
+import type { PaiClient } from '../../src/client/pai-client';
+import { PaiClientError } from '../../src/client/pai-client.error';
+import { signUp } from '../support/accounts';
+import { TcpProxy, viaProxy } from '../support/tcp-proxy';
+import { startTestApp, type TestApp } from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
+} from '../support/test-database';
 
 /** The outcome of one call: 'ok', or the error code it failed with. */
 async function outcome(call: Promise<unknown>): Promise<string> {

@@ -1,17 +1,17 @@
-import { PaiClientError } from '../src/client/pai-client.error';
-import { makeCertificate } from './support/certificate';
+import { PaiClientError } from '../../src/client/pai-client.error';
+import { makeCertificate } from '../support/certificate';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
-} from './support/test-app';
+} from '../support/test-app';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { RawClient, signEnvelope } from './support/raw-client';
+} from '../support/test-database';
+import { RawClient, signEnvelope } from '../support/raw-client';
 
 const describeSuite = describeTcpOnly(
   "the service's own TLS; over NATS, TLS is the broker's (tls:// URLs)",

@@ -3,25 +3,25 @@ import {
   createLogger,
   LOGGER,
   NestPinoLogger,
-} from '../src/observability/logger';
+} from '../../src/observability/logger';
 import {
   TEST_KEYS,
   startTestApp,
   type TestApp,
   describeTcpOnly,
-} from './support/test-app';
-import type { TestOverrides } from './support/config';
+} from '../support/test-app';
+import type { TestOverrides } from '../support/config';
 import {
   createTestDatabase,
   databaseKind,
   type TestDatabase,
-} from './support/test-database';
-import { RawClient, signEnvelope } from './support/raw-client';
-import { parseDatabaseConfig } from '../src/config/database-config';
-import { Health, READINESS_MAX_AGE_MS } from '../src/observability/health';
-import { HELD_COUNT_MAX_AGE_MS } from '../src/nonce-record/nonce-record';
-import { probeReadiness, readinessBecomes } from './support/http-side';
-import { TcpProxy, viaProxy } from './support/tcp-proxy';
+} from '../support/test-database';
+import { RawClient, signEnvelope } from '../support/raw-client';
+import { parseDatabaseConfig } from '../../src/config/database-config';
+import { Health, READINESS_MAX_AGE_MS } from '../../src/observability/health';
+import { HELD_COUNT_MAX_AGE_MS } from '../../src/nonce-record/nonce-record';
+import { probeReadiness, readinessBecomes } from '../support/http-side';
+import { TcpProxy, viaProxy } from '../support/tcp-proxy';
 
 const key = TEST_KEYS.default;
 
