@@ -1,29 +1,30 @@
 import type { Config } from 'jest';
 
-const shared = {
+/**
+ * Four projects, each a folder (docs/testing.md says what each proves). `npm test` runs unit, e2e
+ * and resilience on the embedded SQLite database; `npm run test:mysql` runs e2e and resilience
+ * again on MySQL/MariaDB, `npm run test:nats` over NATS, `npm run test:scale` the scale project.
+ * scripts/jest.mjs is the one command line that runs them.
+ */
+const project = (displayName: string, testMatch: string): Config => ({
+  displayName,
+  testMatch: [testMatch],
   moduleFileExtensions: ['js', 'json', 'ts'],
   rootDir: '.',
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': 'ts-jest' },
-};
+  // Nest's logger writes into a capture the tests can read, not onto the terminal.
+  setupFilesAfterEnv: ['<rootDir>/test/support/nest-log.setup.ts'],
+});
 
-/**
- * `npm test` runs both projects on the embedded SQLite database; `npm run test:mysql` runs the
- * end-to-end project again against MySQL/MariaDB (DATABASE_URL), one fresh database per suite.
- */
 const config: Config = {
   projects: [
-    {
-      ...shared,
-      displayName: 'unit',
-      testMatch: ['<rootDir>/src/**/*.spec.ts'],
-    },
-    {
-      ...shared,
-      displayName: 'e2e',
-      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-    },
+    project('unit', '<rootDir>/src/**/*.spec.ts'),
+    project('e2e', '<rootDir>/test/e2e/**/*.e2e-spec.ts'),
+    project('resilience', '<rootDir>/test/resilience/**/*.e2e-spec.ts'),
+    project('scale', '<rootDir>/test/scale/**/*.e2e-spec.ts'),
   ],
+  reporters: ['default', '<rootDir>/test/support/skip-reporter.ts'],
   testTimeout: 30_000,
 };
 

@@ -30,6 +30,8 @@ import {
 } from './raw-client';
 import { RawNatsClient } from './raw-nats-client';
 import { testConfig, type TestOverrides } from './config';
+import { nestLog } from './nest-log';
+import { describeIf, itIf } from './skip';
 import type { TestDatabase } from './test-database';
 import { TEST_KEYS, TEST_PEPPER } from './test-keys';
 
@@ -49,10 +51,7 @@ const E2E_NATS_SERVERS =
 export function describeTcpOnly(
   reason: string,
 ): (name: string, body: () => void) => void {
-  return (name, body) =>
-    e2eTransport === 'tcp'
-      ? describe(name, body)
-      : describe.skip(`${name} [TCP only: ${reason}]`, body);
+  return describeIf(e2eTransport === 'tcp', `TCP only: ${reason}`);
 }
 
 /** `it` for a test about the TCP transport itself; over NATS it is skipped, saying why. */
@@ -60,10 +59,7 @@ export const itTcpOnly = (
   name: string,
   reason: string,
   fn: () => Promise<unknown>,
-): void =>
-  e2eTransport === 'tcp'
-    ? it(name, fn)
-    : it.skip(`${name} [TCP only: ${reason}]`, fn);
+): void => itIf(e2eTransport === 'tcp', `TCP only: ${reason}`)(name, fn);
 
 export { TEST_KEYS, TEST_PEPPER };
 
@@ -109,6 +105,7 @@ export interface TestApp {
   raw(): Promise<RawTransport>;
   /** Stops one instance (as SIGTERM would: drained), leaving the others running. */
   closeInstance(index: number): Promise<void>;
+  /** Closes its clients, then every instance still running; closing again does nothing. */
   close(): Promise<void>;
 }
 
@@ -143,13 +140,15 @@ export async function startTestApp(
   for (let instance = 0; instance < (nats ? 2 : 1); instance += 1) {
     const moduleRef = await customize(
       Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+        .setLogger(nestLog)
         .overrideProvider(Clock)
         .useValue(clock),
     ).compile();
     const server = createServer(config);
+    // Nest's own log lines (an INTERNAL's error id, a refused handshake) go to the test's capture.
     const app = moduleRef.createNestMicroservice({
       strategy: server,
-      logger: ['error'],
+      logger: nestLog,
     });
     await app.listen();
     app.get(Metrics).trackServer(server);
@@ -161,6 +160,7 @@ export async function startTestApp(
   const clients: PaiClient[] = [];
   const raws: RawTransport[] = [];
   const closed = new Set<INestMicroservice>();
+  let finished = false;
   return {
     app,
     apps,
@@ -202,6 +202,8 @@ export async function startTestApp(
       await apps[index].close();
     },
     async close() {
+      if (finished) return;
+      finished = true;
       raws.forEach((raw) => raw.close());
       await Promise.all(clients.map((client) => client.close()));
       // Closed one after the other, as instances of a deployment are stopped.
