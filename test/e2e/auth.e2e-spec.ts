@@ -5,27 +5,16 @@ import {
 import type { PaiClient } from '../../src/client/pai-client';
 import { SessionsService } from '../../src/sessions/sessions.service';
 import { codeOf } from '../support/failure';
-import { e2eTransport, startTestApp, type TestApp } from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { e2eTransport } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
 
 describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
+  const service = useTestApp();
   let client: PaiClient;
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
-    service = await startTestApp(database);
-    client = service.client();
-  });
-
-  afterEach(async () => {
-    await service.close();
-    await database.drop();
+  beforeEach(() => {
+    client = service().client();
   });
 
   it('should register a user and return its public fields only', async () => {
@@ -39,7 +28,9 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
       createdAt: expect.any(String),
     });
     expect(new Date(reply.createdAt).toISOString()).toBe(reply.createdAt);
-    const [row] = await service.dataSource.query('SELECT clave FROM usuarios');
+    const [row] = await service().dataSource.query(
+      'SELECT clave FROM usuarios',
+    );
     expect(row.clave).toMatch(/^\$2[aby]\$10\$/);
     expect(row.clave).not.toContain('correct horse');
   });
@@ -75,7 +66,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
     );
     expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
     expect(codes.filter((code) => code === 'USERNAME_TAKEN')).toHaveLength(7);
-    const rows: unknown[] = await service.dataSource.query(
+    const rows: unknown[] = await service().dataSource.query(
       'SELECT id FROM usuarios',
     );
     expect(rows).toHaveLength(1);
@@ -99,7 +90,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
       password: 12345678,
     } as never);
     expect(await codeOf(wrongType)).toBe('BAD_REQUEST');
-    const rows: unknown[] = await service.dataSource.query(
+    const rows: unknown[] = await service().dataSource.query(
       'SELECT id FROM usuarios',
     );
     expect(rows).toHaveLength(0);
@@ -119,7 +110,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
     const ttl = new Date(login.expiresAt).getTime() - Date.now();
     expect(ttl).toBeGreaterThan(3_500_000);
     expect(ttl).toBeLessThanOrEqual(3_600_000);
-    const [row] = await service.dataSource.query(
+    const [row] = await service().dataSource.query(
       'SELECT token_hash FROM sesiones',
     );
     expect(row.token_hash).not.toContain(login.token);
@@ -180,7 +171,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
     expect(limited.details.retryAfterMs).toBeLessThanOrEqual(1_000);
 
     // Once the delay has passed, a 6th failure locks for longer than the 5th did.
-    service.clock.advance(1_001);
+    service().clock.advance(1_001);
     expect(
       await codeOf(
         client.send('auth.login', {
@@ -195,7 +186,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
     expect(longer.code).toBe('RATE_LIMITED');
     expect(longer.details.retryAfterMs).toBeGreaterThan(1_000);
 
-    service.clock.advance(2_001);
+    service().clock.advance(2_001);
     await expect(
       client.send('auth.login', {
         username: 'alice',
@@ -305,9 +296,9 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
       password: 'correct horse',
     });
     // Move the service's clock only: the client keeps signing with real time, inside the window.
-    service.clock.advance(3_600_001);
-    const offset = service.clock.offsetMs;
-    const lagging = service.client({ now: () => Date.now() + offset });
+    service().clock.advance(3_600_001);
+    const offset = service().clock.offsetMs;
+    const lagging = service().client({ now: () => Date.now() + offset });
     expect(await codeOf(lagging.send('users.me', { token }))).toBe(
       'UNAUTHENTICATED',
     );
@@ -322,11 +313,11 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
       username: 'alice',
       password: 'correct horse',
     });
-    const sessions = service.app.get(SessionsService);
+    const sessions = service().app.get(SessionsService);
     expect(await sessions.purgeExpired()).toBe(0);
-    service.clock.advance(service.config.sessionTtlMs + 1);
+    service().clock.advance(service().config.sessionTtlMs + 1);
     expect(await sessions.purgeExpired()).toBe(1);
-    const rows: unknown[] = await service.dataSource.query(
+    const rows: unknown[] = await service().dataSource.query(
       'SELECT id FROM sesiones',
     );
     expect(rows).toHaveLength(0);
@@ -342,7 +333,7 @@ describe(`auth over ${e2eTransport} (${databaseKind})`, () => {
   });
 
   it('should refuse a reply signed with a key the client does not hold', async () => {
-    const impostor = service.client({
+    const impostor = service().client({
       secret: Buffer.alloc(32, 7),
       timeoutMs: 1_500,
     });

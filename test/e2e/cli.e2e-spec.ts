@@ -23,17 +23,9 @@ import {
   type CliRun,
   type Env,
 } from '../support/cli-runner';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  describeTcpOnly,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { TEST_KEYS, startTestApp, describeTcpOnly } from '../support/test-app';
+import { createTestDatabase, databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
 import { freePort } from '../support/ports';
 
 const PASSWORD = 'correct horse battery';
@@ -48,22 +40,11 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`the pai command-line client (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
-  let dir: string;
-  let counter = 0;
-
   // Every CLI run is a process of its own; one service serves the file, each test has its own
   // users and session file, so the tests do not depend on one another.
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    service = await startTestApp(database);
-  });
-
-  afterAll(async () => {
-    await service.close();
-    await database.drop();
-  });
+  const service = useTestApp({}, { lifetime: 'block' });
+  let dir: string;
+  let counter = 0;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pai-cli-'));
@@ -78,7 +59,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       PATH: process.env.PATH,
       HOME: dir,
       PAI_HOST: '127.0.0.1',
-      PAI_PORT: String(service.port),
+      PAI_PORT: String(service().port),
       PAI_MAC_KEYS: `default:${TEST_KEYS.default.toString('base64')}`,
       PAI_SESSION_FILE: join(dir, 'session.json'),
       ...extra,
@@ -96,7 +77,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
 
   async function registeredAndLoggedIn(): Promise<string> {
     const username = newName();
-    await service
+    await service()
       .client()
       .send('auth.register', { username, password: PASSWORD });
     expect((await pai(['login', username], `${PASSWORD}\n`)).code).toBe(0);
@@ -119,7 +100,9 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       return run.stdout;
     };
 
-    expect(await ok(['ping'])).toContain(`127.0.0.1:${service.port} answered`);
+    expect(await ok(['ping'])).toContain(
+      `127.0.0.1:${service().port} answered`,
+    );
     expect(await ok(['register', username], `${PASSWORD}\n`)).toContain(
       `registered ${username}`,
     );
@@ -159,7 +142,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     expect(await ok(['logout'])).toContain(`logged out ${username}`);
     expect(existsSync(file)).toBe(false);
     // Revoked by the service, not merely forgotten here.
-    expect(await codeOf(service.client().send('users.me', { token }))).toBe(
+    expect(await codeOf(service().client().send('users.me', { token }))).toBe(
       'UNAUTHENTICATED',
     );
     const after = await pai(['me']);
@@ -265,7 +248,9 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     );
 
     // Revoked behind the CLI's back: the saved token is useless and is removed.
-    await service.client().send('auth.logout', { token: savedSession().token });
+    await service()
+      .client()
+      .send('auth.logout', { token: savedSession().token });
     const revoked = await pai(['me']);
     expect(revoked.code).toBe(EXIT_CODES.UNAUTHENTICATED);
     expect(existsSync(join(dir, 'session.json'))).toBe(false);
@@ -282,16 +267,16 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     const { token: second } = savedSession();
     expect(second).not.toBe(first);
     expect(
-      await codeOf(service.client().send('users.me', { token: first })),
+      await codeOf(service().client().send('users.me', { token: first })),
     ).toBe('UNAUTHENTICATED');
     await expect(
-      service.client().send('users.me', { token: second }),
+      service().client().send('users.me', { token: second }),
     ).resolves.toHaveProperty('username', username);
   });
 
   it('should exit RATE_LIMITED with the wait after repeated failed logins', async () => {
     const username = newName();
-    const client = service.client();
+    const client = service().client();
     await client.send('auth.register', { username, password: PASSWORD });
     // Five failures lock the name for 1 s, each further one doubles the lock: waited out on the
     // service's clock, eleven failures make a lock of 64 s, which outlasts a CLI start.
@@ -301,7 +286,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
         client.send('auth.login', { username, password: 'wrong password' }),
       );
       if (refusal.code === ErrorCode.RATE_LIMITED) {
-        service.clock.advance(Number(refusal.details.retryAfterMs) + 1);
+        service().clock.advance(Number(refusal.details.retryAfterMs) + 1);
       } else {
         expect(refusal.code).toBe('INVALID_CREDENTIALS');
         failures += 1;
@@ -321,7 +306,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     const elsewhere = await pai(['me', '--host', 'localhost']);
     expect(elsewhere.code).toBe(EXIT_CODES.NOT_LOGGED_IN);
     expect(elsewhere.stderr).toContain(
-      `the saved session is for 127.0.0.1:${service.port}, not localhost:${service.port}`,
+      `the saved session is for 127.0.0.1:${service().port}, not localhost:${service().port}`,
     );
 
     const refused = await pai(['ping', '--port', String(await closedPort())]);
@@ -387,7 +372,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     });
     expect(missing.code).toBe(EXIT_CODES.CONFIG);
     expect(missing.stderr).toContain(join(dataDir, 'dev-secrets.json'));
-    // The CLI only reads the file: a key it made up would be unknown to the service.
+    // The CLI only reads the file: a key it made up would be unknown to the service().
     expect(existsSync(dataDir)).toBe(false);
 
     execFileSync('mkdir', ['-m', '700', dataDir]);
@@ -474,13 +459,13 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       expect(run.output).not.toContain(secret);
       // What was read is what was typed: it logs in.
       await expect(
-        service.client().send('auth.login', { username, password: secret }),
+        service().client().send('auth.login', { username, password: secret }),
       ).resolves.toHaveProperty('token');
     });
 
     it('should let Backspace correct the hidden password', async () => {
       const username = newName();
-      await service
+      await service()
         .client()
         .send('auth.register', { username, password: PASSWORD });
       const typo = `${PASSWORD.slice(0, -1)}X\x7f${PASSWORD.slice(-1)}\r`;

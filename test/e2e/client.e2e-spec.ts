@@ -10,33 +10,15 @@ import {
 } from '../../src';
 import type { NatsTransport } from '../../src/config/transport-config';
 import { failure } from '../support/failure';
-import {
-  TEST_KEYS,
-  e2eTransport,
-  itTcpOnly,
-  startTestApp,
-  type TestApp,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { nestLog } from '../support/nest-log';
 import { freePort } from '../support/ports';
+import { itIf } from '../support/skip';
+import { TEST_KEYS, e2eTransport, itTcpOnly } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
 
 describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTransport})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
-
-  beforeEach(async () => {
-    database = await createTestDatabase();
-    service = await startTestApp(database);
-  });
-
-  afterEach(async () => {
-    await service.close();
-    await database.drop();
-  });
+  const service = useTestApp();
 
   /** The service's transport, as another Nest service would register it. */
   function target(): PaiClientModuleOptions {
@@ -44,7 +26,7 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
       kid: 'default',
       secret: TEST_KEYS.default.toString('base64'),
     };
-    const { transport } = service.config;
+    const { transport } = service().config;
     return transport.kind === 'nats'
       ? {
           ...common,
@@ -52,7 +34,7 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
           servers: transport.servers,
           subjectPrefix: transport.subjectPrefix,
         }
-      : { ...common, host: '127.0.0.1', port: service.port };
+      : { ...common, host: '127.0.0.1', port: service().port };
   }
 
   async function clientFromModule(
@@ -65,7 +47,9 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
           ...options,
         }),
       ],
-    }).compile();
+    })
+      .setLogger(nestLog)
+      .compile();
     await moduleRef.init();
     return { client: moduleRef.get(PaiClient), close: () => moduleRef.close() };
   }
@@ -187,8 +171,11 @@ describe(`${PaiClientModule.name} against the service (${databaseKind}, ${e2eTra
   );
 
   describe('over NATS', () => {
-    const natsOnly = e2eTransport === 'nats' ? it : it.skip;
-    const nats = () => service.config.transport as NatsTransport;
+    const natsOnly = itIf(
+      e2eTransport === 'nats',
+      'NATS only: npm run test:nats',
+    );
+    const nats = () => service().config.transport as NatsTransport;
 
     natsOnly(
       'should time out when a subscriber takes the request and never answers',

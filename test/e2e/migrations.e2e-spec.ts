@@ -1,13 +1,11 @@
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../../ormconfig;
+import { dataSourceOptions } from '../../ormconfig';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { runMigrationsExclusively } from '../../src/database/migrate';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { itIf } from '../support/skip';
+import { databaseKind, type TestDatabase } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
 
 const TABLES = [
   'usuarios',
@@ -17,23 +15,25 @@ const TABLES = [
   'nonces_usados',
 ];
 
+/** A DataSource on the database, from the options object the service and the TypeORM CLI use. */
+function dataSourceOn(database: TestDatabase): DataSource {
+  if (database.config.type === 'sqlite') {
+    mkdirSync(dirname(database.config.file), { recursive: true });
+  }
+  return new DataSource(dataSourceOptions(database.config));
+}
+
 describe(`migrations (${databaseKind})`, () => {
-  let database: TestDatabase;
   let dataSource: DataSource;
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
-    if (database.config.type === 'sqlite') {
-      mkdirSync(dirname(database.config.file), { recursive: true });
-    }
-    // The same options object the service and the TypeORM CLI use.
-    dataSource = new DataSource(dataSourceOptions(database.config));
-    await dataSource.initialize();
-  });
-
+  // Before the database fixture's own hook: the connection closes before the database is dropped.
   afterEach(async () => {
     await dataSource.destroy();
-    await database.drop();
+  });
+  const database = useTestDatabase();
+
+  beforeEach(async () => {
+    dataSource = await dataSourceOn(database()).initialize();
   });
 
   async function tables(): Promise<string[]> {
@@ -80,20 +80,18 @@ describe(`migrations (${databaseKind})`, () => {
 });
 
 describe(`${runMigrationsExclusively.name} (${databaseKind})`, () => {
+  const database = useTestDatabase();
   // Several instances share MySQL; the embedded SQLite database belongs to one process.
-  const onMysql = databaseKind === 'mysql' ? it : it.skip;
+  const onMysql = itIf(
+    databaseKind === 'mysql',
+    'MySQL only: instances share MySQL; the SQLite file is one process',
+  );
 
   onMysql(
     'should let instances starting together on one empty database all succeed, migrating it once',
     async () => {
-      const database = await createTestDatabase();
-      if (database.config.type === 'sqlite') {
-        mkdirSync(dirname(database.config.file), { recursive: true });
-      }
       const instances = await Promise.all(
-        [1, 2, 3].map(() =>
-          new DataSource(dataSourceOptions(database.config)).initialize(),
-        ),
+        [1, 2, 3].map(() => dataSourceOn(database()).initialize()),
       );
       try {
         const results = await Promise.allSettled(
@@ -110,7 +108,6 @@ describe(`${runMigrationsExclusively.name} (${databaseKind})`, () => {
         expect(applied).toHaveLength(1);
       } finally {
         await Promise.all(instances.map((instance) => instance.destroy()));
-        await database.drop();
       }
     },
   );

@@ -16,7 +16,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import type { PaiClient } from '../../src/client/pai-client';
 import { PaiClientError } from '../../src/client/pai-client.error';
@@ -32,29 +31,23 @@ import type { NatsServer } from '../../src/transport/nats.server';
 import { readinessBecomes } from '../support/http-side';
 import { TEST_PASSWORD, signUp } from '../support/accounts';
 import { signEnvelope } from '../support/raw-client';
-import {
-  TEST_KEYS,
-  e2eTransport,
-  startTestApp,
-  type TestApp,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
-import { freePort } from '../support/ports';
 import { startNatsBroker, stopNatsBroker } from '../support/nats-broker';
+import { nestLog } from '../support/nest-log';
+import { freePort } from '../support/ports';
 import type { RawNatsClient } from '../support/raw-nats-client';
+import { describeIf } from '../support/skip';
+import { TEST_KEYS, e2eTransport, type TestApp } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 const key = TEST_KEYS.default;
 const http = { host: '127.0.0.1', port: 0 };
 
-const describeNats =
-  e2eTransport === 'nats'
-    ? describe
-    : (name: string, body: () => void) =>
-        describe.skip(`${name} [NATS only: run npm run test:nats]`, body);
+const describeNats = describeIf(
+  e2eTransport === 'nats',
+  'NATS only: npm run test:nats',
+);
 
 /** pai_requests_total (or another counter) of one instance, for the given labels. */
 async function counter(
@@ -83,13 +76,6 @@ const okPings = (service: TestApp, instance: number) =>
     code: 'OK',
   });
 
-/** Polls `condition` every 10 ms for up to 5 s; the assertions after it say what went wrong. */
-async function until(condition: () => boolean): Promise<void> {
-  for (let waited = 0; !condition() && waited < 5_000; waited += 10) {
-    await sleep(10);
-  }
-}
-
 /** Requests refused by every instance for a reply subject outside the inbox prefix. */
 const refusedReplySubjects = (service: TestApp): number =>
   service.servers
@@ -97,21 +83,11 @@ const refusedReplySubjects = (service: TestApp): number =>
     .reduce((sum, count) => sum + count, 0);
 
 describeNats(`two instances over NATS (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp | undefined;
-
-  beforeEach(async () => {
-    database = await createTestDatabase();
-  });
-
-  afterEach(async () => {
-    await service?.close();
-    service = undefined;
-    await database.drop();
-  });
+  const database = useTestDatabase();
+  let service: TestApp;
 
   it('should share the requests between both instances of the queue group', async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     expect(service.apps).toHaveLength(2);
     const client = service.client();
     for (let sent = 0; sent < 40; sent += 1) {
@@ -125,7 +101,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it('should refuse a replay that lands on the other instance', async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     const raw = await service.raw();
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await raw.request('system.ping', envelope)).ok).toBe(true);
@@ -142,8 +118,8 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it('should accept exactly one of many copies spread over both instances', async () => {
-    service = await startTestApp(database, { http });
-    const raws = await Promise.all([1, 2, 3, 4].map(() => service!.raw()));
+    service = await database.start({ http });
+    const raws = await Promise.all([1, 2, 3, 4].map(() => service.raw()));
     const envelope = signEnvelope('system.ping', {}, key);
     const replies = await Promise.all(
       raws.flatMap((raw) =>
@@ -163,7 +139,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it('should lose no acknowledged transaction when one instance stops under load, and carry on with the other', async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     const client = service.client({ timeoutMs: 10_000 });
     const token = await signUp(client, 'under-load');
     const acknowledged: string[] = [];
@@ -188,7 +164,11 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
       }
     };
     const workers = Array.from({ length: 6 }, () => worker());
-    while (acknowledged.length < 30) await sleep(5);
+    await waitFor(
+      '30 acknowledged transactions',
+      () => acknowledged.length >= 30,
+      { timeoutMs: 20_000, intervalMs: 5 },
+    );
     await service.closeInstance(0);
     stopped = true;
     await Promise.all(workers);
@@ -214,7 +194,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     let holding = false;
     /** The first instance's database waits for `release` once `holding` is set. */
-    service = await startTestApp(database, { http }, (builder) => {
+    service = await database.start({ http }, (builder) => {
       const gated = (instances += 1) === 1;
       return builder.overrideProvider(Database).useFactory({
         factory: (dataSource: DataSource) => {
@@ -244,15 +224,25 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
     holding = true;
     const server = service.servers[0] as NatsServer;
     const sent: Promise<unknown>[] = [];
+    let served = 0;
     // Until the gated instance holds two requests; the others are served by the second one.
     for (let n = 1; server.load.inFlight < 2; n += 1) {
+      const [held, answered] = [server.load.inFlight, served];
       sent.push(
-        client.send('transactions.create', { token, amount: `${n}.00` }),
+        client
+          .send('transactions.create', { token, amount: `${n}.00` })
+          .finally(() => (served += 1)),
       );
-      await sleep(20);
+      await waitFor(
+        `request ${n} to be held by the first instance or served by the second`,
+        () => server.load.inFlight > held || served > answered,
+      );
     }
     const stopping = service.closeInstance(0);
-    await sleep(100);
+    await waitFor(
+      'the first instance to stop taking requests',
+      () => !server.isReceiving(),
+    );
     // While the first instance drains, new requests go to the second.
     await expect(client.send('system.ping', {})).resolves.toHaveProperty(
       'serverTime',
@@ -268,7 +258,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it("should give the client module each create's own outcome while a peer on the broker answers first with tampered copies", async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     const client = service.client();
     const token = await signUp(client, 'forged-failures');
     const transport = service.config.transport;
@@ -320,7 +310,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it('should publish nothing onto a reply subject outside the inbox prefix, and run no handler', async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     const client = service.client();
     const token = await signUp(client, 'foreign-reply');
     const transport = service.config.transport;
@@ -344,8 +334,10 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
       );
       raw.publishRequest('transactions.create', envelope, refund);
       // Until an instance has refused it, or (were it served) its reply has landed there.
-      await until(
-        () => refusedReplySubjects(service!) === 1 || published.length > 0,
+      await waitFor(
+        'the request to be refused, or its reply published',
+        () => refusedReplySubjects(service) === 1 || published.length > 0,
+        { timeoutMs: 5_000, intervalMs: 10 },
       );
       await watcher.flush();
       expect(published).toEqual([]);
@@ -370,7 +362,7 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
   });
 
   it('should be ready while connected to the broker, with no TCP connection gauge, and not ready once the connection is gone', async () => {
-    service = await startTestApp(database, { http });
+    service = await database.start({ http });
     const port = service.httpPort;
     const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
     const body = (await ready.json()) as Record<string, any>;
@@ -391,20 +383,14 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
 });
 
 describeNats(`a broker restart (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp | undefined;
+  const database = useTestDatabase();
+  let service: TestApp;
   let broker: ChildProcess | undefined;
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
-  });
-
+  // After the database fixture's own hook: the service stops before its broker does.
   afterEach(async () => {
-    await service?.close();
-    service = undefined;
     if (broker) await stopNatsBroker(broker);
     broker = undefined;
-    await database.drop();
   });
 
   const onPort = (port: number) => ({
@@ -421,20 +407,27 @@ describeNats(`a broker restart (${databaseKind})`, () => {
 
   it('should wait at start for a broker that is not up yet', async () => {
     const port = await freePort();
-    const starting = startTestApp(database, onPort(port));
-    // The first attempt has failed by now; the service keeps trying.
-    await sleep(700);
+    const starting = database.start(onPort(port));
+    await waitFor('the first attempt to reach the broker to fail', () =>
+      nestLog
+        .lines('warn')
+        .some((line) => line.startsWith('NATS broker unreachable')),
+    );
     broker = await startNatsBroker(port);
     service = await starting;
     await expect(
       service.client().send('system.ping', {}),
     ).resolves.toHaveProperty('serverTime');
+    // The service kept trying, and says so.
+    expect(nestLog.lines('log').join('\n')).toMatch(
+      /NATS broker connected after \d+ attempts/,
+    );
   });
 
   it('should keep the process running through a broker restart and serve again', async () => {
     const port = await freePort();
     broker = await startNatsBroker(port);
-    service = await startTestApp(database, onPort(port));
+    service = await database.start(onPort(port));
     const client: PaiClient = service.client({ timeoutMs: 2_000 });
     await expect(client.send('system.ping', {})).resolves.toBeDefined();
 
@@ -447,24 +440,18 @@ describeNats(`a broker restart (${databaseKind})`, () => {
     broker = await startNatsBroker(port);
 
     // Both ends reconnect by themselves (the client and the service keep trying).
-    let answered = false;
-    for (let attempt = 0; attempt < 100 && !answered; attempt += 1) {
-      answered = await client.send('system.ping', {}).then(
-        () => true,
-        () => false,
-      );
-      if (!answered) await sleep(100);
-    }
-    expect(answered).toBe(true);
+    await waitFor(
+      'a ping answered after the restart',
+      () =>
+        client.send('system.ping', {}).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     // Each instance reconnects on its own schedule (2 s apart at most): both become ready again.
     for (const app of service.apps) {
-      const port = app.get(SidePort).boundPort();
-      let status = 0;
-      for (let attempt = 0; attempt < 100 && status !== 200; attempt += 1) {
-        if (attempt > 0) await sleep(100);
-        status = (await fetch(`http://127.0.0.1:${port}/health/ready`)).status;
-      }
-      expect(status).toBe(200);
+      await readinessBecomes(app.get(SidePort).boundPort()!, 200, 10_000);
     }
   });
 });
@@ -478,7 +465,6 @@ describeNats(
     let secrets: string;
     let url: string;
     let broker: ChildProcess;
-    let database: TestDatabase;
     let service: TestApp;
     const connections: NatsConnection[] = [];
     const clients: PaiClient[] = [];
@@ -507,22 +493,21 @@ describeNats(
       rmSync(secrets, { recursive: true, force: true });
     });
 
+    // Before the database fixture's own hook: the clients close before the service does.
+    afterEach(async () => {
+      await Promise.all(connections.splice(0).map((each) => each.close()));
+      await Promise.all(clients.splice(0).map((each) => each.close()));
+    });
+    const database = useTestDatabase();
+
     beforeEach(async () => {
-      database = await createTestDatabase();
       // As the service reads its environment: the seed from a file.
       const transport = parseTransportConfig({
         PAI_TRANSPORT: 'nats',
         PAI_NATS_SERVERS: url,
         PAI_NATS_NKEY_SEED_FILE: join(secrets, 'service.nk'),
       });
-      service = await startTestApp(database, { transport });
-    });
-
-    afterEach(async () => {
-      await Promise.all(connections.splice(0).map((each) => each.close()));
-      await Promise.all(clients.splice(0).map((each) => each.close()));
-      await service.close();
-      await database.drop();
+      service = await database.start({ transport });
     });
 
     const asBilling = {

@@ -4,19 +4,13 @@ import {
   LOGGER,
   NestPinoLogger,
 } from '../../src/observability/logger';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  describeTcpOnly,
-} from '../support/test-app';
 import type { TestOverrides } from '../support/config';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { TEST_KEYS, type TestApp, describeTcpOnly } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 import { RawClient, signEnvelope } from '../support/raw-client';
+import { report } from '../support/report';
 import { parseDatabaseConfig } from '../../src/config/database-config';
 import { Health, READINESS_MAX_AGE_MS } from '../../src/observability/health';
 import { HELD_COUNT_MAX_AGE_MS } from '../../src/nonce-record/nonce-record';
@@ -82,30 +76,41 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
-  let database: TestDatabase;
   let service: TestApp;
   let raw: RawClient;
   let logs: Captured;
   /** MySQL only: the service reaches its database through this relay, which a test can cut. */
   let proxy: TcpProxy | undefined;
 
+  // Before the database fixture's own hook, so that this runs first: the service stops with its
+  // connection closed and its database reachable.
+  afterEach(async () => {
+    raw.close();
+    await proxy?.up();
+  });
+  const database = useTestDatabase();
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
   async function start(overrides: TestOverrides = {}) {
     const logger = createLogger({ level: 'info', format: 'json' }, false, logs);
-    if (database.config.type === 'mysql') {
-      const target = new URL(database.config.url);
+    const { config } = database();
+    if (config.type === 'mysql') {
+      const target = new URL(config.url);
       proxy = await TcpProxy.start({
         host: target.hostname,
         port: Number(target.port || 3306),
       });
     }
-    service = await startTestApp(
-      database,
+    service = await database.start(
       {
         http: { host: '127.0.0.1', port: 0 },
-        ...(proxy && database.config.type === 'mysql'
+        ...(proxy && config.type === 'mysql'
           ? {
               database: parseDatabaseConfig({
-                DATABASE_URL: viaProxy(database.config.url, proxy),
+                DATABASE_URL: viaProxy(config.url, proxy),
               }),
             }
           : {}),
@@ -128,18 +133,8 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
   }
 
   beforeEach(async () => {
-    database = await createTestDatabase();
     logs = new Captured();
     await start();
-  });
-
-  afterEach(async () => {
-    raw.close();
-    await proxy?.up();
-    await service.close();
-    await proxy?.close();
-    proxy = undefined;
-    await database.drop();
   });
 
   /**
@@ -162,17 +157,14 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
 
   /** Scrapes until the nonce record gauge reads `expected` (a table's count is up to 1 s old). */
   async function nonceRecordsBecome(expected: number): Promise<number> {
-    const started = performance.now();
-    for (;;) {
-      const value = sample(await metrics(), 'pai_nonce_records');
-      if (
-        value === expected ||
-        performance.now() - started > HELD_COUNT_MAX_AGE_MS + 3_000
-      ) {
-        return value;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    let value = NaN;
+    await waitFor(
+      () => `pai_nonce_records ${expected} (last read ${value})`,
+      async () =>
+        (value = sample(await metrics(), 'pai_nonce_records')) === expected,
+      { timeoutMs: HELD_COUNT_MAX_AGE_MS + 3_000, intervalMs: 50 },
+    );
+    return value;
   }
 
   const http = (path: string, init?: RequestInit) =>
@@ -244,6 +236,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
       // Past two recomputations of the answer: the reason is logged once all the same.
       while (performance.now() - started < 2.5 * READINESS_MAX_AGE_MS) {
         expect(last.status).toBe(503);
+        // A probe every 20 ms for a while: what the probes see over time is the subject here.
         await new Promise((resolve) => setTimeout(resolve, 20));
         last = await probeReadiness(service.httpPort!);
         probes += 1;
@@ -575,7 +568,7 @@ describeSuite(`HTTP side port, metrics and logs (${databaseKind})`, () => {
           reason: 'MAC_INVALID',
         }),
       ).toBe(1_000);
-      console.log(
+      report(
         `log for 1000 forged pings: ${written.length} line(s), ${logs.text().length - bytesBefore} bytes (${restartLines - linesBefore} of them the restart)`,
       );
     });

@@ -1,19 +1,16 @@
 import { NonceRecord } from '../../src/nonce-record/nonce-record';
 import { NatsServer } from '../../src/transport/nats.server';
+import type { TestOverrides } from '../support/config';
+import { itIf } from '../support/skip';
 import {
   TEST_KEYS,
   e2eTransport,
   itTcpOnly,
-  startTestApp,
-  type TestApp,
   signedFor,
 } from '../support/test-app';
-import type { TestOverrides } from '../support/config';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 import {
   RawClient,
   newNonce,
@@ -26,33 +23,21 @@ import { RawNatsClient } from '../support/raw-nats-client';
 
 const MEMORY_RECORD_REFUSED =
   'the memory nonce record is refused with NATS (instances would not share it)';
-const natsOnly = e2eTransport === 'nats' ? it : it.skip;
+const natsOnly = itIf(e2eTransport === 'nats', 'NATS only: npm run test:nats');
 
 const key = TEST_KEYS.default;
 
 describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
+  const service = useTestApp();
   let raw: RawTransport;
 
   beforeEach(async () => {
-    database = await createTestDatabase();
-    service = await startTestApp(database);
-    raw = await service.raw();
-  });
-
-  afterEach(async () => {
-    raw.close();
-    await service.close();
-    await database.drop();
+    raw = await service().raw();
   });
 
   /** Restarts the service on the same database with other settings. */
   async function restartWith(overrides: TestOverrides) {
-    raw.close();
-    await service.close();
-    service = await startTestApp(database, overrides);
-    raw = await service.raw();
+    raw = await (await service.restart(overrides)).raw();
   }
 
   async function send(
@@ -200,7 +185,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     const envelope = signEnvelope('system.ping', {}, key);
     // Over NATS the copies are spread over both instances by the queue group.
     const clients = await Promise.all(
-      Array.from({ length: 8 }, () => service.raw()),
+      Array.from({ length: 8 }, () => service().raw()),
     );
     try {
       const replies = await Promise.all(
@@ -241,9 +226,11 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       expect(typeof reply.error?.serverTime).toBe('number');
       expectSigned(reply, 'system.ping', envelope);
       // The client module re-signs on STALE and gets through.
-      await expect(service.client().send('system.ping', {})).resolves.toEqual({
-        serverTime: expect.any(Number),
-      });
+      await expect(service().client().send('system.ping', {})).resolves.toEqual(
+        {
+          serverTime: expect.any(Number),
+        },
+      );
     },
   );
 
@@ -263,20 +250,15 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
 
   it('should refuse a replay sent to another instance sharing the database', async () => {
     await restartWith({ nonceRecord: { kind: 'database' } });
-    const other = await startTestApp(database, {
+    const other = await service.database.start({
       nonceRecord: { kind: 'database' },
     });
     const otherRaw = await other.raw();
-    try {
-      const envelope = signEnvelope('system.ping', {}, key);
-      expect((await send('system.ping', envelope)).ok).toBe(true);
-      expect(
-        (await otherRaw.request('system.ping', envelope)).error?.code,
-      ).toBe('REPLAY');
-    } finally {
-      otherRaw.close();
-      await other.close();
-    }
+    const envelope = signEnvelope('system.ping', {}, key);
+    expect((await send('system.ping', envelope)).ok).toBe(true);
+    expect((await otherRaw.request('system.ping', envelope)).error?.code).toBe(
+      'REPLAY',
+    );
   });
 
   it.each(
@@ -302,10 +284,10 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       expect((await send('system.ping', stale)).error?.code).toBe('STALE');
       const genuine = signEnvelope('system.ping', {}, key, { nonce });
       expect((await send('system.ping', genuine)).ok).toBe(true);
-      const rows: unknown[] = await service.dataSource.query(
+      const rows: unknown[] = await service().dataSource.query(
         'SELECT nonce FROM nonces_usados',
       );
-      const held = service.app.get(NonceRecord).memoryHeld;
+      const held = service().app.get(NonceRecord).memoryHeld;
       expect(nonceStore === 'database' ? rows.length : held).toBe(1);
       expect(nonceStore === 'database' ? held : rows.length).toBe(0);
     },
@@ -320,11 +302,11 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     await restartWith({ nonceRecord: { kind: 'database' } });
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await send('system.ping', envelope)).ok).toBe(true);
-    const nonces = service.app.get(NonceRecord);
+    const nonces = service().app.get(NonceRecord);
     expect(await nonces.purgeExpired()).toBe(0);
-    service.clock.advance(service.config.macWindowMs + 1);
+    service().clock.advance(service().config.macWindowMs + 1);
     expect(await nonces.purgeExpired()).toBe(1);
-    const rows: unknown[] = await service.dataSource.query(
+    const rows: unknown[] = await service().dataSource.query(
       'SELECT nonce FROM nonces_usados',
     );
     expect(rows).toHaveLength(0);
@@ -338,12 +320,12 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       await restartWith({ nonceRecord: { kind: 'memory' } });
       const envelope = signEnvelope('system.ping', {}, key);
       expect((await send('system.ping', envelope)).ok).toBe(true);
-      const nonces = service.app.get(NonceRecord);
+      const nonces = service().app.get(NonceRecord);
       expect(nonces.memoryHeld).toBe(1);
       // Past the window and the generation the pair was filed in.
-      service.clock.advance(service.config.macWindowMs * 1.5);
+      service().clock.advance(service().config.macWindowMs * 1.5);
       const later = signEnvelope('system.ping', {}, key, {
-        ts: service.clock.now(),
+        ts: service().clock.now(),
       });
       expect((await send('system.ping', later)).ok).toBe(true);
       expect(nonces.memoryHeld).toBe(1);
@@ -445,9 +427,16 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     expect((await send('system.ping', ping)).ok).toBe(true);
     if (e2eTransport === 'nats') {
       // The ping may go to the other instance: wait until one of them has dropped the event.
-      await until(() => droppedEvents() === 1);
+      await waitFor(
+        'an instance to drop the event',
+        () => droppedEvents() === 1,
+        {
+          timeoutMs: 5_000,
+          intervalMs: 10,
+        },
+      );
     }
-    const rows: unknown[] = await service.dataSource.query(
+    const rows: unknown[] = await service().dataSource.query(
       'SELECT id FROM usuarios',
     );
     expect(rows).toHaveLength(0);
@@ -455,8 +444,8 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
 
   /** Events dropped by the NATS instances. */
   function droppedEvents(): number {
-    return service.servers
-      .map((server) => (server as NatsServer).refusals.events)
+    return service()
+      .servers.map((server) => (server as NatsServer).refusals.events)
       .reduce((sum, count) => sum + count, 0);
   }
 
@@ -464,9 +453,11 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     'should close a connection that declares an oversized frame, and serve others',
     'TCP framing; the NATS case is below',
     async () => {
-      const other = await RawClient.connect(service.port);
+      const other = await RawClient.connect(service().port);
       try {
-        (raw as RawClient).writeRaw(`${service.config.maxMessageBytes + 1}#{`);
+        (raw as RawClient).writeRaw(
+          `${service().config.maxMessageBytes + 1}#{`,
+        );
         await (raw as RawClient).closed;
         const reply = await other.request(
           'system.ping',
@@ -483,7 +474,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     'should close a connection that sends invalid JSON, and serve others',
     'TCP framing; the NATS case is below',
     async () => {
-      const other = await RawClient.connect(service.port);
+      const other = await RawClient.connect(service().port);
       try {
         (raw as RawClient).writeRaw('5#{oops');
         await (raw as RawClient).closed;
@@ -521,7 +512,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
         'auth.register',
         {
           username: 'oversized',
-          password: 'p'.repeat(service.config.maxMessageBytes),
+          password: 'p'.repeat(service().config.maxMessageBytes),
         },
         key,
       );
@@ -539,7 +530,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       ]);
       // Unsigned: the envelope was never read, so the key and nonce are unknown.
       expect(reply.mac).toBeNull();
-      const rows: unknown[] = await service.dataSource.query(
+      const rows: unknown[] = await service().dataSource.query(
         'SELECT id FROM usuarios',
       );
       expect(rows).toHaveLength(0);
@@ -561,7 +552,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
       });
       // Padding after the JSON is still valid JSON, and counts towards the size.
       const padded =
-        packet + ' '.repeat(service.config.maxMessageBytes - packet.length);
+        packet + ' '.repeat(service().config.maxMessageBytes - packet.length);
       const reply = await nats.requestText('system.ping', padded);
       expect(reply.ok).toBe(true);
       expectSigned(reply, 'system.ping', envelope);
@@ -584,7 +575,7 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
   natsOnly(
     'should report the bare pattern to the guard: a MAC over the subject with its prefix fails',
     async () => {
-      const { subjectPrefix } = service.config.transport as {
+      const { subjectPrefix } = service().config.transport as {
         subjectPrefix: string;
       };
       const overSubject = signEnvelope(`${subjectPrefix}system.ping`, {}, key);
@@ -594,11 +585,3 @@ describe(`MacGuard over ${e2eTransport} (${databaseKind})`, () => {
     },
   );
 });
-
-/** Polls `condition` every 10 ms, failing after 5 s. */
-async function until(condition: () => boolean): Promise<void> {
-  for (let waited = 0; !condition(); waited += 10) {
-    if (waited > 5_000) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

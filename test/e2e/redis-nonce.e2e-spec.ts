@@ -14,18 +14,11 @@ import {
 } from '../support/service-process';
 import { probeReadiness, readinessBecomes } from '../support/http-side';
 import { TcpProxy } from '../support/tcp-proxy';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  signedFor,
-} from '../support/test-app';
 import type { TestOverrides } from '../support/config';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { TEST_KEYS, signedFor } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 const key = TEST_KEYS.default;
 
@@ -34,29 +27,21 @@ const key = TEST_KEYS.default;
  * database and one Redis, as a scale-out deployment runs them.
  */
 describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
-  let database: TestDatabase;
-  const started: TestApp[] = [];
+  const database = useTestDatabase();
   let prefix: string;
 
   async function instance(overrides: TestOverrides = {}) {
-    const app = await startTestApp(database, {
+    const app = await database.start({
       nonceRecord: { kind: 'redis', url: TEST_REDIS_URL, prefix },
       ...overrides,
     });
-    started.push(app);
     // Over TCP a connection to this instance; over NATS (npm run test:nats) a connection to the
     // broker, where this "instance" is itself two in a queue group.
     return { app, raw: await app.raw() };
   }
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
+  beforeEach(() => {
     prefix = testRedisPrefix();
-  });
-
-  afterEach(async () => {
-    await Promise.all(started.splice(0).map((app) => app.close()));
-    await database.drop();
   });
 
   it('should refuse on one instance a message accepted by another', async () => {
@@ -95,7 +80,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
     const envelope = signEnvelope('system.ping', {}, key);
     expect((await a.raw.request('system.ping', envelope)).ok).toBe(true);
 
-    await Promise.all(started.splice(0).map((app) => app.close()));
+    await a.app.close();
     const again = await instance();
 
     expect((await again.raw.request('system.ping', envelope)).error?.code).toBe(
@@ -136,15 +121,18 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
 
       await proxy.up();
       let code: string | undefined;
-      for (let i = 0; i < 50 && code !== 'OK'; i += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        const reply = await raw.request(
-          'system.ping',
-          signEnvelope('system.ping', {}, key),
-        );
-        code = reply.ok ? 'OK' : reply.error?.code;
-      }
-      expect(code).toBe('OK');
+      await waitFor(
+        () => `a ping served once Redis is back (last: ${code})`,
+        async () => {
+          const reply = await raw.request(
+            'system.ping',
+            signEnvelope('system.ping', {}, key),
+          );
+          code = reply.ok ? 'OK' : reply.error?.code;
+          return reply.ok;
+        },
+        { timeoutMs: 5_000, intervalMs: 100 },
+      );
       await readinessBecomes(app.httpPort!, 200);
     } finally {
       await proxy.close();
@@ -166,7 +154,7 @@ describeWithRedis(`Redis nonce record (${databaseKind})`, () => {
 
     it('should refuse to start, in one line naming PAI_REDIS_URL and the setting to change', async () => {
       const outcome = await startServiceProcess(
-        serviceEnv(database, {
+        serviceEnv(database(), {
           PAI_NONCE_STORE: 'redis',
           PAI_REDIS_URL: redis.url,
           PAI_REDIS_PREFIX: prefix,

@@ -3,16 +3,12 @@ import { failure } from '../support/failure';
 import { formatCents } from '../../src/transactions/amount';
 import { Transaction } from '../../src/transactions/transaction.entity';
 import type { PaiClient } from '../../src/client/pai-client';
-import { e2eTransport, startTestApp, type TestApp } from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { e2eTransport } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
 
 describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
+  const service = useTestApp();
   let client: PaiClient;
   let token: string;
   let userId: string;
@@ -25,22 +21,15 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
   }
 
   async function rowCount(): Promise<number> {
-    const [row] = await service.dataSource.query(
+    const [row] = await service().dataSource.query(
       'SELECT COUNT(*) AS n FROM transacciones',
     );
     return Number(row.n);
   }
 
   beforeEach(async () => {
-    database = await createTestDatabase();
-    service = await startTestApp(database);
-    client = service.client();
+    client = service().client();
     ({ token, userId } = await signUp('alice'));
-  });
-
-  afterEach(async () => {
-    await service.close();
-    await database.drop();
   });
 
   it('should record a transaction and return it with exact two-decimal amounts', async () => {
@@ -91,8 +80,8 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
         description: null,
         createdAt,
       }));
-      await service.dataSource
-        .createQueryBuilder()
+      await service()
+        .dataSource.createQueryBuilder()
         .insert()
         .into(Transaction)
         .values(batch)
@@ -111,7 +100,7 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
 
   it('should store the amount column as an exact decimal, not a float', async () => {
     await client.send('transactions.create', { token, amount: '150.25' });
-    const [row] = await service.dataSource.query(
+    const [row] = await service().dataSource.query(
       'SELECT cantidad FROM transacciones',
     );
     expect(row.cantidad).toBe('150.25');
@@ -253,7 +242,7 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
         .map((result) => (result.ok ? '' : result.code)),
     ).toEqual(Array(12).fill('IDEMPOTENCY_CONFLICT'));
     expect(acknowledged).toHaveLength(108);
-    const stored = await service.dataSource.query(
+    const stored = await service().dataSource.query(
       'SELECT id FROM transacciones',
     );
     expect(stored.map((row: { id: unknown }) => String(row.id)).sort()).toEqual(
@@ -352,9 +341,7 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
       amount: '42.00',
       reference: 'keep',
     });
-    await service.close();
-    service = await startTestApp(database);
-    client = service.client();
+    client = (await service.restart()).client();
     const me = await client.send('users.me', { token });
     expect(me.total).toBe('42.00');
     const again = await client.send('transactions.create', {

@@ -3,12 +3,11 @@ import type { PaiClient } from '../../src/client/pai-client';
 import { PaiClientError } from '../../src/client/pai-client.error';
 import { signUp } from '../support/accounts';
 import { TcpProxy, viaProxy } from '../support/tcp-proxy';
-import { startTestApp, type TestApp } from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { describeIf } from '../support/skip';
+import type { TestApp } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 /** The outcome of one call: 'ok', or the error code it failed with. */
 async function outcome(call: Promise<unknown>): Promise<string> {
@@ -31,10 +30,12 @@ const DATABASE_TIMEOUT_MS = 1_000;
 
 // The embedded database lives in the service's own process and file: it cannot go away while
 // the process runs. A MySQL server can, and this is what the service does then.
-const onMySql = databaseKind === 'mysql' ? describe : describe.skip;
+const onMySql = describeIf(
+  databaseKind === 'mysql',
+  'MySQL only: the embedded SQLite database cannot go away while its process runs',
+);
 
 onMySql(`database outage (${databaseKind})`, () => {
-  let database: TestDatabase;
   let proxy: TcpProxy;
   let service: TestApp;
   let client: PaiClient;
@@ -43,17 +44,26 @@ onMySql(`database outage (${databaseKind})`, () => {
   const create = (amount: string) =>
     client.send('transactions.create', { token, amount });
 
+  // Before the database fixture's own hook: the service stops with its database reachable.
+  afterEach(async () => {
+    await proxy.up();
+  });
+  const database = useTestDatabase();
+  afterEach(async () => {
+    await proxy.close();
+  });
+
   beforeEach(async () => {
-    database = await createTestDatabase();
-    if (database.config.type !== 'mysql') throw new Error('MySQL only');
-    const target = new URL(database.config.url);
+    const { config } = database();
+    if (config.type !== 'mysql') throw new Error('MySQL only');
+    const target = new URL(config.url);
     proxy = await TcpProxy.start({
       host: target.hostname,
       port: Number(target.port || 3306),
     });
-    service = await startTestApp(database, {
+    service = await database.start({
       database: parseDatabaseConfig({
-        DATABASE_URL: viaProxy(database.config.url, proxy),
+        DATABASE_URL: viaProxy(config.url, proxy),
       }),
       databaseTimeoutMs: DATABASE_TIMEOUT_MS,
     });
@@ -62,23 +72,13 @@ onMySql(`database outage (${databaseKind})`, () => {
     expect(await outcome(create('1.00'))).toBe('ok');
   });
 
-  afterEach(async () => {
-    await proxy.up();
-    await service.close();
-    await proxy.close();
-    await database.drop();
-  });
-
-  /** Polls until a write succeeds again; resolves with how long that took. */
-  async function recovery(limitMs: number): Promise<number> {
-    const started = performance.now();
-    while (performance.now() - started < limitMs) {
-      if ((await outcome(create('2.00'))) === 'ok') {
-        return performance.now() - started;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`no recovery within ${limitMs} ms`);
+  /** Retries a write until one succeeds again (failing after `limitMs`). */
+  async function recovery(limitMs: number): Promise<void> {
+    await waitFor(
+      'a write to succeed again',
+      async () => (await outcome(create('2.00'))) === 'ok',
+      { timeoutMs: limitMs, intervalMs: 100 },
+    );
   }
 
   it('should answer UNAVAILABLE at once while the server is down, then recover by itself', async () => {

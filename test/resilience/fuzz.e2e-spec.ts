@@ -16,7 +16,7 @@
  *   streams) goes over real TCP, split across writes, to check the server around the parser: it
  *   closes the connection, answers what it answers with valid replies, and keeps serving.
  * - Few messages are accepted (about 1 %): each acceptance is a durable database write.
- * The run's seed is printed; FUZZ_SEED=<n> replays it.
+ * The run's seed is in the suite's name; FUZZ_SEED=<n> replays it.
  */
 import fc from 'fast-check';
 import { Socket } from 'node:net';
@@ -24,35 +24,30 @@ import { runInThisContext } from 'node:vm';
 import { framedSocketClass } from '../../src/transport/framed-socket';
 import { NonceRecord } from '../../src/nonce-record/nonce-record';
 import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
+import { report } from '../support/report';
 import {
-  GarbageConnection,
-  Pipeline,
   build,
-  expectGuard,
-  isObject,
   randomDataArb,
-  readFrames,
   recipeArb,
-  replyProblems,
-  streamArb,
-  tableNonces,
-  WINDOW_MS,
   type Built,
   type Recipe,
+} from '../support/hostile/envelopes';
+import { readFrames } from '../support/hostile/framing';
+import { GarbageConnection } from '../support/hostile/garbage-connection';
+import { tableNonces } from '../support/hostile/nonce-table';
+import {
+  WINDOW_MS,
+  expectGuard,
+  isObject,
+  replyProblems,
   setStartCutoff,
-} from '../support/hostile';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  describeTcpOnly,
-  signedFor,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+} from '../support/hostile/oracle';
+import { Pipeline } from '../support/hostile/pipeline';
+import { streamArb } from '../support/hostile/streams';
+import { TEST_KEYS, describeTcpOnly, signedFor } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const BATCH = 500;
@@ -87,8 +82,6 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
   const crashes: unknown[] = [];
   const onCrash = (error: unknown) => crashes.push(error);
   const prototypeKeys = Object.getOwnPropertyNames(Object.prototype).sort();
@@ -113,26 +106,25 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   const usedNonces = new Set<string>();
   const problems: string[] = [];
 
-  beforeAll(async () => {
+  beforeAll(() => {
     realProcess.on('unhandledRejection', onCrash);
     realProcess.on('uncaughtException', onCrash);
-    database = await createTestDatabase();
-    // The suite judges each message by the guard's rules; the connection-level rule that closes a
-    // connection after a few unauthenticated messages in a row has suites of its own.
-    service = await startTestApp(database, {
-      tcp: { maxUnverifiedInRow: 1_000_000 },
-    });
+  });
+  // The suite judges each message by the guard's rules; the connection-level rule that closes a
+  // connection after a few unauthenticated messages in a row has suites of its own.
+  const service = useTestApp(
+    { tcp: { maxUnverifiedInRow: 1_000_000 } },
+    { lifetime: 'block' },
+  );
+  beforeAll(() => {
     setStartCutoff(
-      service.config.nonceRecord.kind === 'memory'
-        ? service.app.get(NonceRecord).startedAt
+      service().config.nonceRecord.kind === 'memory'
+        ? service().app.get(NonceRecord).startedAt
         : -Infinity,
     );
-    console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);
+    report(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);
   });
-
-  afterAll(async () => {
-    await service?.close();
-    await database?.drop();
+  afterAll(() => {
     realProcess.off('unhandledRejection', onCrash);
     realProcess.off('uncaughtException', onCrash);
   });
@@ -193,7 +185,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   }
 
   it('should answer every mutated signed envelope and random request as PROTOCOL.md says', async () => {
-    const pipeline = await Pipeline.open(service.port);
+    const pipeline = await Pipeline.open(service().port);
     let serial = 0;
     // Nonces get a unique suffix: fast-check favours small, repeated strings.
     const unique = (recipe: Recipe): Recipe => ({
@@ -243,7 +235,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   });
 
   it('should refuse every accepted message sent again, with a signed REPLAY', async () => {
-    const pipeline = await Pipeline.open(service.port);
+    const pipeline = await Pipeline.open(service().port);
     const codes: string[] = [];
     try {
       await pipeline.run(
@@ -276,7 +268,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       list.slice(0, 40).map((entry) => ({ kind, ...entry })),
     );
     const refused: string[] = [];
-    const pipeline = await Pipeline.open(service.port);
+    const pipeline = await Pipeline.open(service().port);
     try {
       await pipeline.run(reuse, async (client, { kind, kid, nonce }) => {
         const envelope = signEnvelope('system.ping', {}, TEST_KEYS[kid], {
@@ -299,12 +291,12 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
     // Whatever is in the table was accepted: no failed message ever reached it. Where the record
     // is the table, it also holds every accepted pair (the in-memory record writes only the
     // future-dated ones there, for its restarts).
-    const rows = (await tableNonces(service.dataSource, databaseKind)) ?? [];
+    const rows = (await tableNonces(service().dataSource, databaseKind)) ?? [];
     const unexpected = rows.filter(
       (row) => !accepted.has(`${row.kid}\n${row.nonce}`),
     );
     expect(unexpected).toEqual([]);
-    if (service.config.nonceRecord.kind === 'database') {
+    if (service().config.nonceRecord.kind === 'database') {
       // The periodic purge may meanwhile have dropped pairs whose ts plus the window has passed;
       // every other accepted pair must be there.
       const now = Date.now();
@@ -316,13 +308,13 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       const live = [...acceptedUntil.values()].filter(
         (until) => until > now + 1_000,
       );
-      console.log(
+      report(
         `nonces_usados: ${rows.length} rows, ${accepted.size} messages accepted (${live.length} still inside their window)`,
       );
     } else {
-      const held = service.app.get(NonceRecord).memoryHeld;
+      const held = service().app.get(NonceRecord).memoryHeld;
       expect(held).toBeGreaterThanOrEqual(accepted.size - rows.length);
-      console.log(
+      report(
         `nonce record in memory: ${held} pairs held, ${rows.length} future-dated rows in nonces_usados, ${accepted.size} messages accepted`,
       );
     }
@@ -391,7 +383,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
         while (next < streams.length) {
           const { chunks, text } = streams[next++];
           const verdict = readFrames(text, MAX_FRAME);
-          const connection = await GarbageConnection.open(service.port);
+          const connection = await GarbageConnection.open(service().port);
           for (const chunk of chunks) {
             connection.socket.write(chunk);
             // Separate reads on the server side, as a slow or hostile peer would cause them.
@@ -457,7 +449,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   // guard, anyone could get INTERNAL, with a stack in the log, without a key: it is BAD_REQUEST
   // at the form step, before the key is looked up.
   it('should refuse a payload with a lone surrogate as BAD_REQUEST, not INTERNAL', async () => {
-    const raw = await RawClient.connect(service.port);
+    const raw = await RawClient.connect(service().port);
     try {
       for (const payload of [
         '{"x":"\\ud800"}',
@@ -495,7 +487,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   // An unknown envelope field whose name is a lone surrogate: a reply naming it could not even be
   // serialized canonically. The refusal names no field of the peer's ("envelope"), and is sent.
   it('should answer an envelope field named with a lone surrogate', async () => {
-    const connection = await GarbageConnection.open(service.port);
+    const connection = await GarbageConnection.open(service().port);
     try {
       const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
       const text = JSON.stringify({
@@ -504,12 +496,10 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
         data: envelope,
       }).replace('"v":2', '"\\ud800":true,"v":2');
       connection.socket.write(`${text.length}#${text}`);
-      const deadline = Date.now() + REPLY_TIMEOUT_MS;
-      while (connection.replies.length === 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      const answered = connection.replies.length > 0 ? true : null;
-      expect(answered).not.toBeNull();
+      await waitFor('a reply', () => connection.replies.length > 0, {
+        timeoutMs: REPLY_TIMEOUT_MS,
+        intervalMs: 5,
+      });
       const reply = connection.replies[0]?.err as never;
       expect(
         replyProblems(
@@ -542,13 +532,13 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
       `"payload":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`,
     );
     expect(text.length).toBeLessThan(MAX_FRAME);
-    const connection = await GarbageConnection.open(service.port);
+    const connection = await GarbageConnection.open(service().port);
     try {
       connection.socket.write(`${text.length}#${text}`);
-      const deadline = Date.now() + REPLY_TIMEOUT_MS;
-      while (connection.replies.length === 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await waitFor('a reply', () => connection.replies.length > 0, {
+        timeoutMs: REPLY_TIMEOUT_MS,
+        intervalMs: 5,
+      });
       const reply = connection.replies[0]?.err as Record<string, any>;
       expect(reply?.error?.code).toBe('MAC_INVALID');
       expect(reply?.mac).toBeNull();
@@ -558,7 +548,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
   });
 
   it('should still answer a signed ping, with no crash, no unhandled rejection, no polluted prototype', async () => {
-    const raw = await RawClient.connect(service.port);
+    const raw = await RawClient.connect(service().port);
     try {
       const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
       const reply = await raw.request('system.ping', envelope);
@@ -579,7 +569,7 @@ describeSuite(`Hostile input at volume (${databaseKind}, seed ${SEED})`, () => {
           what.startsWith('sent') || !/^(verdict|skipped|known)/.test(what),
       )
       .reduce((sum, [, n]) => sum + n, 0);
-    console.log(
+    report(
       `fuzz (${databaseKind}, seed ${SEED}): ${total} inputs, accepted ${accepted.size}\n${JSON.stringify(counts, null, 1)}`,
     );
     expect(total).toBeGreaterThanOrEqual(100_000);

@@ -12,19 +12,14 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { GarbageConnection, Pipeline, tableNonces } from '../support/hostile';
+import { GarbageConnection } from '../support/hostile/garbage-connection';
+import { tableNonces } from '../support/hostile/nonce-table';
+import { Pipeline } from '../support/hostile/pipeline';
 import { newNonce, signEnvelope } from '../support/raw-client';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  describeTcpOnly,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { report } from '../support/report';
+import { TEST_KEYS, describeTcpOnly } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestApp } from '../support/use-test-app';
 
 jest.setTimeout(180_000);
 
@@ -56,22 +51,12 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    // Every message here fails a check; the rule that closes such a connection after a few in a
-    // row would end the test's connections early (it has its own tests).
-    service = await startTestApp(database, {
-      tcp: { maxUnverifiedInRow: 1_000_000 },
-    });
-  });
-
-  afterAll(async () => {
-    await service?.close();
-    await database?.drop();
-  });
+  // Every message here fails a check; the rule that closes such a connection after a few in a
+  // row would end the test's connections early (it has its own tests).
+  const service = useTestApp(
+    { tcp: { maxUnverifiedInRow: 1_000_000 } },
+    { lifetime: 'block' },
+  );
 
   /** The genuine pings whose copies are replayed; the only nonces the record may hold. */
   const genuine: ReturnType<typeof signEnvelope>[] = [];
@@ -136,7 +121,7 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
   }
 
   async function sendHostile(count: number, offset: number): Promise<number> {
-    const pipeline = await Pipeline.open(service.port);
+    const pipeline = await Pipeline.open(service().port);
     let answered = 0;
     try {
       const indexes = Array.from({ length: count }, (_, i) => offset + i);
@@ -165,7 +150,7 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
     for (let i = 0; i < count; i += 10) {
       await Promise.all(
         frames.concat(frames).map(async (text) => {
-          const connection = await GarbageConnection.open(service.port);
+          const connection = await GarbageConnection.open(service().port);
           connection.socket.write(text);
           // Every one of these frames is broken: the service must close at once.
           const timer = setTimeout(() => connection.socket.destroy(), 5_000);
@@ -178,7 +163,7 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
   }
 
   it('should keep the heap flat and record no nonce for 50 000 hostile messages', async () => {
-    const pipeline = await Pipeline.open(service.port, 1);
+    const pipeline = await Pipeline.open(service().port, 1);
     try {
       await pipeline.run(Array.from({ length: 10 }), async (client) => {
         const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
@@ -201,7 +186,7 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
     const after = await heapAfterGc();
 
     const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(2);
-    console.log(
+    report(
       `heap (${databaseKind}): ${mb(before)} MB before, ${mb(after)} MB after ${answered} hostile messages ` +
         `and ${GARBAGE_CONNECTIONS} garbage connections in ${seconds.toFixed(1)} s: growth ${mb(after - before)} MB`,
     );
@@ -209,14 +194,14 @@ describeSuite(`Heap under sustained hostile traffic (${databaseKind})`, () => {
     expect(after - before).toBeLessThan(MAX_GROWTH_BYTES);
 
     // The record holds the ten genuine pings and nothing else: no unauthenticated entry.
-    const rows = await tableNonces(service.dataSource, databaseKind);
+    const rows = await tableNonces(service().dataSource, databaseKind);
     if (rows) {
       expect(rows.map((row) => row.nonce).sort()).toEqual(
         genuine.map((envelope) => envelope.nonce).sort(),
       );
     }
     // Whatever holds the record, the nonces of refused messages are still free.
-    const reuse = await Pipeline.open(service.port);
+    const reuse = await Pipeline.open(service().port);
     try {
       await reuse.run(failedNonces.slice(0, 200), async (client, nonce) => {
         const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default, {

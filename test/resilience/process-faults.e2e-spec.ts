@@ -15,12 +15,11 @@ import {
 import { RawClient, signEnvelope } from '../support/raw-client';
 import { signUp } from '../support/accounts';
 import { TcpProxy, viaProxy } from '../support/tcp-proxy';
-import { TEST_KEYS, startTestApp, describeTcpOnly } from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { itIf } from '../support/skip';
+import { TEST_KEYS, describeTcpOnly } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 jest.setTimeout(120_000);
 
@@ -29,20 +28,25 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`the service as a process (${databaseKind})`, () => {
-  let database: TestDatabase;
   let service: ServiceProcess | undefined;
   const clients: PaiClient[] = [];
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
-  });
-
+  // Before the database fixture's own hook: the process is gone before its database is dropped.
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
     await killServiceProcess(service);
     service = undefined;
-    await database.drop();
   });
+  const database = useTestDatabase();
+
+  /** The HTTP side port a process reports it listens on. */
+  function sidePortOf(process: ServiceProcess): number {
+    const http = /health and metrics on http:\/\/[^\s:]+:(\d+)/.exec(
+      process.output(),
+    );
+    if (!http) throw new Error(`no HTTP side port in:\n${process.output()}`);
+    return Number(http[1]);
+  }
 
   function clientOf(port: number): PaiClient {
     const client = createPaiClient({
@@ -58,7 +62,7 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
 
   /** Ids of every transaction stored, read through a fresh in-process app on the same database. */
   async function storedIds(): Promise<Set<string>> {
-    const reader = await startTestApp(database);
+    const reader = await database.start();
     try {
       const rows: { id: unknown }[] = await reader.dataSource.query(
         'SELECT id FROM transacciones',
@@ -73,11 +77,15 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
     // The production bcrypt cost: each registration keeps a thread-pool thread busy for
     // hundreds of milliseconds, so all sixteen are still running when the signal arrives.
     service = await startServiceProcess(
-      serviceEnv(database, {
+      serviceEnv(database(), {
         PAI_BCRYPT_COST: '12',
         PAI_DRAIN_TIMEOUT_MS: '60000',
+        // The side port, to see when the registrations are in flight.
+        PAI_HTTP_HOST: '127.0.0.1',
+        PAI_HTTP_PORT: '0',
       }),
     );
+    const metrics = `http://127.0.0.1:${sidePortOf(service)}/metrics`;
     const client = clientOf(service.port);
     await client.send('system.ping', {});
     const registrations = Array.from({ length: 16 }, (_, n) =>
@@ -91,7 +99,10 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
           (error: PaiClientError) => error.code,
         ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor('all sixteen registrations in flight', async () => {
+      const text = await (await fetch(metrics)).text();
+      return Number(/^pai_requests_in_flight (\d+)$/m.exec(text)?.[1]) >= 16;
+    });
     service.child.kill('SIGTERM');
 
     expect(await Promise.all(registrations)).toEqual(Array(16).fill('ok'));
@@ -104,7 +115,7 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
   });
 
   it('should keep every acknowledged transaction through kill -9 in the middle of a write load', async () => {
-    service = await startServiceProcess(serviceEnv(database));
+    service = await startServiceProcess(serviceEnv(database()));
     const client = clientOf(service.port);
     const token = await signUp(client, 'kill9');
     const acknowledged: string[] = [];
@@ -123,9 +134,11 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
       }
     };
     const writers = Array.from({ length: 8 }, (_, n) => writer(n + 1));
-    while (acknowledged.length < 200) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await waitFor(
+      '200 acknowledged transactions',
+      () => acknowledged.length >= 200,
+      { timeoutMs: 60_000, intervalMs: 5 },
+    );
     service.child.kill('SIGKILL');
     stop = true;
     await service.exited;
@@ -139,7 +152,7 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
     expect(stored.size - acknowledged.length).toBeLessThanOrEqual(8);
 
     // And it starts again on what the crash left behind.
-    service = await startServiceProcess(serviceEnv(database));
+    service = await startServiceProcess(serviceEnv(database()));
     const after = clientOf(service.port);
     const { items } = await after.send('transactions.list', {
       token,
@@ -149,7 +162,7 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
   });
 
   it('should refuse after a crash a message it accepted before', async () => {
-    service = await startServiceProcess(serviceEnv(database));
+    service = await startServiceProcess(serviceEnv(database()));
     const envelope = signEnvelope('system.ping', {}, TEST_KEYS.default);
     let raw = await RawClient.connect(service.port);
     expect((await raw.request('system.ping', envelope)).ok).toBe(true);
@@ -157,7 +170,7 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
     service.child.kill('SIGKILL');
     await service.exited;
 
-    service = await startServiceProcess(serviceEnv(database));
+    service = await startServiceProcess(serviceEnv(database()));
     raw = await RawClient.connect(service.port);
     try {
       const reply = await raw.request('system.ping', envelope);
@@ -166,18 +179,22 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
       // (SQLite's) died with the process, and the new process refuses everything dated before
       // its start: STALE.
       expect(reply.error?.code).toBe(
-        database.config.type === 'mysql' ? 'REPLAY' : 'STALE',
+        database().config.type === 'mysql' ? 'REPLAY' : 'STALE',
       );
     } finally {
       raw.close();
     }
   });
 
-  (databaseKind === 'mysql' ? it : it.skip)(
+  itIf(
+    databaseKind === 'mysql',
+    'MySQL only: the embedded SQLite database is in the process itself',
+  )(
     'should wait for a database that is down at start, with backoff, and say so',
     async () => {
-      if (database.config.type !== 'mysql') throw new Error('MySQL only');
-      const target = new URL(database.config.url);
+      const { config } = database();
+      if (config.type !== 'mysql') throw new Error('MySQL only');
+      const target = new URL(config.url);
       const proxy = await TcpProxy.start({
         host: target.hostname,
         port: Number(target.port || 3306),
@@ -186,8 +203,8 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
       try {
         let retriesSeen = 0;
         const starting = startServiceProcess(
-          serviceEnv(database, {
-            DATABASE_URL: viaProxy(database.config.url, proxy),
+          serviceEnv(database(), {
+            DATABASE_URL: viaProxy(config.url, proxy),
           }),
           {
             onOutput: (text) => {
@@ -195,9 +212,14 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
             },
           },
         );
-        while (retriesSeen < 3) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+        await waitFor(
+          'three attempts to reach the database',
+          () => retriesSeen >= 3,
+          {
+            timeoutMs: 30_000,
+            intervalMs: 50,
+          },
+        );
         await proxy.up();
         service = await starting;
         const output = service.output();

@@ -6,17 +6,10 @@ import { Database } from '../../src/database/database.service';
 import type { TcpServer } from '../../src/transport/tcp.server';
 import { signUp } from '../support/accounts';
 import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
-import {
-  TEST_KEYS,
-  startTestApp,
-  type TestApp,
-  describeTcpOnly,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
+import { TEST_KEYS, type TestApp, describeTcpOnly } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
+import { waitFor } from '../support/wait-for';
 
 const key = TEST_KEYS.default;
 const ping = (raw: RawClient) =>
@@ -53,32 +46,26 @@ const describeSuite = describeTcpOnly(
 );
 
 describeSuite(`transport limits (${databaseKind})`, () => {
-  let database: TestDatabase;
-  let service: TestApp | undefined;
+  let service: TestApp;
   const open: (RawClient | Socket)[] = [];
 
-  beforeEach(async () => {
-    database = await createTestDatabase();
-  });
-
-  afterEach(async () => {
+  // Before the database fixture's own hook: the connections close before the service does.
+  afterEach(() => {
     for (const item of open.splice(0)) {
       if (item instanceof RawClient) item.close();
       else item.destroy();
     }
-    await service?.close();
-    service = undefined;
-    await database.drop();
   });
+  const database = useTestDatabase();
 
-  async function rawClient(port = service!.port): Promise<RawClient> {
+  async function rawClient(port = service.port): Promise<RawClient> {
     const raw = await RawClient.connect(port);
     open.push(raw);
     return raw;
   }
 
   it('should close a frame trickled byte by byte once its time is up, and serve others meanwhile', async () => {
-    service = await startTestApp(database, { tcp: { frameTimeoutMs: 400 } });
+    service = await database.start({ tcp: { frameTimeoutMs: 400 } });
     const slow = await rawClient();
     const other = await rawClient();
     const frame = JSON.stringify({ pattern: 'system.ping', data: {}, id: 'x' });
@@ -99,7 +86,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should give every pipelined frame its own time, so a busy connection is never cut', async () => {
-    service = await startTestApp(database, { tcp: { frameTimeoutMs: 300 } });
+    service = await database.start({ tcp: { frameTimeoutMs: 300 } });
     const raw = await rawClient();
     // Back-to-back requests for three timeouts' worth, each frame split across two writes.
     const deadline = performance.now() + 900;
@@ -118,6 +105,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
         }),
       );
       raw.writeRaw(`${json.length}#${json.slice(0, 10)}`);
+      // Time is the subject: the frame's second half comes in a later read, 20 ms on.
       await sleep(20);
       raw.writeRaw(json.slice(10));
       expect(await reply).not.toBe('closed');
@@ -128,12 +116,13 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should close an idle connection, and keep a busy one', async () => {
-    service = await startTestApp(database, { tcp: { idleTimeoutMs: 500 } });
+    service = await database.start({ tcp: { idleTimeoutMs: 500 } });
     const idle = await rawClient();
     const busy = await rawClient();
     const keepBusy = setInterval(() => void ping(busy), 100);
     try {
       await closedWithin(idle.socket, 3_000);
+      // Time is the subject: the busy connection outlives another idle timeout.
       await sleep(600);
       expect(busy.socket.destroyed).toBe(false);
       expect((await ping(busy)).ok).toBe(true);
@@ -143,7 +132,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
   });
 
   it('should refuse connections over the cap at once, and keep serving the open ones', async () => {
-    service = await startTestApp(database, { tcp: { maxConnections: 3 } });
+    service = await database.start({ tcp: { maxConnections: 3 } });
     const admitted = [await rawClient(), await rawClient(), await rawClient()];
     for (const raw of admitted) expect((await ping(raw)).ok).toBe(true);
 
@@ -155,8 +144,12 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     for (const raw of admitted) expect((await ping(raw)).ok).toBe(true);
     admitted[0].close();
     await admitted[0].closed;
-    // The freed slot is available again.
-    await sleep(50);
+    // The freed slot is available again, once the server has seen the close.
+    const server = service.servers[0] as TcpServer;
+    await waitFor(
+      'the server to see the connection close',
+      () => server.load.connections < 3,
+    );
     const next = await rawClient();
     expect((await ping(next)).ok).toBe(true);
   });
@@ -165,7 +158,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     /** A connection from another loopback address, which sends nothing. */
     async function silentFrom(address: string): Promise<Socket> {
       const socket = connect({
-        port: service!.port,
+        port: service.port,
         host: '127.0.0.1',
         localAddress: address,
       });
@@ -176,7 +169,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     }
 
     it('should close silent connections after the authentication time, so they cannot hold the cap', async () => {
-      service = await startTestApp(database, {
+      service = await database.start({
         tcp: { maxConnections: 50, authTimeoutMs: 500 },
       });
       const silent = await Promise.all(
@@ -194,9 +187,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     });
 
     it('should close a connection after a few unauthenticated messages in a row, and keep one that signs', async () => {
-      service = await startTestApp(database, {
-        tcp: { maxUnverifiedInRow: 3 },
-      });
+      service = await database.start({ tcp: { maxUnverifiedInRow: 3 } });
       const forger = await rawClient();
       const signer = await rawClient();
       const forged = () => ({
@@ -225,13 +216,14 @@ describeSuite(`transport limits (${databaseKind})`, () => {
     });
 
     it('should refuse connections over the per-address cap, and serve other addresses', async () => {
-      service = await startTestApp(database, {
-        tcp: { maxConnectionsPerAddress: 5 },
-      });
+      service = await database.start({ tcp: { maxConnectionsPerAddress: 5 } });
       const sockets = await Promise.all(
         Array.from({ length: 10 }, () => silentFrom('127.0.0.2')),
       );
-      await sleep(100);
+      await waitFor(
+        'the connections over the cap to be closed',
+        () => sockets.filter((socket) => socket.destroyed).length >= 5,
+      );
 
       expect(sockets.filter((socket) => socket.destroyed)).toHaveLength(5);
       const raw = await rawClient();
@@ -286,7 +278,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
 
     /** A session on the suite's database, made through a plain app that is closed again. */
     async function sessionToken(username: string): Promise<string> {
-      const plain = await startTestApp(database);
+      const plain = await database.start();
       try {
         return await signUp(plain.client(), username);
       } finally {
@@ -299,7 +291,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
 
       // The same database, now behind a Database whose writes wait for a signal.
       let gated: ReturnType<typeof slowDatabase> | undefined;
-      service = await startTestApp(database, { drainTimeoutMs: 10_000 }, (b) =>
+      service = await database.start({ drainTimeoutMs: 10_000 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
             (gated = slowDatabase(
@@ -327,9 +319,12 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       // All three dispatched and waiting on the database (on MySQL the three nonces may share
       // one batched INSERT, so count requests in flight rather than database calls).
       const server = service.app.getTransportServer() as TcpServer;
-      while (server.load.inFlight < 3 || held < 1) await sleep(10);
-      const stopping = service.app.close();
-      await sleep(50);
+      await waitFor(
+        'three requests in flight, held by the database',
+        () => server.load.inFlight >= 3 && held >= 1,
+      );
+      const stopping = service.close();
+      await waitFor('the stop to begin', () => !server.isReceiving());
       // Sent after the stop began: must not run (and so may be retried elsewhere).
       const late = replyOrClosed(
         raw,
@@ -338,6 +333,8 @@ describeSuite(`transport limits (${databaseKind})`, () => {
           signEnvelope('transactions.create', { token, amount: '9.00' }, key),
         ),
       );
+      // Time is the subject: nothing marks a request the draining server ignores; the late one
+      // has 50 ms to be (wrongly) dispatched before the held ones are released.
       await sleep(50);
       release();
       const replies = await Promise.all(inFlight);
@@ -349,7 +346,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
       await stopping;
       expect(server.lastDrain).toMatchObject({ drained: true, abandoned: 0 });
 
-      service = await startTestApp(database);
+      service = await database.start();
       const rows: { cantidad: unknown }[] = await service.dataSource.query(
         'SELECT cantidad FROM transacciones',
       );
@@ -358,7 +355,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
 
     it('should cut off requests still running at the drain timeout', async () => {
       const token = await sessionToken('stuck');
-      service = await startTestApp(database, { drainTimeoutMs: 300 }, (b) =>
+      service = await database.start({ drainTimeoutMs: 300 }, (b) =>
         b.overrideProvider(Database).useFactory({
           factory: (dataSource: DataSource) =>
             slowDatabase(
@@ -377,14 +374,16 @@ describeSuite(`transport limits (${databaseKind})`, () => {
         ),
       );
       const server = service.app.getTransportServer() as TcpServer;
-      while (server.load.inFlight < 1 || held < 1) await sleep(10);
+      await waitFor(
+        'a request in flight, held by the database',
+        () => server.load.inFlight >= 1 && held >= 1,
+      );
       const started = performance.now();
-      await service.app.close();
+      await service.close();
       expect(performance.now() - started).toBeLessThan(5_000);
       expect(server.lastDrain).toMatchObject({ drained: false, abandoned: 1 });
       expect(await stuck).toBe('closed');
       release();
-      service = undefined;
     });
   });
 });

@@ -6,7 +6,7 @@
  * Debian's haproxy. MySQL only: SQLite is the single-instance database.
  *
  * `npm run test:scale` (CI) requires HAProxy and MySQL and fails without them; elsewhere the suite
- * is skipped, and says why.
+ * is skipped, and says why (the skip reporter lists it).
  */
 import { createConnection } from 'mysql2/promise';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -22,6 +22,8 @@ import {
   type Haproxy,
 } from '../support/haproxy';
 import { RawClient, signEnvelope, type WireReply } from '../support/raw-client';
+import { report } from '../support/report';
+import { describeIf } from '../support/skip';
 import {
   killServiceProcess,
   serviceEnv,
@@ -34,6 +36,7 @@ import {
   databaseKind,
   type TestDatabase,
 } from '../support/test-database';
+import { waitFor } from '../support/wait-for';
 
 /**
  * The nonce records shared by every instance. Each entry runs the whole suite with
@@ -72,11 +75,12 @@ if (missing && REQUIRED) {
     });
   });
 } else if (missing) {
-  // A skipped file shows no titles in a run of many: say it where it is seen.
-  console.warn(`scale-out suite skipped: it needs ${missing}`);
-  describe.skip(`several instances behind HAProxy (skipped: needs ${missing})`, () => {
-    it('runs with npm run test:scale', () => undefined);
-  });
+  describeIf(false, `needs ${missing}`)(
+    'several instances behind HAProxy',
+    () => {
+      it('runs with npm run test:scale', () => undefined);
+    },
+  );
 } else {
   describe.each(NONCE_STORES)(
     'several instances behind HAProxy, nonce record %s',
@@ -431,17 +435,19 @@ function scaleOutSuite(nonceStore: string): void {
         }
       }
     };
-    const until = async (done: () => boolean) => {
-      while (!done() && failures.length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    };
+    /** Until `done`, or until a writer failed (the assertions below say which). */
+    const until = (what: string, done: () => boolean) =>
+      waitFor(what, () => done() || failures.length > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 5,
+      });
     const load = Array.from({ length: writers }, (_, n) => write(n));
-    await until(() => acknowledged.size >= 150);
+    await until('150 acknowledged writes', () => acknowledged.size >= 150);
     await disrupt();
     disrupted = true;
     const ackedBefore = acknowledged.size;
     await until(
+      '150 more acknowledged writes, some from every writer',
       () =>
         acknowledged.size >= ackedBefore + 150 &&
         ackedAfter.every((count) => count > 0),
@@ -469,7 +475,7 @@ function scaleOutSuite(nonceStore: string): void {
     expect(rows.length).toBe(stored.size);
     expect(stored).toEqual(acknowledged);
 
-    console.log(
+    report(
       `${username}: ${acknowledged.size} acknowledged, ${ackedBefore} before the disruption, ` +
         `${foundCommitted.length} found committed by a repeat`,
     );

@@ -1,4 +1,5 @@
 import type { PaiClient } from '../../src/client/pai-client';
+import type { TestDatabaseFixture } from './use-test-app';
 
 export const TEST_PASSWORD = 'correct horse';
 
@@ -13,4 +14,24 @@ export async function signUp(
     password: TEST_PASSWORD,
   });
   return token;
+}
+
+/**
+ * Registers `usernames` (password TEST_PASSWORD) on an app at bcrypt `cost`, then stops it: their
+ * stored hashes keep that cost when the next app starts at another.
+ */
+export async function registerAtCost(
+  database: TestDatabaseFixture,
+  cost: number,
+  usernames: string[],
+): Promise<void> {
+  const app = await database.start({ bcryptCost: cost });
+  try {
+    const client = app.client();
+    for (const username of usernames) {
+      await client.send('auth.register', { username, password: TEST_PASSWORD });
+    }
+  } finally {
+    await app.close();
+  }
 }

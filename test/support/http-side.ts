@@ -1,4 +1,5 @@
 import { READINESS_MAX_AGE_MS } from '../../src/observability/health';
+import { waitFor } from './wait-for';
 
 export interface Probe {
   status: number;
@@ -23,15 +24,13 @@ export async function readinessBecomes(
   status: number,
   limitMs = READINESS_MAX_AGE_MS + 4_000,
 ): Promise<Probe> {
-  const started = performance.now();
-  for (;;) {
-    const probe = await probeReadiness(port);
-    if (probe.status === status) return probe;
-    if (performance.now() - started > limitMs) {
-      throw new Error(
-        `readiness still ${probe.status} after ${limitMs} ms: ${probe.text}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let last: Probe | undefined;
+  return waitFor(
+    () => `readiness ${status} (last ${last?.status}: ${last?.text})`,
+    async () => {
+      last = await probeReadiness(port);
+      return last.status === status && last;
+    },
+    { timeoutMs: limitMs, intervalMs: 50 },
+  );
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from './wait-for';
 
 /**
  * A private nats-server on a loopback port, for tests that stop it or configure it (the shared one
@@ -23,10 +23,13 @@ export async function startNatsBroker(
   );
   let log = '';
   child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  while (!log.includes('Server is ready')) {
-    if (child.exitCode !== null) throw new Error(`nats-server: ${log}`);
-    await sleep(20);
-  }
+  await waitFor(
+    () => `nats-server to start:\n${log}`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`nats-server: ${log}`);
+      return log.includes('Server is ready');
+    },
+  );
   return child;
 }
 

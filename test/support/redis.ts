@@ -3,6 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import Redis from 'ioredis';
 import { freePort } from './ports';
+import { describeIf } from './skip';
+import { waitFor } from './wait-for';
 
 /** The machine's Redis (these machines run one at 127.0.0.1:6379), or PAI_TEST_REDIS_URL. */
 export const TEST_REDIS_URL =
@@ -15,7 +17,7 @@ export function testRedisPrefix(): string {
 
 /**
  * Whether the test Redis answers, decided synchronously so a suite can pick `describe` or
- * `describe.skip` at load time. Suites skip visibly without it, except in CI
+ * `describe.skip` at load time. Suites skip, saying why, without it, except in CI
  * (PAI_REDIS_REQUIRED=1), where a missing Redis is a failure rather than a silent skip.
  */
 export function redisReachable(): boolean {
@@ -39,8 +41,11 @@ export function redisReachable(): boolean {
   return up;
 }
 
-/** `describe` when the test Redis answers, else a visibly skipped block. */
-export const describeWithRedis = redisReachable() ? describe : describe.skip;
+/** `describe` when the test Redis answers, else a block skipped saying so. */
+export const describeWithRedis = describeIf(
+  redisReachable(),
+  `needs Redis at ${TEST_REDIS_URL} (PAI_TEST_REDIS_URL)`,
+);
 
 export interface PrivateRedis {
   /** redis://127.0.0.1:<port>/0 */
@@ -81,13 +86,17 @@ export async function startPrivateRedis(
   const collect = (chunk: Buffer) => (log += chunk.toString());
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
-  const started = performance.now();
-  while (!log.includes('Ready to accept connections')) {
-    if (child.exitCode !== null || performance.now() - started > 10_000) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server did not start:\n${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  try {
+    await waitFor(
+      () => `redis-server to start:\n${log}`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`redis-server: ${log}`);
+        return log.includes('Ready to accept connections');
+      },
+    );
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
   }
   const url = `redis://127.0.0.1:${port}/0`;
   const admin = new Redis(url);
@@ -106,13 +115,16 @@ export async function startPrivateRedis(
 }
 
 /** `describe` when redis-server can be started here (see redisReachable for CI). */
-export const describeWithRedisServer = ((): typeof describe => {
-  const found = spawnSync(REDIS_SERVER, ['--version'], { timeout: 3_000 });
-  if (found.status === 0) return describe;
-  if (process.env.PAI_REDIS_REQUIRED === '1') {
-    throw new Error(
-      `${REDIS_SERVER} is not installed and PAI_REDIS_REQUIRED=1`,
-    );
-  }
-  return describe.skip;
-})();
+export const describeWithRedisServer = describeIf(
+  ((): boolean => {
+    const found = spawnSync(REDIS_SERVER, ['--version'], { timeout: 3_000 });
+    if (found.status === 0) return true;
+    if (process.env.PAI_REDIS_REQUIRED === '1') {
+      throw new Error(
+        `${REDIS_SERVER} is not installed and PAI_REDIS_REQUIRED=1`,
+      );
+    }
+    return false;
+  })(),
+  `needs ${REDIS_SERVER} installed, to start a Redis of its own`,
+);
