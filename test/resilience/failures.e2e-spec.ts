@@ -1,18 +1,10 @@
 import type { DataSource } from 'typeorm';
 import { Database } from '../../src/database/database.service';
-import {
-  TEST_KEYS,
-  e2eTransport,
-  startTestApp,
-  type TestApp,
-  signedFor,
-} from '../support/test-app';
-import {
-  createTestDatabase,
-  databaseKind,
-  type TestDatabase,
-} from '../support/test-database';
-import { signEnvelope, type RawTransport } from '../support/raw-client';
+import { nestLog } from '../support/nest-log';
+import { signEnvelope } from '../support/raw-client';
+import { TEST_KEYS, e2eTransport, signedFor } from '../support/test-app';
+import { databaseKind } from '../support/test-database';
+import { useTestDatabase } from '../support/use-test-app';
 
 /**
  * The service's own Database, on a connection whose every statement fails with `error`, as a
@@ -34,30 +26,16 @@ function failingDatabase(error: Error): Database {
 }
 
 describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () => {
-  let database: TestDatabase;
-  let service: TestApp | undefined;
-  let raw: RawTransport | undefined;
-
-  beforeEach(async () => {
-    database = await createTestDatabase();
-  });
-
-  afterEach(async () => {
-    raw?.close();
-    await service?.close();
-    await database.drop();
-  });
+  const database = useTestDatabase();
 
   async function startWith(error: Error) {
     // The nonce is recorded in the (failing) database, as every instance sharing MySQL does.
-    service = await startTestApp(
-      database,
+    const service = await database.start(
       { nonceRecord: { kind: 'database' } },
       (builder) =>
         builder.overrideProvider(Database).useValue(failingDatabase(error)),
     );
-    raw = await service.raw();
-    return raw;
+    return service.raw();
   }
 
   it('should answer UNAVAILABLE, signed, when the database cannot be reached', async () => {
@@ -71,6 +49,12 @@ describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () =
     expect(reply.error?.code).toBe('UNAVAILABLE');
     expect(JSON.stringify(reply)).not.toContain('10.0.0.5');
     expect(signedFor(reply, 'system.ping', envelope)).toBe(true);
+    // The operator's log says which dependency and the driver's code, not its message.
+    const warned = nestLog.lines('warn', 'ProtocolExceptionFilter');
+    expect(warned).toEqual([
+      expect.stringMatching(/^database unavailable \(ECONNREFUSED\)/),
+    ]);
+    expect(warned.join('\n')).not.toContain('10.0.0.5');
   });
 
   it('should answer INTERNAL with only an error id, never the internals', async () => {
@@ -89,5 +73,9 @@ describe(`failures reaching the client (${databaseKind}, ${e2eTransport})`, () =
     expect(text).not.toContain('SELECT');
     expect(text).not.toContain('secret.ts');
     expect(signedFor(reply, 'system.ping', envelope)).toBe(true);
+    // The detail is the operator's, in the log, under the id the client was given.
+    expect(nestLog.lines('error', 'ProtocolExceptionFilter')).toEqual([
+      expect.stringContaining(`unexpected error ${reply.error?.errorId}`),
+    ]);
   });
 });
