@@ -25,28 +25,30 @@ function creationError(
   }
 }
 
-describe('PaiClientModule over NATS', () => {
-  const authenticator = nkeyAuthenticator(nkeys.createUser().getSeed());
+describe(createPaiClient.name, () => {
+  describe('over NATS', () => {
+    const authenticator = nkeyAuthenticator(nkeys.createUser().getSeed());
 
-  it('should accept a dot-terminated inbox prefix and an authenticator', () => {
-    expect(
-      creationError({ inboxPrefix: '_INBOX.billing.', authenticator }),
-    ).toBeUndefined();
-  });
-
-  it.each(['_INBOX', '_INBOX.>.', '_INBOX..', ''])(
-    'should refuse the inbox prefix %j',
-    (inboxPrefix) => {
-      expect(creationError({ inboxPrefix })?.variable).toBe('inboxPrefix');
-    },
-  );
-
-  it('should refuse an authenticator beside credentials in the URLs, without echoing them', () => {
-    const error = creationError({
-      servers: 'nats://shop:hunter2@broker:4222',
-      authenticator,
+    it('should accept a dot-terminated inbox prefix and an authenticator', () => {
+      expect(
+        creationError({ inboxPrefix: '_INBOX.billing.', authenticator }),
+      ).toBeUndefined();
     });
-    expect(error?.variable).toBe('authenticator');
-    expect(error?.message).not.toContain('hunter2');
+
+    it.each(['_INBOX', '_INBOX.>.', '_INBOX..', ''])(
+      'should refuse the inbox prefix %j',
+      (inboxPrefix) => {
+        expect(creationError({ inboxPrefix })?.variable).toBe('inboxPrefix');
+      },
+    );
+
+    it('should refuse an authenticator beside credentials in the URLs, without echoing them', () => {
+      const error = creationError({
+        servers: 'nats://shop:hunter2@broker:4222',
+        authenticator,
+      });
+      expect(error?.variable).toBe('authenticator');
+      expect(error?.message).not.toContain('hunter2');
+    });
   });
 });

@@ -53,7 +53,9 @@ describe(waitUntilUp.name, () => {
     ).rejects.toBe(fatal);
     expect(sleep).not.toHaveBeenCalled();
   });
+});
 
+describe(backoffMs.name, () => {
   it('should cap the backoff at 30 s', () => {
     expect([1, 2, 6, 7, 20].map(backoffMs)).toEqual([
       500, 1_000, 16_000, 30_000, 30_000,

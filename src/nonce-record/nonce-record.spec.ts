@@ -12,12 +12,9 @@ import { Metrics } from '../observability/metrics';
 import { testConfig } from '../../test/support/config';
 import { Clock } from '../common/clock';
 import type { NonceVerdict } from './nonce-record';
-import { DatabaseRecord } from './database-record';
-import { MemoryRecord } from './memory-record';
 import { NonceRecord } from './nonce-record';
 
 const WINDOW_MS = 300_000;
-const GENERATION_MS = WINDOW_MS / 4;
 const T0 = 1_800_000_000_000;
 
 class ManualClock extends Clock {
@@ -40,52 +37,6 @@ async function codeOf(
   if (verdict === 'stale') return 'STALE';
   return 'OK';
 }
-
-describe(MemoryRecord.name, () => {
-  it('should refuse a pair it accepted, and accept the same nonce under another kid', () => {
-    const record = new MemoryRecord(WINDOW_MS);
-    expect(record.accept('a', nonceOf(1), T0, T0)).toBe(true);
-    expect(record.accept('a', nonceOf(1), T0, T0)).toBe(false);
-    expect(record.accept('b', nonceOf(1), T0, T0)).toBe(true);
-    expect(record.accept('a', nonceOf(2), T0, T0)).toBe(true);
-    expect(record.size).toBe(3);
-  });
-
-  it('should keep a pair for as long as its message is fresh, the last millisecond included', () => {
-    const record = new MemoryRecord(WINDOW_MS);
-    const ts = T0 - 1234;
-    expect(record.accept('a', nonceOf(1), ts, T0)).toBe(true);
-    for (let now = T0, step = 0; now <= ts + WINDOW_MS; now += 997, step += 1) {
-      // Messages at the far edge of the window make older generations expire all along.
-      record.accept('b', nonceOf(step), now - WINDOW_MS, now);
-      expect(record.accept('a', nonceOf(1), ts, now)).toBe(false);
-    }
-    expect(record.accept('a', nonceOf(1), ts, ts + WINDOW_MS)).toBe(false);
-  });
-
-  it('should drop pairs once their messages are past the window, so the record stays bounded', () => {
-    const record = new MemoryRecord(WINDOW_MS);
-    // Ten windows of steady traffic, one message a second.
-    for (let second = 0; second < (10 * WINDOW_MS) / 1000; second += 1) {
-      const now = T0 + second * 1000;
-      expect(record.accept('a', nonceOf(second), now, now)).toBe(true);
-    }
-    // Held: the window's messages plus at most one generation more.
-    expect(record.size).toBeGreaterThanOrEqual(WINDOW_MS / 1000);
-    expect(record.size).toBeLessThanOrEqual(
-      (WINDOW_MS + GENERATION_MS) / 1000 + 1,
-    );
-  });
-
-  it('should hold many pairs without refusing a new one', () => {
-    const record = new MemoryRecord(WINDOW_MS);
-    for (let i = 0; i < 50_000; i += 1) {
-      expect(record.accept('a', nonceOf(i), T0, T0)).toBe(true);
-    }
-    expect(record.size).toBe(50_000);
-    expect(record.accept('a', nonceOf(49_999), T0, T0)).toBe(false);
-  });
-});
 
 describe(NonceRecord.name, () => {
   let dataDir: string;
@@ -246,53 +197,6 @@ describe(NonceRecord.name, () => {
       expect(codes[38]).toBe('REPLAY');
       expect(await rows()).toBe(32);
       expect(store.memoryHeld).toBe(0);
-    });
-
-    it('should write a pair again when InnoDB chose its INSERT as a deadlock victim', async () => {
-      // What MySQL does when copies of one message reach several instances at once: an INSERT
-      // that waited on another's lock is rolled back as a deadlock victim. SQLite cannot deadlock.
-      const table = new Set<string>();
-      let deadlocks = 0;
-      const query = jest.fn((_sql: string, parameters: string[]) => {
-        if (deadlocks > 0) {
-          deadlocks -= 1;
-          return Promise.reject(
-            Object.assign(new Error('deadlock'), { code: 'ER_LOCK_DEADLOCK' }),
-          );
-        }
-        const keys: string[] = [];
-        for (let i = 0; i < parameters.length; i += 3) {
-          keys.push(`${parameters[i]}:${parameters[i + 1]}`);
-        }
-        if (keys.some((key, i) => table.has(key) || keys.indexOf(key) !== i)) {
-          return Promise.reject(
-            Object.assign(new Error('duplicate'), { code: 'ER_DUP_ENTRY' }),
-          );
-        }
-        keys.forEach((key) => table.add(key));
-        return Promise.resolve([]);
-      });
-      const database = {
-        dialect: 'mysql',
-        run: <T>(work: (manager: unknown) => Promise<T>) => work({ query }),
-      };
-      const record = new DatabaseRecord(
-        database as unknown as Database,
-        new ManualClock(T0),
-        WINDOW_MS,
-      );
-      const verdict = async (nonce: string) =>
-        (await record.record('a', nonce, T0)) ? 'OK' : 'REPLAY';
-
-      deadlocks = 1; // a lone pair
-      expect(await verdict(nonceOf(1))).toBe('OK');
-      deadlocks = 3; // a batch of copies, then two of their own INSERTs
-      const codes = await Promise.all(
-        Array.from({ length: 4 }, () => verdict(nonceOf(2))),
-      );
-      expect(codes.sort()).toEqual(['OK', 'REPLAY', 'REPLAY', 'REPLAY']);
-      deadlocks = 1;
-      expect(await verdict(nonceOf(1))).toBe('REPLAY');
     });
 
     it('should refuse a pair accepted before a restart with REPLAY', async () => {

@@ -6,7 +6,7 @@ import {
   parseAmount,
 } from './amount';
 
-describe('amount', () => {
+describe(parseAmount.name, () => {
   it('should parse wire amounts into exact cents', () => {
     expect(parseAmount('12.5')).toBe(1250n);
     expect(parseAmount('0.01')).toBe(1n);
@@ -29,22 +29,28 @@ describe('amount', () => {
     }
   });
 
+  it('should add 0.10 and 0.20 to exactly 0.30', () => {
+    expect(formatCents(parseAmount('0.10') + parseAmount('0.20'))).toBe('0.30');
+  });
+});
+
+describe(formatCents.name, () => {
   it('should write exactly two decimals', () => {
     expect(formatCents(1250n)).toBe('12.50');
     expect(formatCents(30n)).toBe('0.30');
     expect(formatCents(700n)).toBe('7.00');
     expect(normalizeAmount('7')).toBe('7.00');
   });
+});
 
-  it('should add 0.10 and 0.20 to exactly 0.30', () => {
-    expect(formatCents(parseAmount('0.10') + parseAmount('0.20'))).toBe('0.30');
-  });
-
+describe(fromDatabaseAmount.name, () => {
   it('should refuse a number read back from the database', () => {
     expect(() => fromDatabaseAmount(12.5)).toThrow(TypeError);
     expect(fromDatabaseAmount('12.5')).toBe('12.50');
   });
+});
 
+describe(centsFromDatabaseTotal.name, () => {
   it('should read totals beyond 2^53 cents exactly', () => {
     expect(
       formatCents(centsFromDatabaseTotal('9007199254740993', 'cents')),
