@@ -10,6 +10,7 @@ import {
   type PrivateRedis,
 } from '../../test/support/redis';
 import { TcpProxy } from '../../test/support/tcp-proxy';
+import { waitFor } from '../../test/support/wait-for';
 import { ConfigError } from '../config/config.error';
 import { EvictingRedisError, RedisRecord } from './redis-record';
 
@@ -144,13 +145,14 @@ describeWithRedis(RedisRecord.name, () => {
 
       await proxy.up();
       // ioredis reconnects with backoff (0.5 s first); no restart, no new client.
-      let verdict: string | undefined;
-      for (let i = 0; i < 50 && verdict === undefined; i += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        verdict = await r
-          .consume('k', nonce(), Date.now(), Date.now(), WINDOW_MS)
-          .catch(() => undefined);
-      }
+      const verdict = await waitFor(
+        'a pair accepted once Redis is back',
+        () =>
+          r
+            .consume('k', nonce(), Date.now(), Date.now(), WINDOW_MS)
+            .catch(() => undefined),
+        { timeoutMs: 5_000, intervalMs: 100 },
+      );
       expect(verdict).toBe('accepted');
     } finally {
       await proxy.close();
@@ -247,11 +249,19 @@ describeWithRedisServer(`${RedisRecord.name} and eviction`, () => {
     await user('no-config', ['+@all', '-config']);
     await user('neither', ['+@all', '-info', '-config']);
 
+    // ioredis says on the console that it skips its ready check where INFO is refused.
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => {});
     await expect(record(as('no-info'))).resolves.toBeDefined();
     await expect(record(as('no-config'))).resolves.toBeDefined();
     const refusal = await record(as('neither')).catch(
       (error: unknown) => error,
     );
+    const warned = warn.mock.calls.map(([text]) => String(text));
+    warn.mockRestore();
+    expect(warned).toEqual([
+      expect.stringContaining('NOPERM'),
+      expect.stringContaining('NOPERM'),
+    ]);
     expect(refusal).toBeInstanceOf(EvictingRedisError);
     expect((refusal as EvictingRedisError).policy).toBeUndefined();
     expect((refusal as Error).message).toMatch(

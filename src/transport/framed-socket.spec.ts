@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
+import { waitFor } from '../../test/support/wait-for';
 import { ConnectionTracker } from './connection-tracker';
 import { framedSocketClass } from './framed-socket';
 
@@ -379,7 +380,11 @@ describe(framedSocketClass.name, () => {
       for (const id of ['a', 'b', 'signed', 'c', 'd', 'signed']) {
         conn.client.write(request(id));
       }
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(
+        'six dispatched messages',
+        () => conn.dispatched.length === 6 || conn.serverSide.destroyed,
+        { timeoutMs: 2_000 },
+      );
 
       expect(conn.dispatched).toHaveLength(6);
       expect(conn.serverSide.destroyed).toBe(false);
@@ -399,6 +404,7 @@ describe(framedSocketClass.name, () => {
       const conn = await answering(() => true);
       conn.client.write(request('1'));
 
+      // Time is the subject: the connection outlives the authentication time.
       await new Promise((resolve) => setTimeout(resolve, AUTH_TIMEOUT_MS * 2));
 
       expect(conn.serverSide.destroyed).toBe(false);
@@ -413,7 +419,11 @@ describe(framedSocketClass.name, () => {
       await once(over.client, 'close');
       const other = await answering(() => true, '127.0.0.3');
       other.client.write(request('x'));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(
+        'the message to be dispatched',
+        () => other.dispatched.length > 0 || other.serverSide.destroyed,
+        { timeoutMs: 2_000 },
+      );
 
       expect(tracker.refusals.overAddressCap).toBe(1);
       expect(held.every((conn) => !conn.serverSide.destroyed)).toBe(true);

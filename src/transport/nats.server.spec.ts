@@ -294,6 +294,7 @@ describe(NatsServer.name, () => {
 
       let closed = false;
       const closing = server.close().then(() => (closed = true));
+      // Time is the subject: 50 ms on, the close still waits for the request in flight.
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(closed).toBe(false);
       expect(connection.isShut).toBe(false);
