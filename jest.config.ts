@@ -11,7 +11,7 @@ const project = (displayName: string, testMatch: string): Config => ({
   testMatch: [testMatch],
   moduleFileExtensions: ['js', 'json', 'ts'],
   rootDir: '.',
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/support/environment.ts',
   transform: { '^.+\\.ts$': 'ts-jest' },
   // Nest's logger writes into a capture the tests can read, not onto the terminal.
   setupFilesAfterEnv: ['<rootDir>/test/support/nest-log.setup.ts'],
