@@ -63,7 +63,7 @@ const parsedFromTable = entries.filter(
   ([, variable]) => refusedBy(variable.kind) !== undefined,
 );
 
-describe('the table of variables', () => {
+describe('VARIABLES', () => {
   it.each(parsedFromTable)(
     'should have %s refused, by name, where it applies',
     (name, variable) => {
