@@ -273,6 +273,14 @@ describeSuite(`transport limits (${databaseKind})`, () => {
           await wait();
           return (await real.transaction(work)) as T;
         },
+        script: async (...args: Parameters<Database['script']>) => {
+          await wait();
+          return real.script(...args);
+        },
+        sqlite: async <T>(work: Parameters<Database['sqlite']>[0]) => {
+          await wait();
+          return (await real.sqlite(work)) as T;
+        },
       };
     }
 
