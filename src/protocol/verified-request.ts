@@ -64,7 +64,7 @@ export function pendingNonceOf(
 ): PendingNonce | undefined {
   const context =
     'switchToRpc' in hostOrContext
-      ? contextOf(hostOrContext as ArgumentsHost)
+      ? contextOf(hostOrContext)
       : hostOrContext;
   return context ? pendingNonces.get(context) : undefined;
 }

@@ -174,7 +174,7 @@ export class TransactionWriter {
     const reportRow = (
       results[commitIndex - (taken.length > 0 ? 2 : 1)] as Record<
         string,
-        unknown
+        string | number | null
       >[]
     )[0];
     const takenRows = new Map<number, StoredRow>();

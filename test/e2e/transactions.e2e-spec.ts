@@ -214,7 +214,7 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
     );
     const bob = await signUp('bob');
     await client.send('auth.logout', { token: bob.token });
-    const outcome = (payload: Record<string, unknown>) =>
+    const outcome = (payload: { amount: string; reference?: string }) =>
       client.send('transactions.create', { token, ...payload }).then(
         (reply) =>
           reply.created ? 'created' : `again ${reply.transaction.id}`,
