@@ -63,8 +63,6 @@ export function pendingNonceOf(
   hostOrContext: ArgumentsHost | object,
 ): PendingNonce | undefined {
   const context =
-    'switchToRpc' in hostOrContext
-      ? contextOf(hostOrContext)
-      : hostOrContext;
+    'switchToRpc' in hostOrContext ? contextOf(hostOrContext) : hostOrContext;
   return context ? pendingNonces.get(context) : undefined;
 }
