@@ -1,7 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { Injectable } from '@nestjs/common';
 import { Batcher, settle } from '../common/batcher';
-import { isDatabaseUnavailable } from '../database/database-errors';
+import { UnavailableError } from '../common/unavailable';
 import { Database } from '../database/database.service';
 import { Clock } from '../common/clock';
 import { fromDatabaseAmount } from './amount';
@@ -98,7 +98,9 @@ export class TransactionWriter {
     } catch (error) {
       // An unreachable database fails every request alike; anything else may be one request's
       // doing, and is left to that request alone.
-      if (requests.length === 1 || isDatabaseUnavailable(error)) throw error;
+      if (requests.length === 1 || error instanceof UnavailableError) {
+        throw error;
+      }
       return Promise.all(
         requests.map((request) =>
           settle(async () => (await this.writeTogether([request]))[0]),
