@@ -71,7 +71,7 @@ describe(TransactionWriter.name, () => {
 
     expect(database.scripts).toHaveLength(1);
     const [script] = database.scripts;
-    expect(script[0]).toBe('START TRANSACTION');
+    expect(script[1]).toBe('START TRANSACTION');
     expect(script[script.length - 1]).toBe('COMMIT');
     expect(outcomes.map((outcome) => outcome.kind)).toEqual([
       'created',

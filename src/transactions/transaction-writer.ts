@@ -129,7 +129,13 @@ export class TransactionWriter {
     requests: readonly CreateRequest[],
     now: Date,
   ): Promise<CreateOutcome[]> {
-    const sql: string[] = ['START TRANSACTION'];
+    // READ COMMITTED: a reference taken by another instance's batch that committed while this
+    // one waited on its key is then visible to the read of the row that holds it (under
+    // REPEATABLE READ that read would see the snapshot of the session check, without the row).
+    const sql: string[] = [
+      'SET TRANSACTION ISOLATION LEVEL READ COMMITTED',
+      'START TRANSACTION',
+    ];
     const parameters: unknown[] = [];
     const report: string[] = [];
     const taken: string[] = [];
