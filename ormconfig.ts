@@ -44,6 +44,9 @@ export function dataSourceOptions(database: DatabaseConfig): DataSourceOptions {
       supportBigNumbers: true,
       bigNumberStrings: true,
       connectTimeout: 10_000,
+      // The create path sends a batch's statements as one script (src/transactions/
+      // transaction-writer.ts); every value in it is a bound parameter.
+      multipleStatements: true,
       poolSize: database.poolSize,
     };
   }

@@ -14,6 +14,10 @@ export interface LoadResult {
   firstError: string | null;
   /** Cores the server's processes kept busy meanwhile: 1.0 is one core saturated. */
   serverCores?: number;
+  /** Cores the load client itself kept busy during the load alone (pre-signing excluded). */
+  clientCores?: number;
+  /** Requests the client had to sign during the load, the pre-signed ones being used up. */
+  signedDuringRun?: number;
 }
 
 /** One operation; resolves with null on success, or with what went wrong. */
@@ -129,10 +133,29 @@ export async function tcpLoad(
   inflight: number,
   makeRequest: (worker: number) => Sent,
   check: Check,
+  { presignPerSecond = 0 }: { presignPerSecond?: number } = {},
 ): Promise<LoadResult> {
   const clients = await Promise.all(
     Array.from({ length: connections }, () => connect(target.port)),
   );
+  // Signed before the load starts, so that the client's HMACs are not part of the pace it
+  // measures (each envelope's ts stays well inside the freshness window over one run).
+  const presigned = Array.from(
+    {
+      length: Math.ceil(
+        (presignPerSecond * (timing.warmupMs + timing.durationMs)) / 1000,
+      ),
+    },
+    (_, index) => makeRequest(index),
+  );
+  let used = 0;
+  let signedDuringRun = 0;
+  const nextRequest = (worker: number): Sent => {
+    if (used < presigned.length) return presigned[used++];
+    signedDuringRun += 1;
+    return makeRequest(worker);
+  };
+  const clientCpuBefore = process.cpuUsage();
   const serverCpu = () => target.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const cpuBefore = serverCpu();
   const began = performance.now();
@@ -140,13 +163,16 @@ export async function tcpLoad(
     const result = await load(timing, {
       workers: connections * inflight,
       op: async (worker) => {
-        const sent = makeRequest(worker);
+        const sent = nextRequest(worker);
         const reply = await send(clients[worker % connections], sent);
         return check(reply, sent);
       },
     });
-    result.serverCores =
-      (serverCpu() - cpuBefore) / (performance.now() - began);
+    const elapsed = performance.now() - began;
+    result.serverCores = (serverCpu() - cpuBefore) / elapsed;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    result.clientCores = (clientCpu.user + clientCpu.system) / 1000 / elapsed;
+    result.signedDuringRun = signedDuringRun;
     if (
       result.errors > 0 &&
       clients.some((client) => client.socket.destroyed)

@@ -17,6 +17,7 @@ import {
   signed,
   txRequest,
   type Sent,
+  PRESIGN,
 } from '../requests';
 import { MYSQL_CONNECTIONS, type Settings } from '../settings';
 import { loginScenarios } from './login';
@@ -90,7 +91,16 @@ export async function mysqlScenarios(
           'mysql (shared nonce record): signed system.ping vs raw nonce INSERT, c=32',
           {
             name: 'system.ping',
-            run: () => tcpLoad(settings, service, 8, 4, pingRequest, okReply),
+            run: () =>
+              tcpLoad(
+                settings,
+                service,
+                8,
+                4,
+                pingRequest,
+                okReply,
+                PRESIGN.ping,
+              ),
           },
           {
             name: 'raw INSERT',

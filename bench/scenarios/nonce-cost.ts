@@ -6,7 +6,7 @@ import { mysqlServer } from '../databases';
 import { tcpLoad } from '../load';
 import { startService, type Server } from '../processes';
 import type { Report } from '../report';
-import { okReply, pingRequest, runId } from '../requests';
+import { okReply, pingRequest, PRESIGN, runId } from '../requests';
 import type { Settings } from '../settings';
 
 const REDIS_URL = process.env.PAI_BENCH_REDIS_URL || 'redis://127.0.0.1:6379/0';
@@ -82,11 +82,21 @@ export async function nonceCostScenarios(
         `mysql: signed system.ping 8x4, ${kind} nonce record vs in-memory (single instance)`,
         {
           name: `${kind} record`,
-          run: () => tcpLoad(settings, service, 8, 4, pingRequest, okReply),
+          run: () =>
+            tcpLoad(
+              settings,
+              service,
+              8,
+              4,
+              pingRequest,
+              okReply,
+              PRESIGN.ping,
+            ),
         },
         {
           name: 'memory record',
-          run: () => tcpLoad(settings, memory, 8, 4, pingRequest, okReply),
+          run: () =>
+            tcpLoad(settings, memory, 8, 4, pingRequest, okReply, PRESIGN.ping),
         },
       );
       report.results.ratios[`nonce_${kind}_vs_memory_ping`] =

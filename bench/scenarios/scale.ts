@@ -17,6 +17,7 @@ import {
   txRequest,
   type Sent,
   type User,
+  PRESIGN,
 } from '../requests';
 import { MYSQL_CONNECTIONS, type Settings } from '../settings';
 
@@ -132,11 +133,21 @@ export async function scaleScenarios(
       "mysql: signed system.ping 8x4 through HAProxy (1 instance) vs direct (lower than 1 is the hop's cost)",
       {
         name: 'via HAProxy',
-        run: () => tcpLoad(settings, front1, 8, 4, pingRequest, okReply),
+        run: () =>
+          tcpLoad(settings, front1, 8, 4, pingRequest, okReply, PRESIGN.ping),
       },
       {
         name: 'direct',
-        run: () => tcpLoad(settings, first.server, 8, 4, pingRequest, okReply),
+        run: () =>
+          tcpLoad(
+            settings,
+            first.server,
+            8,
+            4,
+            pingRequest,
+            okReply,
+            PRESIGN.ping,
+          ),
       },
     );
     ratios.haproxy_hop_ping = direct.ratio.median;

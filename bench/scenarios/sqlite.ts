@@ -5,7 +5,7 @@ import { sqliteDatabase } from '../databases';
 import { tcpLoad } from '../load';
 import { startEcho, startService, type Server } from '../processes';
 import type { Entry, Report } from '../report';
-import { echoReply, okReply, pingRequest } from '../requests';
+import { echoReply, okReply, pingRequest, PRESIGN } from '../requests';
 import type { Settings } from '../settings';
 import { txVsInsert } from './tx-vs-insert';
 
@@ -40,6 +40,7 @@ async function pingVsEcho(
             inflight,
             pingRequest,
             okReply,
+            PRESIGN.ping,
           ),
       },
       {
@@ -52,6 +53,7 @@ async function pingVsEcho(
             inflight,
             pingRequest,
             echoReply,
+            PRESIGN.ping,
           ),
       },
     );

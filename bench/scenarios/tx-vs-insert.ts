@@ -7,6 +7,7 @@ import {
   registerAndLogin,
   txRequest,
   nextReference,
+  PRESIGN,
 } from '../requests';
 import type { Settings } from '../settings';
 
@@ -51,6 +52,7 @@ export async function txVsInsert(
             inflight,
             () => txRequest(user.token),
             okReply,
+            PRESIGN.create,
           ),
       },
       {

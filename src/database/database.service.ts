@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type BetterSqlite3 from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { withTimeout } from '../common/deadline';
@@ -50,6 +51,55 @@ export class Database {
         if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
       }
     }
+  }
+
+  /**
+   * MySQL: runs a script of several statements, its own START TRANSACTION … COMMIT included, on
+   * one pooled connection in one round trip, and resolves with each statement's result. A script
+   * that fails part-way is rolled back before the connection goes back to the pool; one that
+   * InnoDB chose as a deadlock victim was rolled back whole and is run again.
+   */
+  async script(
+    sql: string,
+    parameters: readonly unknown[],
+  ): Promise<unknown[]> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.exclusive(async () => {
+          const runner = this.dataSource.createQueryRunner();
+          try {
+            return (await runner.query(sql, [...parameters])) as unknown[];
+          } catch (error) {
+            // A lost connection cannot be rolled back, and needs not be: the server does it.
+            await runner.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          } finally {
+            await runner.release();
+          }
+        });
+      } catch (error) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+      }
+    }
+  }
+
+  /**
+   * SQLite: `work` gets better-sqlite3's own connection, in the queue like every other unit of
+   * work, for prepared statements run synchronously inside one `db.transaction()`: TypeORM's
+   * per-query promise and metadata work would cost more than the statements.
+   */
+  sqlite<T>(work: (db: BetterSqlite3.Database) => T): Promise<T> {
+    return this.exclusive(() =>
+      Promise.resolve().then(() =>
+        work(
+          (
+            this.dataSource.driver as unknown as {
+              databaseConnection: BetterSqlite3.Database;
+            }
+          ).databaseConnection,
+        ),
+      ),
+    );
   }
 
   /** Runs read-only `work` (or a single statement, atomic by itself) outside an explicit transaction. */

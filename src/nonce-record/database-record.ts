@@ -1,6 +1,6 @@
-import { setImmediate } from 'node:timers';
 import type { Logger } from '@nestjs/common';
 import type { Clock } from '../common/clock';
+import { Batcher, settle } from '../common/batcher';
 import { startPeriodicTask } from '../common/periodic-task';
 import { isDeadlock, isUniqueViolation } from '../database/database-errors';
 import type { Database } from '../database/database.service';
@@ -10,15 +10,13 @@ import { UsedNonce } from './used-nonce.entity';
 const MAX_BATCH = 256;
 /** Times one pair's INSERT is run when InnoDB keeps choosing it as a deadlock victim. */
 const MAX_DEADLOCK_ATTEMPTS = 5;
-/** Batches written at once at most (each holds one pooled connection); later pairs wait for the next. */
+/** Batches written at once at most (each holds one pooled connection). */
 const MAX_BATCHES_IN_FLIGHT = 16;
 
-interface PendingPair {
+interface Pair {
   kid: string;
   nonce: string;
   expiresAt: string;
-  resolve: (accepted: boolean) => void;
-  reject: (error: unknown) => void;
 }
 
 /**
@@ -29,9 +27,10 @@ interface PendingPair {
  * written again row by row, so each pair still learns for itself whether it was new.
  */
 export class DatabaseRecord {
-  private waiting: PendingPair[] = [];
-  private flushScheduled = false;
-  private batchesInFlight = 0;
+  private readonly batcher = new Batcher<Pair, boolean>(
+    (pairs) => this.insertBatch(pairs),
+    { maxBatch: MAX_BATCH, maxInFlight: MAX_BATCHES_IN_FLIGHT },
+  );
   private stopPurge?: () => void;
 
   constructor(
@@ -42,10 +41,10 @@ export class DatabaseRecord {
 
   /** True when the pair is new (and now recorded until `ts` plus the window), false for a replay. */
   record(kid: string, nonce: string, ts: number): Promise<boolean> {
-    const expiresAt = String(ts + this.windowMs);
-    return new Promise<boolean>((resolve, reject) => {
-      this.waiting.push({ kid, nonce, expiresAt, resolve, reject });
-      this.scheduleFlush();
+    return this.batcher.submit({
+      kid,
+      nonce,
+      expiresAt: String(ts + this.windowMs),
     });
   }
 
@@ -95,61 +94,44 @@ export class DatabaseRecord {
     this.stopPurge?.();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT)
-      return;
-    this.flushScheduled = true;
-    // After the current I/O phase: every message read from the sockets in it joins the batch.
-    setImmediate(() => {
-      this.flushScheduled = false;
-      void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.waiting.splice(0, MAX_BATCH);
-    if (batch.length === 0) return;
-    this.batchesInFlight += 1;
-    if (this.waiting.length > 0) this.scheduleFlush();
+  private async insertBatch(
+    pairs: readonly Pair[],
+  ): Promise<PromiseSettledResult<boolean>[]> {
     try {
-      await this.insert(batch);
-      batch.forEach((pair) => pair.resolve(true));
+      await this.insert(pairs);
+      return pairs.map(() => ({ status: 'fulfilled', value: true }));
     } catch (error) {
       // Either way the statement was rolled back whole: each pair is written again on its own
       // (a lone pair that hit a duplicate needs no second try).
-      if (isDeadlock(error) || (batch.length > 1 && isUniqueViolation(error))) {
-        await Promise.all(batch.map((pair) => this.insertOne(pair)));
-      } else if (isUniqueViolation(error)) {
-        batch.forEach((pair) => pair.resolve(false));
-      } else {
-        batch.forEach((pair) => pair.reject(error));
+      if (isDeadlock(error) || (pairs.length > 1 && isUniqueViolation(error))) {
+        return Promise.all(
+          pairs.map((pair) => settle(() => this.insertOne(pair))),
+        );
       }
-    } finally {
-      this.batchesInFlight -= 1;
-      if (this.waiting.length > 0) this.scheduleFlush();
+      if (isUniqueViolation(error))
+        return [{ status: 'fulfilled', value: false }];
+      throw error;
     }
   }
 
-  private async insertOne(pair: PendingPair): Promise<void> {
+  private async insertOne(pair: Pair): Promise<boolean> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         await this.insert([pair]);
-        pair.resolve(true);
-        return;
+        return true;
       } catch (error) {
         // Copies of one message reaching several instances at once insert one key on several
         // connections: InnoDB makes all but the first wait on shared locks, and when the first
         // rolls back (its batch held a duplicate) two waiters can deadlock. The victim's INSERT
         // was rolled back and is run again: it now meets the row (REPLAY) or writes it.
         if (isDeadlock(error) && attempt < MAX_DEADLOCK_ATTEMPTS) continue;
-        if (isUniqueViolation(error)) pair.resolve(false);
-        else pair.reject(error);
-        return;
+        if (isUniqueViolation(error)) return false;
+        throw error;
       }
     }
   }
 
-  private insert(pairs: PendingPair[]): Promise<unknown> {
+  private insert(pairs: readonly Pair[]): Promise<unknown> {
     // Plain SQL, the same on both databases: the query builder's per-row metadata work would
     // cost more than the statement.
     const parameters: string[] = [];

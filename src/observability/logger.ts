@@ -24,7 +24,7 @@ export function usesPrettyOutput(
 }
 
 /**
- * One JSON object a line on stdout (level as a word, ISO time), or pino-pretty's coloured lines
+ * One JSON object a line on stdout (level as a word, ISO time), written asynchronously, or pino-pretty's coloured lines
  * at a terminal during development. pino-pretty is a development dependency: the production
  * image does not have it, and `auto` never asks for it there.
  */
@@ -56,7 +56,14 @@ export function createLogger(
       },
     });
   }
-  return destination ? pino(options, destination) : pino(options);
+  // Asynchronous: a request's line is queued, not written on its path; lines queued while a
+  // write is under way leave together in the next one. pino flushes the queue synchronously when
+  // the process exits, so a clean stop or a fatal error loses nothing (kill -9 may lose the lines
+  // of the last moment, never a transaction: those are in the database).
+  return pino(
+    options,
+    destination ?? pino.destination({ dest: 1, sync: false }),
+  );
 }
 
 const loggers = new WeakMap<AppConfig, Logger>();

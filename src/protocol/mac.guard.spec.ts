@@ -8,7 +8,8 @@ import { ErrorCode } from './error-code';
 import { MacGuard } from './mac.guard';
 import { hmacHex, requestMacInput } from './mac';
 import { NonceRecord, type NonceVerdict } from '../nonce-record/nonce-record';
-import { verifiedRequestOf } from './verified-request';
+import { pendingNonceOf, verifiedRequestOf } from './verified-request';
+import { WRITES_NONCE } from './writes-nonce';
 
 const NOW = 1764288000000;
 const WINDOW_MS = 300_000;
@@ -294,6 +295,73 @@ describe(MacGuard.name, () => {
         code: ErrorCode.STALE,
         details: { serverTime: NOW },
       });
+    });
+  });
+
+  describe('a nonce left to a handler that writes it (@WritesNonce)', () => {
+    const writesNonce = () => undefined;
+    Reflect.defineMetadata(WRITES_NONCE, true, writesNonce);
+
+    async function guardWith(kind: 'database' | 'memory'): Promise<MacGuard> {
+      const moduleRef = await Test.createTestingModule({
+        providers: [
+          MacGuard,
+          {
+            provide: APP_CONFIG,
+            useValue: { ...config, nonceRecord: { kind } },
+          },
+          { provide: Clock, useValue: { now: () => NOW } },
+          { provide: NonceRecord, useValue: nonces },
+        ],
+      }).compile();
+      return moduleRef.get(MacGuard);
+    }
+
+    function handlerContext(
+      envelope: unknown,
+      handler: () => void,
+    ): ExecutionContext {
+      const host = new ExecutionContextHost(
+        [envelope, { getPattern: () => PATTERN }],
+        undefined,
+        handler,
+      );
+      host.setType('rpc');
+      return host;
+    }
+
+    it('should defer the nonce to the handler with the database record', async () => {
+      const deferring = await guardWith('database');
+      const envelope = signedEnvelope({ ts: NOW - 5 });
+      const context = handlerContext(envelope, writesNonce);
+
+      await expect(deferring.canActivate(context)).resolves.toBe(true);
+      expect(nonces.calls).toEqual([]);
+      expect(pendingNonceOf(context)).toMatchObject({
+        kid: 'default',
+        nonce: envelope.nonce,
+        ts: NOW - 5,
+        expiresAt: NOW - 5 + config.macWindowMs,
+        claimed: false,
+      });
+    });
+
+    it('should record the nonce itself for a handler that does not write it', async () => {
+      const deferring = await guardWith('database');
+      const context = handlerContext(signedEnvelope(), () => undefined);
+
+      await expect(deferring.canActivate(context)).resolves.toBe(true);
+      expect(nonces.calls).toHaveLength(1);
+      expect(pendingNonceOf(context)).toBeUndefined();
+    });
+
+    it('should record the nonce itself with a record outside the database', async () => {
+      const memory = await guardWith('memory');
+      const context = handlerContext(signedEnvelope(), writesNonce);
+
+      await expect(memory.canActivate(context)).resolves.toBe(true);
+      expect(nonces.calls).toHaveLength(1);
+      expect(pendingNonceOf(context)).toBeUndefined();
     });
   });
 

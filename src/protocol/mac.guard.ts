@@ -4,6 +4,7 @@ import {
   Inject,
   Injectable,
 } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Clock } from '../common/clock';
 import { Envelope, envelopeProblems } from './envelope';
@@ -13,7 +14,8 @@ import { hmacHex, macMatches, requestMacInput } from './mac';
 import { NonceRecord } from '../nonce-record/nonce-record';
 import { ProtocolError } from './protocol-error';
 import { patternOf } from './rpc-pattern';
-import { markVerified } from './verified-request';
+import { deferNonce, markVerified } from './verified-request';
+import { WRITES_NONCE } from './writes-nonce';
 
 /**
  * Still part of the shape check (step 1): a payload with no canonical form (a lone surrogate,
@@ -45,6 +47,7 @@ export class MacGuard implements CanActivate {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly nonces: NonceRecord,
     private readonly clock: Clock,
+    private readonly reflector: Reflector,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -70,6 +73,19 @@ export class MacGuard implements CanActivate {
       throw new ProtocolError(ErrorCode.STALE, { serverTime: now });
     }
 
+    if (
+      this.config.nonceRecord.kind === 'database' &&
+      this.reflector.get<boolean>(WRITES_NONCE, context.getHandler())
+    ) {
+      deferNonce(context, {
+        kid,
+        nonce,
+        ts: envelope.ts,
+        expiresAt: envelope.ts + this.config.macWindowMs,
+        claimed: false,
+      });
+      return true;
+    }
     const verdict = await this.nonces.consume(kid, nonce, envelope.ts);
     if (verdict === 'replay') throw new ProtocolError(ErrorCode.REPLAY);
     if (verdict === 'stale') {

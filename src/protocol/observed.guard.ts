@@ -2,6 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { MacGuard } from './mac.guard';
 import { RequestObserver } from '../observability/request-observer';
 import { reportAdmitted, reportStart } from './request-report';
+import { pendingNonceOf } from './verified-request';
 
 /**
  * The MAC guard with the request's clock and id started before it and its admission noted
@@ -17,7 +18,10 @@ export class ObservedMacGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     reportStart(this.observer, context);
     const admitted = await this.guard.canActivate(context);
-    if (admitted) reportAdmitted(this.observer, context);
+    // A deferred nonce is admitted when its handler has recorded it (reportOutcome).
+    if (admitted && !pendingNonceOf(context)) {
+      reportAdmitted(this.observer, context);
+    }
     return admitted;
   }
 }

@@ -13,7 +13,12 @@ import { hmacHex, replyMacInput } from './mac';
 import { ProtocolError } from './protocol-error';
 import { ProtocolExceptionFilter } from './protocol-exception.filter';
 import { ErrorReply, ReplySigner } from './reply-signer';
-import { markVerified } from './verified-request';
+import {
+  deferNonce,
+  markVerified,
+  type PendingNonce,
+} from './verified-request';
+import { NonceRecord, type NonceVerdict } from '../nonce-record/nonce-record';
 import { UnavailableError } from '../common/unavailable';
 
 interface ReplyVector {
@@ -99,6 +104,7 @@ describe(ProtocolExceptionFilter.name, () => {
   let loggedErrors: jest.SpyInstance;
   let loggedWarnings: jest.SpyInstance;
   let observed: jest.Mock;
+  let consume: jest.Mock<Promise<NonceVerdict>, [string, string, number]>;
 
   /** What the filter's Observable errors with (the Nest `err` sent to the client). */
   async function replyTo(
@@ -127,11 +133,18 @@ describe(ProtocolExceptionFilter.name, () => {
       .spyOn(Logger.prototype, 'warn')
       .mockImplementation(() => undefined);
     observed = jest.fn();
+    consume = jest.fn((_kid: string, _nonce: string, _ts: number) =>
+      Promise.resolve<NonceVerdict>('accepted'),
+    );
     const moduleRef = await Test.createTestingModule({
       providers: [
         ProtocolExceptionFilter,
         ReplySigner,
-        { provide: RequestObserver, useValue: { finish: observed } },
+        {
+          provide: RequestObserver,
+          useValue: { finish: observed, admitted: jest.fn() },
+        },
+        { provide: NonceRecord, useValue: { consume } },
         { provide: APP_CONFIG, useValue: config },
         { provide: Clock, useValue: { now: () => now } },
       ],
@@ -401,6 +414,77 @@ describe(ProtocolExceptionFilter.name, () => {
       }
 
       expect(loggedWarnings).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('a nonce the guard left to the handler', () => {
+    function pending(claimed = false): PendingNonce {
+      return {
+        kid: 'default',
+        nonce: NONCE,
+        ts: NOW,
+        expiresAt: NOW + 1,
+        claimed,
+      };
+    }
+
+    async function replyWithPending(
+      exception: unknown,
+      nonce: PendingNonce,
+    ): Promise<ErrorReply> {
+      const host = rpcHost(request());
+      deferNonce(host, nonce);
+      return firstValueFrom(filter.catch(exception, host)).then(
+        () => {
+          throw new Error('the filter emitted instead of erroring');
+        },
+        (error: unknown) => error as ErrorReply,
+      );
+    }
+
+    it('should record it when the request was refused before the handler recorded it', async () => {
+      const reply = await replyWithPending(
+        ProtocolError.badRequest([{ field: 'amount', problem: 'bad' }]),
+        pending(),
+      );
+
+      expect(consume).toHaveBeenCalledWith('default', NONCE, NOW);
+      expect(reply.error.code).toBe(ErrorCode.BAD_REQUEST);
+      expect(reply.mac).toBe(expectedMac(DEFAULT_KEY, reply));
+    });
+
+    it('should answer REPLAY when the record already held it (replay precedes the payload check)', async () => {
+      consume.mockResolvedValueOnce('replay');
+
+      const reply = await replyWithPending(
+        ProtocolError.badRequest([{ field: 'amount', problem: 'bad' }]),
+        pending(),
+      );
+
+      expect(reply.error.code).toBe(ErrorCode.REPLAY);
+    });
+
+    it('should answer UNAVAILABLE when the record cannot be reached', async () => {
+      consume.mockRejectedValueOnce(
+        new UnavailableError('database', 'ECONNREFUSED'),
+      );
+
+      const reply = await replyWithPending(
+        ProtocolError.badRequest([{ field: 'amount', problem: 'bad' }]),
+        pending(),
+      );
+
+      expect(reply.error.code).toBe(ErrorCode.UNAVAILABLE);
+    });
+
+    it('should leave it alone once the handler has claimed it', async () => {
+      const reply = await replyWithPending(
+        new ProtocolError(ErrorCode.UNAUTHENTICATED),
+        pending(true),
+      );
+
+      expect(consume).not.toHaveBeenCalled();
+      expect(reply.error.code).toBe(ErrorCode.UNAUTHENTICATED);
     });
   });
 });

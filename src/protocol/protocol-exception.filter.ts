@@ -5,7 +5,7 @@ import {
   RpcExceptionFilter,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Observable, throwError } from 'rxjs';
+import { Observable, defer, mergeMap, throwError } from 'rxjs';
 import { SampledWarning } from '../common/sampled-warning';
 import { UnavailableError } from '../common/unavailable';
 import { RequestObserver } from '../observability/request-observer';
@@ -13,6 +13,8 @@ import { reportOutcome } from './request-report';
 import { ErrorCode } from './error-code';
 import { ProtocolError } from './protocol-error';
 import { ErrorReply, ReplySigner } from './reply-signer';
+import { NonceRecord } from '../nonce-record/nonce-record';
+import { pendingNonceOf } from './verified-request';
 
 /**
  * Every error, from the guard, a pipe or a handler, leaves as a protocol error reply (signed when
@@ -29,9 +31,33 @@ export class ProtocolExceptionFilter implements RpcExceptionFilter<unknown> {
   constructor(
     private readonly signer: ReplySigner,
     private readonly observer: RequestObserver,
+    private readonly nonces: NonceRecord,
   ) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<ErrorReply> {
+    const pending = pendingNonceOf(host);
+    if (!pending || pending.claimed) return this.reply(exception, host);
+    // Refused after the guard deferred its nonce and before the handler recorded it (a payload
+    // that fails validation): recorded here, so that a copy is REPLAY as the protocol's order of
+    // checks says (step 5 before the payload), and the record holds every admitted nonce.
+    pending.claimed = true;
+    return defer(async () => {
+      try {
+        const verdict = await this.nonces.consume(
+          pending.kid,
+          pending.nonce,
+          pending.ts,
+        );
+        return verdict === 'replay'
+          ? new ProtocolError(ErrorCode.REPLAY)
+          : exception;
+      } catch (error) {
+        return error;
+      }
+    }).pipe(mergeMap((settled) => this.reply(settled, host)));
+  }
+
+  private reply(exception: unknown, host: ArgumentsHost): Observable<never> {
     const error = this.toProtocolError(exception);
     const reply = this.signer.failure(host, error.code, error.details);
     reportOutcome(this.observer, host, error.code, error.details.errorId);

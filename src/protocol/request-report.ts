@@ -4,6 +4,7 @@ import { KID_PATTERN } from '../config/secrets';
 import { ErrorCode } from './error-code';
 import { patternOf } from './rpc-pattern';
 import { UnknownPatternController } from './unknown-pattern.controller';
+import { pendingNonceOf } from './verified-request';
 
 /** The codes only the MAC guard gives; any of them before admission is a rejection. */
 const GUARD_CODES: ReadonlySet<string> = new Set([
@@ -48,6 +49,10 @@ export function reportOutcome(
   code: ErrorCode | 'OK',
   errorId?: unknown,
 ): void {
+  // The guard passed a deferred nonce on: the request was admitted unless it was a replay.
+  if (pendingNonceOf(host) && code !== ErrorCode.REPLAY) {
+    observer.admitted(carrierOf(host));
+  }
   observer.finish(carrierOf(host), {
     code,
     admissionCode: GUARD_CODES.has(code),

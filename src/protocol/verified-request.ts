@@ -34,3 +34,35 @@ export function verifiedRequestOf(
   const context = contextOf(host);
   return context ? verified.get(context) : undefined;
 }
+
+/**
+ * A verified request's nonce that the guard left for its handler to record (`@WritesNonce()`):
+ * the handler writes it in the same database transaction as its own work, so that the replay
+ * check costs no round trip of its own. `claimed` is set once the handler's write owns it; a
+ * request refused before that (its payload, say) has its nonce recorded by the exception filter,
+ * so that a copy of it is still answered REPLAY.
+ */
+export interface PendingNonce {
+  readonly kid: string;
+  readonly nonce: string;
+  readonly ts: number;
+  /** Until when the record keeps the pair: ts plus the freshness window. */
+  readonly expiresAt: number;
+  claimed: boolean;
+}
+
+const pendingNonces = new WeakMap<object, PendingNonce>();
+
+export function deferNonce(host: ArgumentsHost, pending: PendingNonce): void {
+  const context = contextOf(host);
+  if (context) pendingNonces.set(context, pending);
+}
+
+/** The nonce this message's handler must record, if the guard deferred it. */
+export function pendingNonceOf(
+  hostOrContext: ArgumentsHost | object,
+): PendingNonce | undefined {
+  const context =
+    'switchToRpc' in hostOrContext ? contextOf(hostOrContext) : hostOrContext;
+  return context ? pendingNonces.get(context) : undefined;
+}

@@ -1,5 +1,7 @@
 import { Controller } from '@nestjs/common';
-import { MessagePattern } from '@nestjs/microservices';
+import { Ctx, MessagePattern } from '@nestjs/microservices';
+import { WritesNonce } from '../protocol/writes-nonce';
+import { pendingNonceOf } from '../protocol/verified-request';
 import { SessionsService } from '../sessions/sessions.service';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { CreateTransactionDto } from './dto/create-transaction.dto';
@@ -14,9 +16,13 @@ export class TransactionsController {
   ) {}
 
   @MessagePattern('transactions.create')
-  async create(@SignedPayload() { token, ...input }: CreateTransactionDto) {
-    const userId = await this.sessions.authenticate(token);
-    return this.transactions.create(userId, input);
+  @WritesNonce()
+  create(
+    @SignedPayload() { token, ...input }: CreateTransactionDto,
+    @Ctx() context: object,
+  ) {
+    // The session is checked by the write itself, in the same transaction.
+    return this.transactions.create(token, input, pendingNonceOf(context));
   }
 
   @MessagePattern('transactions.list')

@@ -1,7 +1,5 @@
 import type { TransactionReply } from '../protocol/patterns';
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
-import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
 import { Clock } from '../common/clock';
 import { ErrorCode } from '../protocol/error-code';
@@ -18,6 +16,9 @@ import {
   ListTransactionsDto,
 } from './dto/list-transactions.dto';
 import { Transaction } from './transaction.entity';
+import { CreateRequest, TransactionWriter } from './transaction-writer';
+import { tokenHash } from '../sessions/sessions.service';
+import type { PendingNonce } from '../protocol/verified-request';
 
 /** Where SQLite's totals split each amount's cents (see sqliteSummary). */
 const CENTS_SPLIT = 1_000_000_000;
@@ -38,69 +39,49 @@ export class TransactionsService {
   constructor(
     private readonly database: Database,
     private readonly clock: Clock,
+    private readonly writer: TransactionWriter,
   ) {}
 
   /**
-   * One INSERT, atomic on its own, in the common case: the unique index on (user, reference)
-   * decides between concurrent requests with one reference, and only the loser reads the row
-   * that won (a second round trip) to answer as its replay or as IDEMPOTENCY_CONFLICT.
+   * Writes the transaction through the batched writer (TransactionWriter), which checks the
+   * session and, when the guard deferred it, records the nonce in the same commit. A reference
+   * the user already used answers with the row that holds it when the request is the same, and
+   * IDEMPOTENCY_CONFLICT when it is not.
    */
   async create(
-    userId: string,
+    token: string,
     input: Omit<CreateTransactionDto, 'token'>,
+    nonce?: PendingNonce,
   ): Promise<{ transaction: TransactionReply; created: boolean }> {
-    const row = {
-      userId,
+    const request: CreateRequest = {
+      tokenHash: tokenHash(token),
       amount: normalizeAmount(input.amount),
       reference: input.reference ?? null,
       description: input.description ?? null,
       createdAt: new Date(this.clock.now()),
     };
-    try {
-      const id = await this.database.run((manager) =>
-        this.insert(manager, row),
-      );
-      return {
-        transaction: toView(Object.assign(new Transaction(), row, { id })),
-        created: true,
-      };
-    } catch (error) {
-      if (!isUniqueViolation(error) || row.reference === null) throw error;
+    if (nonce) {
+      // From here the writer records it, whatever the outcome (REPLAY included).
+      nonce.claimed = true;
+      request.nonce = nonce;
     }
-    const existing = await this.database.run((manager) =>
-      manager.findOneBy(Transaction, {
-        userId: row.userId,
-        reference: row.reference!,
-      }),
-    );
-    // The row that won cannot go away: transactions are never deleted.
-    if (!existing) throw new Error('the conflicting transaction is missing');
-    const same =
-      parseAmount(existing.amount) === parseAmount(row.amount) &&
-      existing.description === row.description;
-    if (!same) throw new ProtocolError(ErrorCode.IDEMPOTENCY_CONFLICT);
-    return { transaction: toView(existing), created: false };
-  }
-
-  /** The new row's id, from the driver's insert id: no statement besides the INSERT. */
-  private async insert(
-    manager: EntityManager,
-    row: Omit<Transaction, 'id'>,
-  ): Promise<string> {
-    const result = await manager
-      .createQueryBuilder()
-      .insert()
-      .into(Transaction)
-      .values(row)
-      .updateEntity(false)
-      .execute();
-    const raw = result.raw as
-      { insertId?: number | string } | number | bigint | string;
-    const id = typeof raw === 'object' ? raw.insertId : raw;
-    if (id === undefined || id === null) {
-      throw new Error('the driver reported no insert id');
+    const outcome = await this.writer.write(request);
+    switch (outcome.kind) {
+      case 'replay':
+        throw new ProtocolError(ErrorCode.REPLAY);
+      case 'unauthenticated':
+        throw new ProtocolError(ErrorCode.UNAUTHENTICATED);
+      case 'created':
+        return { transaction: toView(outcome.row), created: true };
+      case 'taken': {
+        const existing = outcome.row;
+        const same =
+          parseAmount(existing.amount) === parseAmount(request.amount) &&
+          existing.description === request.description;
+        if (!same) throw new ProtocolError(ErrorCode.IDEMPOTENCY_CONFLICT);
+        return { transaction: toView(existing), created: false };
+      }
     }
-    return String(id);
   }
 
   async list(

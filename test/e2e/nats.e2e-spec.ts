@@ -3,6 +3,7 @@
  * replay record, one of them stopping under load, readiness from the broker connection, and a
  * broker restart. Runs with PAI_E2E_TRANSPORT=nats (npm run test:nats).
  */
+import { gatedDatabase } from '../support/gated-database';
 import {
   connect,
   nkeyAuthenticator,
@@ -199,22 +200,9 @@ describeNats(`two instances over NATS (${databaseKind})`, () => {
       return builder.overrideProvider(Database).useFactory({
         factory: (dataSource: DataSource) => {
           const real = new Database(dataSource, { databaseTimeoutMs: 60_000 });
-          const wait = async () => {
+          return gatedDatabase(real, async () => {
             if (gated && holding) await gate;
-          };
-          return {
-            dialect: real.dialect,
-            run: async (work: Parameters<Database['run']>[0]) => {
-              await wait();
-              return real.run(work);
-            },
-            transaction: async (
-              work: Parameters<Database['transaction']>[0],
-            ) => {
-              await wait();
-              return real.transaction(work);
-            },
-          };
+          });
         },
         inject: [DataSource],
       });

@@ -6,6 +6,9 @@ import type { PaiClient } from '../../src/client/pai-client';
 import { e2eTransport } from '../support/test-app';
 import { databaseKind } from '../support/test-database';
 import { useTestApp } from '../support/use-test-app';
+import { Database } from '../../src/database/database.service';
+import { TEST_KEYS } from '../support/test-keys';
+import { signEnvelope } from '../support/raw-client';
 
 describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
   const service = useTestApp();
@@ -201,6 +204,75 @@ describe(`transactions over ${e2eTransport} (${databaseKind})`, () => {
     expect(replies.filter((reply) => reply.created)).toHaveLength(1);
     expect(new Set(replies.map((reply) => reply.transaction.id)).size).toBe(1);
     expect(await rowCount()).toBe(1);
+  });
+
+  it('should write requests that arrive together in fewer commits, each with its own outcome', async () => {
+    const database = service().app.get(Database);
+    const writes = jest.spyOn(
+      database,
+      database.dialect === 'mysql' ? 'script' : 'sqlite',
+    );
+    const bob = await signUp('bob');
+    await client.send('auth.logout', { token: bob.token });
+    const outcome = (payload: { amount: string; reference?: string }) =>
+      client.send('transactions.create', { token, ...payload }).then(
+        (reply) =>
+          reply.created ? 'created' : `again ${reply.transaction.id}`,
+        (error: PaiClientError) => error.code,
+      );
+    // A copy of one signed create, sent with the others: one of the two is REPLAY.
+    const raw = await service().raw();
+    const copied = signEnvelope(
+      'transactions.create',
+      { token, amount: '7.00', reference: 'copied' },
+      TEST_KEYS.default,
+    );
+    const sentTwice = () =>
+      raw
+        .request('transactions.create', copied)
+        .then((reply) => (reply.ok ? 'created' : reply.error?.code));
+
+    const [plain, same, conflicting, revoked, copies] = await Promise.all([
+      Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          outcome({ amount: `${i + 1}.00` }),
+        ),
+      ),
+      Promise.all([
+        outcome({ amount: '5.00', reference: 'twice' }),
+        outcome({ amount: '5.00', reference: 'twice' }),
+      ]),
+      outcome({ amount: '6.00', reference: 'twice' }),
+      client
+        .send('transactions.create', { token: bob.token, amount: '1.00' })
+        .then(
+          () => 'created',
+          (error: PaiClientError) => error.code,
+        ),
+      Promise.all([sentTwice(), sentTwice()]),
+    ]);
+
+    expect(plain).toEqual(Array(20).fill('created'));
+    const firstOfTwice = (
+      await client.send('transactions.list', { token, limit: 100 })
+    ).items.find((item) => item.reference === 'twice');
+    // Whichever of the three came first wrote the row; the same request again is answered with
+    // it, a different one is a conflict.
+    const twice = [...same, conflicting];
+    expect(twice.filter((o) => o === 'created')).toHaveLength(1);
+    if (firstOfTwice?.amount === '5.00') {
+      expect(same.sort()).toEqual(
+        [`again ${firstOfTwice.id}`, 'created'].sort(),
+      );
+      expect(conflicting).toBe('IDEMPOTENCY_CONFLICT');
+    } else {
+      expect(same).toEqual(['IDEMPOTENCY_CONFLICT', 'IDEMPOTENCY_CONFLICT']);
+    }
+    expect(revoked).toBe('UNAUTHENTICATED');
+    expect(copies.sort()).toEqual(['REPLAY', 'created']);
+    // 20 plain rows, one for "twice", one for the copied create; the requests shared commits.
+    expect(await rowCount()).toBe(22);
+    expect(writes.mock.calls.length).toBeLessThanOrEqual(10);
   });
 
   it('should keep references per user', async () => {

@@ -114,6 +114,41 @@ describeSuite(`the service as a process (${databaseKind})`, () => {
     expect(Number(drained?.[2])).toBeGreaterThanOrEqual(8);
   });
 
+  it('should have written the line of every request it answered when it stops on SIGTERM', async () => {
+    // The log is written asynchronously (src/observability/logger.ts): what is still queued at
+    // the stop must be flushed, not dropped.
+    service = await startServiceProcess(
+      serviceEnv(database(), { PAI_LOG_LEVEL: 'info', PAI_LOG_FORMAT: 'json' }),
+    );
+    const raw = await RawClient.connect(service.port);
+    const requests = 3_000;
+    let answered = 0;
+    try {
+      for (let sent = 0; sent < requests; sent += 200) {
+        const replies = await Promise.all(
+          Array.from({ length: 200 }, () =>
+            raw.request(
+              'system.ping',
+              signEnvelope('system.ping', {}, TEST_KEYS.default),
+            ),
+          ),
+        );
+        answered += replies.filter((reply) => reply.ok).length;
+      }
+    } finally {
+      raw.close();
+    }
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toEqual({ code: 0, signal: null });
+
+    const pingLines = service
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"pattern":"system.ping"'));
+    expect(answered).toBe(requests);
+    expect(pingLines).toHaveLength(requests);
+  });
+
   it('should keep every acknowledged transaction through kill -9 in the middle of a write load', async () => {
     service = await startServiceProcess(serviceEnv(database()));
     const client = clientOf(service.port);

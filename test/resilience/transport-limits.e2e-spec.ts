@@ -1,3 +1,4 @@
+import { gatedDatabase } from '../support/gated-database';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -261,19 +262,7 @@ describeSuite(`transport limits (${databaseKind})`, () => {
         held += 1;
         await gate;
       };
-      return {
-        dialect: real.dialect,
-        run: async <T>(work: Parameters<Database['run']>[0]) => {
-          await wait();
-          return (await real.run(work)) as T;
-        },
-        transaction: async <T>(
-          work: Parameters<Database['transaction']>[0],
-        ) => {
-          await wait();
-          return (await real.transaction(work)) as T;
-        },
-      };
+      return gatedDatabase(real, wait);
     }
 
     /** A session on the suite's database, made through a plain app that is closed again. */
