@@ -80,7 +80,7 @@ class ErrorCode:
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
-    # Client side, as ClientErrorCode in src/client/pai-client.error.ts.
+    # Client side, as ClientErrorCode in clients/node/src/client/pai-client.error.ts.
     TIMEOUT = "TIMEOUT"
     CONNECTION = "CONNECTION"
     REPLY_UNVERIFIED = "REPLY_UNVERIFIED"
@@ -879,7 +879,7 @@ class PaiClient:
 
 # --- command line -----------------------------------------------------------------------------
 #
-# The session is kept as the Node CLI keeps it (src/cli/session-file.ts): the same file, the same
+# The session is kept as the Node CLI keeps it (clients/node/src/cli/session-file.ts): the same file, the same
 # fields, the same rules, so either CLI can use a session the other saved.
 
 _SESSION_FIELDS = ("server", "username", "userId", "token", "expiresAt")

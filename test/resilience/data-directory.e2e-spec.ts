@@ -10,7 +10,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DEV_SECRETS_FILE } from '../../src/config/secrets';
+import { DEV_SECRETS_FILE } from '@pai/client/config/mac-keys';
 import { SQLITE_FILE_NAME } from '../../src/config/database-config';
 import { runPai } from '../support/cli-runner';
 import {

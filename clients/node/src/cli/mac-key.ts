@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { ConfigError } from '../config/config.error';
-import { parseDataDir } from '../config/database-config';
+import { parseDataDir } from '../config/defaults';
 import {
   DEV_SECRETS_FILE,
   readDevSecrets,
   readMacKeys,
-} from '../config/secrets';
+} from '../config/mac-keys';
 import { CliError, CliErrorCode } from './exit-codes';
 
 type Env = Record<string, string | undefined>;
