@@ -1,5 +1,6 @@
 import {
   ConfigurableModuleBuilder,
+  type ConfigurableModuleAsyncOptions,
   DynamicModule,
   Inject,
   Module,
@@ -43,14 +44,15 @@ export interface PaiNatsClientOptions extends Omit<
 export type PaiClientModuleOptions =
   (PaiClientOptions & { transport?: 'tcp' }) | PaiNatsClientOptions;
 
-const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN, ASYNC_OPTIONS_TYPE } =
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
   new ConfigurableModuleBuilder<PaiClientModuleOptions>().build();
 
 /** The options PaiClientModule was given, as a provider token. */
 export const PAI_CLIENT_OPTIONS = MODULE_OPTIONS_TOKEN;
 
 /** What registerAsync takes: `useFactory` and `inject`, `useClass` or `useExisting`, `imports`. */
-export type PaiClientModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
+export type PaiClientModuleAsyncOptions =
+  ConfigurableModuleAsyncOptions<PaiClientModuleOptions>;
 
 /** The module Nest's builder made, with the client provided and exported. */
 function withClient(module: DynamicModule): DynamicModule {
