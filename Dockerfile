@@ -9,15 +9,15 @@
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# The npm workspace: the service and the client package (@pai/client) it takes the wire pieces from.
-COPY package.json package-lock.json ./
-COPY clients/node/package.json ./clients/node/
-RUN --mount=type=cache,target=/root/.npm \
-    npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json nest-cli.json ormconfig.ts ./
-COPY clients/node/tsconfig.build.json ./clients/node/
+# The npm workspace: the service and the client package (@pai/client) it takes the wire pieces
+# from; npm ci builds the client package (its `prepare`), so its sources come first.
+COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY clients/node/package.json clients/node/tsconfig.build.json ./clients/node/
 COPY clients/node/src ./clients/node/src
 COPY clients/node/bin ./clients/node/bin
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund
+COPY tsconfig.build.json nest-cli.json ormconfig.ts ./
 COPY scripts/start.cjs ./scripts/
 COPY src ./src
 # Shipped modules without what running never reads: type declarations, source maps, TypeScript
