@@ -12,6 +12,7 @@ const ROOT = resolve(__dirname, '..', '..');
  */
 export const PAI_COMMAND: readonly string[] = [
   process.execPath,
+  '--conditions=pai-source',
   '-r',
   'ts-node/register/transpile-only',
   join(ROOT, 'clients', 'node', 'src', 'cli', 'main.ts'),
