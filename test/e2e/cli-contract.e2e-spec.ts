@@ -23,6 +23,13 @@ interface Contract {
 
 const ROOT = join(__dirname, '..', '..');
 const PYTHON_DIR = join(ROOT, 'clients', 'python');
+/** The table's exit codes of failures (all but OK). */
+function failureCodes(): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(contract.exitCodes).filter(([name]) => name !== 'OK'),
+  );
+}
+
 const contract = JSON.parse(
   readFileSync(join(ROOT, 'docs', 'cli-contract.json'), 'utf8'),
 ) as Contract;
@@ -66,9 +73,8 @@ jest.setTimeout(300_000);
 
 describe('docs/cli-contract.json', () => {
   it("should hold the Node CLI's exit codes", () => {
-    const { OK, ...failures } = contract.exitCodes;
-    expect(OK).toBe(0);
-    expect(failures).toEqual(EXIT_CODES);
+    expect(contract.exitCodes.OK).toBe(0);
+    expect(failureCodes()).toEqual(EXIT_CODES);
   });
 
   it("should hold the Python CLI's exit codes", () => {
@@ -82,8 +88,7 @@ describe('docs/cli-contract.json', () => {
         { cwd: PYTHON_DIR, encoding: 'utf8' },
       ),
     ) as Record<string, number>;
-    const { OK: _ok, ...failures } = contract.exitCodes;
-    expect(python).toEqual(failures);
+    expect(python).toEqual(failureCodes());
   });
 
   it("should be what docs/cli.md's table of exit codes lists", () => {
@@ -91,8 +96,7 @@ describe('docs/cli-contract.json', () => {
     const rows = [...page.matchAll(/^\| (\d+) \| `([A-Z_]+)` \|/gm)].map(
       ([, exit, code]) => [code, Number(exit)],
     );
-    const { OK: _ok, ...failures } = contract.exitCodes;
-    expect(Object.fromEntries(rows)).toEqual(failures);
+    expect(Object.fromEntries(rows)).toEqual(failureCodes());
   });
 });
 
