@@ -26,8 +26,17 @@ const rooms = {
   ],
   auth: ['common', 'config', 'database', 'protocol', 'sessions', 'users'],
   system: ['common', 'protocol'],
-  client: ['common', 'config', 'protocol'],
-  cli: ['common', 'config', 'protocol', 'client'],
+};
+
+/**
+ * The client package (clients/node, `@pai/client`): its own rooms, below every room of the service,
+ * which imports the wire pieces from it. It imports nothing of the service.
+ */
+const clientRooms = {
+  config: [],
+  protocol: ['config'],
+  client: ['config', 'protocol'],
+  cli: ['config', 'protocol', 'client'],
 };
 
 const names = Object.keys(rooms).join('|');
@@ -45,6 +54,23 @@ module.exports = {
         pathNot: `^src/(${[room, ...allowed].join('|')})/`,
       },
     })),
+    ...Object.entries(clientRooms).map(([room, allowed]) => ({
+      name: `client-room-${room}`,
+      comment: `clients/node/src/${room} may import only from ${allowed.length ? allowed.join(', ') : 'no other room'} of the client package (.dependency-cruiser.cjs)`,
+      severity: 'error',
+      from: { path: `^clients/node/src/${room}/`, pathNot: '\\.spec\\.ts$' },
+      to: {
+        path: '^(src|clients/node/src)/',
+        pathNot: `^clients/node/src/(${[room, ...allowed].join('|')})/`,
+      },
+    })),
+    {
+      name: 'client-package-alone',
+      comment: 'the client package imports nothing of the service',
+      severity: 'error',
+      from: { path: '^clients/node/src/' },
+      to: { path: '^src/' },
+    },
     {
       name: 'room-unknown',
       comment:

@@ -9,10 +9,16 @@
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
+# The npm workspace: the service and the client package (@pai/client) it takes the wire pieces
+# from; npm ci builds the client package (its `prepare`), so its sources come first.
+COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY clients/node/package.json clients/node/tsconfig.build.json ./clients/node/
+COPY clients/node/src ./clients/node/src
+COPY clients/node/bin ./clients/node/bin
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json nest-cli.json ormconfig.ts ./
+COPY tsconfig.build.json nest-cli.json ormconfig.ts ./
+COPY scripts/start.cjs ./scripts/
 COPY src ./src
 # Shipped modules without what running never reads: type declarations, source maps, TypeScript
 # (typeorm's CLI pulls it in through ts-node, for .ts migrations; ours are compiled), the SQLite
@@ -36,6 +42,12 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
+# node_modules/@pai/client links here; its bin is the `pai` command:
+#   docker exec pai node clients/node/bin/pai.cjs ping
+COPY --from=build /app/clients/node/package.json ./clients/node/
+COPY --from=build /app/clients/node/bin ./clients/node/bin
+COPY --from=build /app/clients/node/dist ./clients/node/dist
+COPY --from=build /app/scripts/start.cjs ./scripts/
 COPY --from=build /app/dist ./dist
 # The data directory (the SQLite file, when no DATABASE_URL is given) is the service user's alone;
 # a named volume mounted on it starts with this owner and mode.
@@ -50,4 +62,5 @@ VOLUME ["/var/lib/pai"]
 HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
   CMD ["node", "dist/src/healthcheck.js"]
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/main.js"]
+# scripts/start.cjs checks the Node version, then loads dist/src/main.js in this same process.
+CMD ["node", "scripts/start.cjs"]

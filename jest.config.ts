@@ -13,13 +13,18 @@ const project = (displayName: string, testMatch: string): Config => ({
   rootDir: '.',
   testEnvironment: '<rootDir>/test/support/environment.ts',
   transform: { '^.+\\.ts$': 'ts-jest' },
+  // The client package's sources, as tsconfig.json's paths map them: tests need no build of it.
+  moduleNameMapper: {
+    '^@pai/client$': '<rootDir>/clients/node/src/index.ts',
+    '^@pai/client/(.*)$': '<rootDir>/clients/node/src/$1',
+  },
   // Nest's logger writes into a capture the tests can read, not onto the terminal.
   setupFilesAfterEnv: ['<rootDir>/test/support/nest-log.setup.ts'],
 });
 
 const config: Config = {
   projects: [
-    project('unit', '<rootDir>/src/**/*.spec.ts'),
+    project('unit', '<rootDir>/{src,clients/node/src}/**/*.spec.ts'),
     project('e2e', '<rootDir>/test/e2e/**/*.e2e-spec.ts'),
     project('resilience', '<rootDir>/test/resilience/**/*.e2e-spec.ts'),
     project('scale', '<rootDir>/test/scale/**/*.e2e-spec.ts'),

@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type * as MysqlPromise from 'mysql2/promise';
-import type * as Pai from '../src/index.js';
+import type * as Pai from '@pai/client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const option = (name: string, fallback: string) => {
@@ -34,9 +34,7 @@ const seconds = Number(option('seconds', '4'));
 const paths = option('paths', '/health/ready,/metrics').split(',');
 const rate = Number(option('rate', '0'));
 const require = createRequire(join(root, 'package.json'));
-const { createPaiClient } = require(
-  join(root, 'dist/src/index.js'),
-) as typeof Pai;
+const { createPaiClient } = require('@pai/client') as typeof Pai;
 
 const KEY = randomBytes(32);
 

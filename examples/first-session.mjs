@@ -3,7 +3,7 @@
 // service generated into PAI_DATA_DIR; set PAI_MAC_KEYS to use another).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPaiClient } from '../dist/src/index.js';
+import { createPaiClient } from '@pai/client';
 
 const dataDir = process.env.PAI_DATA_DIR ?? 'data';
 const keys =

@@ -6,7 +6,7 @@
  * Over NATS a ping would be answered by any instance of the queue group, not necessarily this
  * one, so this instance's readiness (/health/ready on the HTTP side port) is read instead.
  */
-import { createPaiClient } from './client/pai-client.module';
+import { createPaiClient } from '@pai/client/client/pai-client.module';
 import { loadConfig, type AppConfig } from './config/config';
 
 async function main(): Promise<number> {

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
-import { ConfigError } from './config/config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 import { AppConfig, loadConfig } from './config/config';
 import { SidePort } from './observability/side-port';
 import { NestPinoLogger, loggerFor } from './observability/logger';
@@ -18,11 +18,8 @@ async function bootstrap(): Promise<void> {
   try {
     config = loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      // The message names the variable and never its value's secret part.
-      console.error(`PAI cannot start: ${error.message}`);
-      process.exit(1);
-    }
+    // The message names the variable and never its value's secret part.
+    if (error instanceof ConfigError) stop(error.message);
     throw error;
   }
 
@@ -39,10 +36,7 @@ async function bootstrap(): Promise<void> {
     await app.listen();
   } catch (error) {
     // A dependency found unfit at start (a Redis that may evict the nonce record).
-    if (error instanceof ConfigError) {
-      console.error(`PAI cannot start: ${error.message}`);
-      process.exit(1);
-    }
+    if (error instanceof ConfigError) stop(error.message);
     throw error;
   }
   app.get(Metrics).trackServer(server);
@@ -75,4 +69,22 @@ function describeNats(transport: NatsTransport): string {
   return `NATS ${describeNatsServers(transport)}, subjects ${transport.subjectPrefix}>, queue ${transport.queue}, replies to ${transport.inboxPrefix}>`;
 }
 
-void bootstrap();
+/** One line on stderr (the operator's log has the details), exit status 1. */
+function stop(problem: string): never {
+  console.error(`PAI cannot start: ${problem}`);
+  process.exit(1);
+}
+
+// Any other failure at start (a database that refuses the credentials, say): one line too, and
+// no stack trace on the terminal.
+bootstrap().catch((error: unknown) => {
+  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    const { address, port } = error as { address?: string; port?: number };
+    stop(
+      `${address}:${port} is in use by another process; stop that process, or set PAI_PORT (PAI_HTTP_PORT for the health port) to a free port`,
+    );
+  }
+  stop(
+    `${error instanceof Error ? error.message : String(error)} (details in the log above; PAI_LOG_LEVEL=debug for more)`,
+  );
+});

@@ -12,6 +12,7 @@ JSON written to give exactly what the service's ECMAScript side computes.
 Run ``python3 -m pai_client --help`` for the command-line client.
 """
 
+import argparse
 import base64
 import codecs
 import hashlib
@@ -19,6 +20,7 @@ import hmac
 import json
 import math
 import os
+import re
 import secrets
 import selectors
 import socket
@@ -80,7 +82,7 @@ class ErrorCode:
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
-    # Client side, as ClientErrorCode in src/client/pai-client.error.ts.
+    # Client side, as ClientErrorCode in clients/node/src/client/pai-client.error.ts.
     TIMEOUT = "TIMEOUT"
     CONNECTION = "CONNECTION"
     REPLY_UNVERIFIED = "REPLY_UNVERIFIED"
@@ -462,20 +464,51 @@ def parse_mac_keys(raw: str) -> List[Tuple[str, bytes]]:
     return keys
 
 
+def find_data_dir(env: Dict[str, str], start: Optional[str] = None) -> str:
+    """PAI_DATA_DIR when set; otherwise the nearest ``data`` folder holding dev-secrets.json in the
+    working directory or one above it (a service started with `npm start` at the project's root,
+    a client run from clients/python), else ``./data``. The Node CLI looks the same way."""
+    if env.get("PAI_DATA_DIR"):
+        return os.path.abspath(env["PAI_DATA_DIR"])
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        if os.path.isfile(os.path.join(here, "data", DEV_SECRETS_FILE)):
+            return os.path.join(here, "data")
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.abspath("data")
+        here = parent
+
+
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
 def load_keys(environ: Optional[Dict[str, str]] = None) -> List[Tuple[str, bytes]]:
-    """The MAC keys the command-line client may sign with: PAI_MAC_KEYS when set, otherwise the
-    development secrets the service generated in ``$PAI_DATA_DIR/dev-secrets.json`` (default
-    directory ``data``, as for the service)."""
+    """The MAC keys the command-line client may sign with: PAI_MAC_KEYS (or the file
+    PAI_MAC_KEYS_FILE names) when set, otherwise the development secrets the service generated
+    in dev-secrets.json (find_data_dir says where)."""
     env = os.environ if environ is None else environ
     raw = env.get("PAI_MAC_KEYS")
+    if env.get("PAI_MAC_KEYS_FILE"):
+        if raw:
+            raise ValueError("PAI_MAC_KEYS_FILE: set either PAI_MAC_KEYS or PAI_MAC_KEYS_FILE, not both")
+        try:
+            with open(env["PAI_MAC_KEYS_FILE"], encoding="utf-8") as handle:
+                raw = handle.read().strip()
+        except OSError as error:
+            raise ValueError("PAI_MAC_KEYS_FILE: cannot read %s (%s)"
+                             % (env["PAI_MAC_KEYS_FILE"], error.strerror or "error")) from None
     if raw:
         return parse_mac_keys(raw)
-    path = os.path.join(env.get("PAI_DATA_DIR") or "data", "dev-secrets.json")
+    path = os.path.join(find_data_dir(dict(env)), DEV_SECRETS_FILE)
     try:
         with open(path, encoding="utf-8") as handle:
             stored = json.load(handle)
     except FileNotFoundError:
-        raise ValueError("PAI_MAC_KEYS is not set and %s does not exist" % path) from None
+        raise ValueError(
+            "no MAC key: PAI_MAC_KEYS is unset and %s does not exist; start the service once (npm start) "
+            "in the project, set PAI_DATA_DIR to its data directory, or set PAI_MAC_KEYS" % path
+        ) from None
     except ValueError:
         raise ValueError("%s is not valid JSON" % path) from None
     if not isinstance(stored, dict) or not isinstance(stored.get("PAI_MAC_KEYS"), str):
@@ -879,14 +912,62 @@ class PaiClient:
 
 # --- command line -----------------------------------------------------------------------------
 #
-# The session is kept as the Node CLI keeps it (src/cli/session-file.ts): the same file, the same
+# The session is kept as the Node CLI keeps it (clients/node/src/cli/session-file.ts): the same file, the same
 # fields, the same rules, so either CLI can use a session the other saved.
 
 _SESSION_FIELDS = ("server", "username", "userId", "token", "expiresAt")
 
 
 class CliError(Exception):
-    """A failure the command-line client finds on its own; its message is fit to show."""
+    """A failure the command-line client finds on its own; its message is fit to show. ``code``
+    is one of the CLI's own codes (EXIT_CODES)."""
+
+    def __init__(self, message: str, code: str = "CONFIG"):
+        super().__init__(message)
+        self.code = code
+
+
+VERSION = "0.1.0"
+
+# The exit code of each failure, the same as the Node CLI's (docs/cli-contract.json is the table
+# both are tested against).
+EXIT_CODES = {
+    "UNEXPECTED": 1,
+    "USAGE": 2,
+    "NOT_LOGGED_IN": 3,
+    "CONFIG": 4,
+    "INPUT": 5,
+    ErrorCode.BAD_REQUEST: 10,
+    ErrorCode.UNKNOWN_KEY: 11,
+    ErrorCode.MAC_INVALID: 12,
+    ErrorCode.STALE: 13,
+    ErrorCode.REPLAY: 14,
+    ErrorCode.USERNAME_TAKEN: 20,
+    ErrorCode.INVALID_CREDENTIALS: 21,
+    ErrorCode.UNAUTHENTICATED: 22,
+    ErrorCode.RATE_LIMITED: 23,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 24,
+    ErrorCode.UNAVAILABLE: 30,
+    ErrorCode.INTERNAL: 31,
+    ErrorCode.TIMEOUT: 40,
+    ErrorCode.CONNECTION: 41,
+    ErrorCode.REPLY_UNVERIFIED: 42,
+    "INTERRUPTED": 130,
+}
+
+# The protocol's ranges for what a user types (clients/node/src/protocol/limits.ts).
+AMOUNT_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$")
+AMOUNT_RULE = 'a decimal string greater than zero with at most 13 integer digits and 2 decimals, e.g. "12.50"'
+REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+DESCRIPTION_MAX_LENGTH = 140
+PAGE_LIMIT_MIN, PAGE_LIMIT_MAX = 1, 100
+TRANSACTION_ID_PATTERN = re.compile(r"^[1-9][0-9]{0,17}$")
+# The error details both CLIs report beside code and message.
+REPORTED_DETAILS = ("fields", "retryAfterMs", "errorId")
+
+
+class UsageError(Exception):
+    """A command line that cannot be run: exit code 2, one line naming the help to read."""
 
 
 def session_file_path(env: Dict[str, str], option: Optional[str] = None) -> str:
@@ -1013,13 +1094,15 @@ def _token(args: Any, env: Dict[str, str], server: str, session_file: str) -> _T
     if session is None:
         raise CliError(
             "not logged in (no session in %s); run: python3 -m pai_client login <user>, "
-            "or give a token in PAI_TOKEN or with --token-file FILE" % session_file
+            "or give a token in PAI_TOKEN or with --token-file FILE" % session_file,
+            "NOT_LOGGED_IN",
         )
     # A bearer token goes only to the server that issued it.
     if session["server"] != server:
         raise CliError(
             "the saved session is for %s, not %s; log in to this one with: python3 -m pai_client login <user>"
-            % (session["server"], server)
+            % (session["server"], server),
+            "NOT_LOGGED_IN",
         )
     return _Token(session["token"], session_file)
 
@@ -1033,35 +1116,85 @@ def _previous_session(session_file: str, server: str) -> Optional[Dict[str, str]
     return session if session is not None and session["server"] == server else None
 
 
-def _parser(env: Dict[str, str]) -> Any:
-    import argparse
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (UsageError), not the usage text and an exit."""
 
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _whole_number(option: str, low: int, high: int) -> Any:
+    def parse(raw: str) -> int:
+        if not re.match(r"^[0-9]{1,9}$", raw) or not low <= int(raw) <= high:
+            raise UsageError("%s must be a whole number from %d to %d" % (option, low, high))
+        return int(raw)
+
+    return parse
+
+
+def _matching(pattern: Any, problem: str) -> Any:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise UsageError(problem)
+        return raw
+
+    return parse
+
+
+def _amount(raw: str) -> str:
+    if not AMOUNT_PATTERN.match(raw) or not re.search("[1-9]", raw):
+        raise UsageError("the amount must be " + AMOUNT_RULE)
+    return raw
+
+
+def _description(raw: str) -> str:
+    if len(raw) > DESCRIPTION_MAX_LENGTH:
+        raise UsageError("--desc must be at most %d characters" % DESCRIPTION_MAX_LENGTH)
+    return raw
+
+
+def _parser(env: Dict[str, str]) -> Any:
     # No abbreviations: an option that takes a secret or a file is never guessed from a prefix.
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python3 -m pai_client",
         allow_abbrev=False,
-        description="Talk to a PAI service. Keys come from PAI_MAC_KEYS (kid:base64secret,…), or "
-        "else from the service's development secrets in $PAI_DATA_DIR/dev-secrets.json. `login` saves "
-        "the session token in a file only you can read; the other commands take it from there, from "
-        "PAI_TOKEN, or from --token-file FILE, never from the command line.",
+        description="Talk to a PAI service. Keys come from PAI_MAC_KEYS (kid:base64secret,…) or "
+        "PAI_MAC_KEYS_FILE, or else from the service's development secrets in dev-secrets.json. `login` "
+        "saves the session token in a file only you can read; the other commands take it from there, "
+        "from PAI_TOKEN, or from --token-file FILE, never from the command line. The same verbs, "
+        "options, exit codes and --json documents as the Node CLI `pai` (docs/cli.md).",
     )
-    parser.add_argument("--host", default=env.get("PAI_HOST") or "127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(env.get("PAI_PORT") or 8080))
-    parser.add_argument("--kid", default=env.get("PAI_KID"), help="key id (default: the first key)")
-    parser.add_argument("--ca", default=env.get("PAI_TLS_CA_FILE"), help="CA file (PEM): use TLS")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 10)")
-    parser.add_argument(
-        "--session",
-        metavar="FILE",
-        help="session file (env PAI_SESSION_FILE, default $XDG_STATE_HOME/pai/session.json "
-        "or ~/.local/state/pai/session.json), shared with the Node CLI",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("ping", help="system.ping", allow_abbrev=False)
-    for name in ("register", "login"):
-        sub = commands.add_parser(
-            name, help="auth.%s (password from the terminal or stdin)" % name, allow_abbrev=False
-        )
+    def add_globals(target: Any) -> None:
+        # SUPPRESS: an option given before the command is not reset by the command's defaults.
+        quiet = argparse.SUPPRESS
+        target.add_argument("--host", default=quiet, help="service host (env PAI_HOST, default 127.0.0.1)")
+        target.add_argument("--port", type=_whole_number("--port", 1, 65535), default=quiet,
+                            help="service port (env PAI_PORT, default 8080)")
+        target.add_argument("--tls-ca", "--ca", dest="tls_ca", metavar="FILE", default=quiet,
+                            help="connect with TLS, trusting this CA file (env PAI_TLS_CA)")
+        target.add_argument("--session", metavar="FILE", default=quiet,
+                            help="session file (env PAI_SESSION_FILE, default $XDG_STATE_HOME/pai/session.json "
+                            "or ~/.local/state/pai/session.json), shared with the Node CLI")
+        target.add_argument("--timeout", metavar="MS", type=_whole_number("--timeout", 1, 3_600_000),
+                            default=quiet, help="wait this long for each reply (default 10000)")
+        target.add_argument("--json", action="store_true", default=quiet,
+                            help='print the result, or {"error":{"code","message"}}, as JSON on stdout')
+        target.add_argument("--verbose", action="store_true", default=quiet, help="accepted, as by the Node CLI")
+        target.add_argument("--kid", default=quiet, help="key id (env PAI_KID, default: the first key)")
+
+    add_globals(parser)
+    parser.add_argument("-V", "--version", action="version", version="pai_client " + VERSION)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> Any:
+        sub = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        add_globals(sub)
+        return sub
+
+    command("ping", "check that the service answers (signed, verified)")
+    for name, text in (("register", "create an account (password read without echo, twice)"),
+                       ("login", "log in and save the session token")):
+        sub = command(name, text)
         sub.add_argument("username")
         sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         if name == "login":
@@ -1071,51 +1204,90 @@ def _parser(env: Dict[str, str]) -> Any:
                 help="print the session token too (it is always saved in the session file)",
             )
     token_help = "read the session token from FILE (default: $PAI_TOKEN, else the session file)"
-    for name, help_text in (("logout", "auth.logout"), ("me", "users.me")):
-        sub = commands.add_parser(name, help=help_text, allow_abbrev=False)
+    for name, help_text in (("logout", "revoke the session and delete the saved token"),
+                            ("me", "show the account, its transaction count and total")):
+        sub = command(name, help_text)
         sub.add_argument("--token-file", metavar="FILE", help=token_help)
-    pay = commands.add_parser("pay", help="transactions.create", allow_abbrev=False)
-    pay.add_argument("amount", help='decimal string, e.g. "12.50"')
+    pay = command("pay", "record a transaction")
+    pay.add_argument("amount", type=_amount, help=AMOUNT_RULE)
     pay.add_argument("--token-file", metavar="FILE", help=token_help)
-    pay.add_argument("--reference", help="idempotency key")
-    pay.add_argument("--description")
-    history = commands.add_parser("history", help="transactions.list", allow_abbrev=False)
+    pay.add_argument("--ref", "--reference", dest="reference",
+                     type=_matching(REFERENCE_PATTERN, "--ref must be 1-64 characters of [A-Za-z0-9._:-]"),
+                     help="idempotency reference: 1-64 characters of [A-Za-z0-9._:-]")
+    pay.add_argument("--desc", "--description", dest="description", type=_description,
+                     help="at most %d characters" % DESCRIPTION_MAX_LENGTH)
+    history = command("history", "list transactions, newest first")
     history.add_argument("--token-file", metavar="FILE", help=token_help)
-    history.add_argument("--limit", type=int)
-    history.add_argument("--before")
+    history.add_argument("--limit", type=_whole_number("--limit", PAGE_LIMIT_MIN, PAGE_LIMIT_MAX),
+                         help="%d to %d per page" % (PAGE_LIMIT_MIN, PAGE_LIMIT_MAX))
+    history.add_argument("--before", metavar="ID",
+                         type=_matching(TRANSACTION_ID_PATTERN,
+                                        "--before must be a transaction id (the one a previous page named)"),
+                         help="the id the previous page named")
     return parser
+
+
+_COMMANDS = ("ping", "register", "login", "logout", "me", "pay", "history")
+
+
+def _fail(json_mode: bool, code: str, message: str, extra: Optional[Dict[str, Any]] = None) -> int:
+    """One failure, reported as the Node CLI reports it: with --json a document on stdout, else
+    one line on stderr; the exit code of EXIT_CODES."""
+    if json_mode:
+        print(json.dumps({"error": dict({"code": code, "message": message}, **(extra or {}))},
+                         ensure_ascii=False, separators=(",", ":")))
+    else:
+        print("pai_client: %s" % message.replace("\n", " "), file=sys.stderr)
+    return EXIT_CODES.get(code, 1)
 
 
 def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     env = dict(os.environ if environ is None else environ)
+    json_mode = "--json" in argv
+    named = next((arg for arg in argv if arg in _COMMANDS), None)
     # Before argparse, which would echo the value in its own error.
     if _refused_token_argument(argv):
-        print("pai_client: %s" % _TOKEN_ON_COMMAND_LINE, file=sys.stderr)
-        return 2
-    args = _parser(env).parse_args(argv)
-    if args.session == "":
-        print("pai_client: --session must not be empty", file=sys.stderr)
-        return 2
+        return _fail(json_mode, "USAGE", _TOKEN_ON_COMMAND_LINE)
+    # `pay -5`: an amount, refused as one, not an unknown option `-5`.
+    argv = [" " + arg if re.match(r"^-[0-9.]", arg) and index > 0 and argv[index - 1] == "pay" else arg
+            for index, arg in enumerate(argv)]
+    try:
+        args = _parser(env).parse_args(argv)
+    except SystemExit as done:  # --help and --version print, then exit 0
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as error:
+        hint = " (see: python3 -m pai_client%s --help)" % (" " + named if named else "")
+        return _fail(json_mode, "USAGE", str(error) + hint)
+    options = vars(args)
+    host = options.get("host") or env.get("PAI_HOST") or "127.0.0.1"
+    port = options.get("port")
+    if port is None:
+        raw = env.get("PAI_PORT") or "8080"
+        if not re.match(r"^[0-9]{1,5}$", raw) or not 1 <= int(raw) <= 65535:
+            return _fail(json_mode, "CONFIG", 'PAI_PORT: must be a port number from 1 to 65535, got "%s"' % raw)
+        port = int(raw)
+    kid_wanted = options.get("kid") or env.get("PAI_KID")
+    ca_file = options.get("tls_ca") or env.get("PAI_TLS_CA") or env.get("PAI_TLS_CA_FILE")
+    timeout = (options.get("timeout") or DEFAULT_TIMEOUT * 1000) / 1000
+    if options.get("session") == "":
+        return _fail(json_mode, "USAGE", "--session must not be empty")
 
     try:
         keys = load_keys(env)
     except ValueError as error:
-        print("pai_client: %s" % error, file=sys.stderr)
-        return 2
-    chosen = [pair for pair in keys if args.kid is None or pair[0] == args.kid]
+        return _fail(json_mode, "CONFIG", str(error))
+    chosen = [pair for pair in keys if kid_wanted is None or pair[0] == kid_wanted]
     if not chosen:
-        print("pai_client: no key with id %r" % args.kid, file=sys.stderr)
-        return 2
+        return _fail(json_mode, "CONFIG", "no key with id %r" % kid_wanted)
     kid, secret = chosen[0]
 
-    host = args.host
     # The service's own PAI_HOST may be a wildcard listen address; connect to loopback then.
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     # As the Node CLI writes it: the server a saved session belongs to.
-    server = "[%s]:%d" % (host, args.port) if ":" in host else "%s:%d" % (host, args.port)
-    session_file = session_file_path(env, args.session)
+    server = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    session_file = session_file_path(env, options.get("session"))
 
     token: Optional[_Token] = None
     try:
@@ -1130,7 +1302,7 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = N
         elif args.command == "me":
             pattern, payload = "users.me", {"token": token.value}
         elif args.command == "pay":
-            payload = {"token": token.value, "amount": args.amount}
+            payload = {"token": token.value, "amount": args.amount.strip()}
             if args.reference is not None:
                 payload["reference"] = args.reference
             if args.description is not None:
@@ -1144,25 +1316,25 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = N
                 payload["before"] = args.before
             pattern = "transactions.list"
     except CliError as error:
-        print("pai_client: %s" % error, file=sys.stderr)
-        return 2
+        return _fail(json_mode, error.code, str(error))
 
     try:
-        with PaiClient(host, args.port, kid=kid, secret=secret, timeout=args.timeout, ca_file=args.ca) as pai:
+        with PaiClient(host, port, kid=kid, secret=secret, timeout=timeout, ca_file=ca_file) as pai:
             reply = pai.send(pattern, payload)
             if args.command == "login":
                 reply = _save_login(pai, reply, args, server, session_file)
     except PaiError as error:
         if token is not None and token.session_file is not None and error.code == ErrorCode.UNAUTHENTICATED:
             delete_session(token.session_file)
-        print(json.dumps({"code": error.code, "message": error.message, **error.details}), file=sys.stderr)
-        return 1
-    except (CliError, OSError) as error:
-        print("pai_client: %s" % error, file=sys.stderr)
-        return 2
+        extra = {name: error.details[name] for name in REPORTED_DETAILS if name in error.details}
+        return _fail(json_mode, error.code, error.message, extra)
+    except CliError as error:
+        return _fail(json_mode, error.code, str(error))
+    except OSError as error:
+        return _fail(json_mode, "CONFIG", str(error))
     if args.command == "logout" and token is not None and token.session_file is not None:
         delete_session(token.session_file)
-    print(json.dumps(reply, ensure_ascii=False))
+    print(json.dumps(reply, ensure_ascii=False, separators=(",", ":")))
     return 0
 
 

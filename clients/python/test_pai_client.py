@@ -959,8 +959,8 @@ class CliTest(unittest.TestCase):
 
     def test_no_option_is_taken_from_a_prefix(self):
         # --tok=… must not be read as --token-file (or anything else).
-        with self.assertRaises(SystemExit):
-            self.run_cli("me", "--tok=" + self.TOKEN)
+        code, out, err = self.run_cli("me", "--tok=" + self.TOKEN)
+        self.assertEqual(code, 2)
         self.assertEqual(self.sent, [])
 
     def test_login_saves_the_session_0600_and_prints_no_token(self):
@@ -1001,7 +1001,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.sent, [("users.me", {"token": self.TOKEN})])
         self.save_session(server="127.0.0.1:1")
         code, _, err = self.run_cli("me")
-        self.assertEqual(code, 2)
+        self.assertEqual(code, 3)
         self.assertIn("the saved session is for 127.0.0.1:1", err)
         self.assertEqual(len(self.sent), 1)
 
@@ -1025,7 +1025,7 @@ class CliTest(unittest.TestCase):
     def test_a_session_file_others_can_read_is_refused(self):
         self.save_session(mode=0o644)
         code, out, err = self.run_cli("me")
-        self.assertEqual(code, 2)
+        self.assertEqual(code, 4)
         self.assertIn("readable by other users", err)
         self.assertNotIn(self.TOKEN, out + err)
         self.assertEqual(self.sent, [])
@@ -1037,13 +1037,13 @@ class CliTest(unittest.TestCase):
                 with open(os.open(self.session, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
                     handle.write(text)
                 code, _, err = self.run_cli("me")
-                self.assertEqual(code, 2)
+                self.assertEqual(code, 4)
                 self.assertIn("not a session file", err)
         self.assertEqual(self.sent, [])
 
     def test_without_a_token_it_says_how_to_get_one(self):
         code, _, err = self.run_cli("pay", "1.00")
-        self.assertEqual(code, 2)
+        self.assertEqual(code, 3)
         self.assertIn("not logged in", err)
         self.assertIn("PAI_TOKEN", err)
         self.assertIn("--token-file", err)
@@ -1060,7 +1060,7 @@ class CliTest(unittest.TestCase):
     def test_a_token_file_others_can_read_is_refused(self):
         token_file = self.file_with("token", self.TOKEN, mode=0o644)
         code, out, err = self.run_cli("me", "--token-file", token_file)
-        self.assertEqual(code, 2)
+        self.assertEqual(code, 4)
         self.assertIn("readable by other users", err)
         self.assertNotIn(self.TOKEN, out + err)
         self.assertEqual(self.sent, [])
@@ -1069,7 +1069,7 @@ class CliTest(unittest.TestCase):
         for path in (self.file_with("empty", " \n"), os.path.join(self.home, "missing")):
             with self.subTest(path=path):
                 code, _, err = self.run_cli("me", "--token-file", path)
-                self.assertEqual(code, 2)
+                self.assertEqual(code, 4)
                 self.assertIn(path, err)
                 self.assertNotIn("Traceback", err)
         self.assertEqual(self.sent, [])
@@ -1097,25 +1097,25 @@ class CliTest(unittest.TestCase):
         self.save_session()
         self.answer = lambda request: error_reply(request, "UNAUTHENTICATED")
         code, _, err = self.run_cli("me")
-        self.assertEqual(code, 1)
-        self.assertEqual(json.loads(err)["code"], ErrorCode.UNAUTHENTICATED)
+        self.assertEqual(code, 22)
+        self.assertTrue(err.startswith("pai_client: ") and err.count("\n") == 1, err)
         self.assertFalse(os.path.exists(self.session))
 
     def test_an_unverified_unauthenticated_leaves_the_session_alone(self):
         self.save_session()
         self.answer = lambda request: error_reply(request, "UNAUTHENTICATED", signed=False)
-        code, _, err = self.run_cli("me")
-        self.assertEqual(code, 1)
-        self.assertEqual(json.loads(err)["code"], ErrorCode.REPLY_UNVERIFIED)
+        code, out, _ = self.run_cli("--json", "me")
+        self.assertEqual(code, 42)
+        self.assertEqual(json.loads(out)["error"]["code"], ErrorCode.REPLY_UNVERIFIED)
         self.assertTrue(os.path.exists(self.session))
 
     def test_a_replay_error_reaches_the_terminal_with_executed(self):
         self.save_session()
         self.answer = lambda request: error_reply(request, "REPLAY")
-        code, _, err = self.run_cli("pay", "1.00")
-        self.assertEqual(code, 1)
-        reported = json.loads(err)
-        self.assertEqual((reported["code"], reported["executed"]), (ErrorCode.REPLAY, True))
+        code, out, _ = self.run_cli("pay", "1.00", "--json")
+        self.assertEqual(code, 14)
+        reported = json.loads(out)["error"]
+        self.assertEqual(reported["code"], ErrorCode.REPLAY)
         self.assertIn("executed once, result unseen", reported["message"])
         self.assertEqual(len(self.sent), 1)
 
@@ -1135,6 +1135,30 @@ class KeysTest(unittest.TestCase):
             json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret()}, handle)
         keys = pai_client.load_keys({"PAI_DATA_DIR": directory})
         self.assertEqual(keys, [("default", base64.b64decode(secret))])
+
+    def test_dev_secrets_found_in_a_folder_above_as_the_node_cli_finds_them(self):
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        os.makedirs(os.path.join(root, "data"))
+        os.makedirs(os.path.join(root, "clients", "python"))
+        with open(os.path.join(root, "data", "dev-secrets.json"), "w") as handle:
+            handle.write("{}")
+        self.assertEqual(pai_client.find_data_dir({}, os.path.join(root, "clients", "python")),
+                         os.path.join(root, "data"))
+        self.assertEqual(pai_client.find_data_dir({"PAI_DATA_DIR": "/elsewhere"}, root), "/elsewhere")
+        empty = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, empty)
+        self.assertEqual(pai_client.find_data_dir({}, empty).endswith("data"), True)
+
+    def test_keys_from_a_file(self):
+        secret = random_secret()
+        path = os.path.join(tempfile.mkdtemp(), "keys")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as handle:
+            handle.write("filekey:%s\n" % secret)
+        self.assertEqual(pai_client.load_keys({"PAI_MAC_KEYS_FILE": path}), [("filekey", base64.b64decode(secret))])
+        with self.assertRaises(ValueError):
+            pai_client.load_keys({"PAI_MAC_KEYS_FILE": path, "PAI_MAC_KEYS": "a:" + secret})
 
     def test_bad_keys(self):
         for raw in ("nocolon", ":" + random_secret(), "a:not*base64", "a:" + base64.b64encode(b"short").decode()):
@@ -1643,7 +1667,7 @@ class EndToEndTest(unittest.TestCase):
             token = json.load(handle)["token"]
         self.assertNotIn(token.encode(), login.stdout + login.stderr)
 
-        paid = run("pay", "3.10", "--description", "ünï 😀", "--reference", "cli:1")
+        paid = run("pay", "3.10", "--desc", "ünï 😀", "--ref", "cli:1")
         self.assertEqual(paid.returncode, 0, paid.stderr)
         self.assertIs(json.loads(paid.stdout)["created"], True)
         self.assertEqual(json.loads(paid.stdout)["transaction"]["description"], "ünï 😀")
@@ -1670,19 +1694,19 @@ class EndToEndTest(unittest.TestCase):
         self.assertEqual(second.returncode, 0, second.stderr)
         second_token = json.loads(second.stdout)["token"]
         self.assertNotEqual(second_token, token)
-        stale = run("me", PAI_TOKEN=token)
-        self.assertEqual(stale.returncode, 1)
-        self.assertEqual(json.loads(stale.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        stale = run("me", "--json", PAI_TOKEN=token)
+        self.assertEqual(stale.returncode, 22)
+        self.assertEqual(json.loads(stale.stdout)["error"]["code"], ErrorCode.UNAUTHENTICATED)
 
         logout = run("logout")
         self.assertEqual(logout.returncode, 0, logout.stderr)
         self.assertEqual(json.loads(logout.stdout), {"revoked": True})
         self.assertFalse(os.path.exists(session))
         after = run("me", PAI_TOKEN=second_token)
-        self.assertEqual(after.returncode, 1)
-        self.assertEqual(json.loads(after.stderr)["code"], ErrorCode.UNAUTHENTICATED)
+        self.assertEqual(after.returncode, 22)
+        self.assertEqual(after.stderr.count(b"\n"), 1)
         not_logged_in = run("me")
-        self.assertEqual(not_logged_in.returncode, 2)
+        self.assertEqual(not_logged_in.returncode, 3)
         self.assertIn(b"not logged in", not_logged_in.stderr)
 
 

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Database } from '../database/database.service';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';
 import { usernameKey } from '../users/user.entity';
 import { UsersService } from '../users/users.service';

@@ -8,7 +8,7 @@ import { testConfig } from '../../test/support/config';
 import { APP_CONFIG } from '../config/config';
 import { Database } from '../database/database.service';
 import { Clock, SystemClock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { LoginThrottle } from './login-throttle.entity';
 import {
   FREE_FAILURES,

@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nkeys, type JwtAuth } from '@nats-io/transport-node';
 import { loadConfig, type AppConfig } from './config';
-import { ConfigError } from './config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 import { SQLITE_FILE_NAME } from './database-config';
-import { DEV_SECRETS_FILE } from './secrets';
-import { natsConnectionOptions, type TcpTransport } from './transport-config';
+import { DEV_SECRETS_FILE } from '@pai/client/config/mac-keys';
+import { natsConnectionOptions } from '@pai/client/config/nats-servers';
+import { type TcpTransport } from './transport-config';
 
 type Env = Record<string, string | undefined>;
 

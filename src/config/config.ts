@@ -1,9 +1,6 @@
-import { ConfigError } from './config.error';
-import {
-  parseDatabaseConfig,
-  parseDataDir,
-  type DatabaseConfig,
-} from './database-config';
+import { ConfigError } from '@pai/client/config/config.error';
+import { parseDataDir } from '@pai/client/config/defaults';
+import { parseDatabaseConfig, type DatabaseConfig } from './database-config';
 import {
   choice,
   envOrFile,

@@ -1,21 +1,14 @@
-import { isAbsolute, join, resolve } from 'node:path';
-import { ConfigError } from './config.error';
+import { join } from 'node:path';
+import { parseDataDir } from '@pai/client/config/defaults';
+import { ConfigError } from '@pai/client/config/config.error';
 import { envOrFile, integer } from './environment';
-import { defaultOf, type Env } from './variables';
+import type { Env } from './variables';
 
 export type DatabaseConfig =
   | { type: 'mysql'; url: string; database: string; poolSize: number }
   | { type: 'sqlite'; file: string };
 
 export const SQLITE_FILE_NAME = 'pai.sqlite';
-
-export function parseDataDir(env: Env): string {
-  const raw = env.PAI_DATA_DIR ?? defaultOf('PAI_DATA_DIR');
-  if (raw.trim() === '' || raw.includes('\0')) {
-    throw new ConfigError('PAI_DATA_DIR', 'must be a directory path');
-  }
-  return isAbsolute(raw) ? raw : resolve(raw);
-}
 
 /**
  * Parsed on its own (not only inside loadConfig) because the TypeORM CLI's DataSource needs the

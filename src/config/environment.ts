@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError } from './config.error';
+import { ConfigError } from '@pai/client/config/config.error';
+import {
+  envOrFile as readEnvOrFile,
+  sourceOf as sourceOfValue,
+} from '@pai/client/config/mac-keys';
 import {
   VARIABLES,
   type ChoiceOf,
@@ -91,37 +94,12 @@ export function isOn(env: Env, name: NamesOf<'switch'>): boolean {
   return env[name] === VARIABLES[name].kind.on;
 }
 
-/**
- * The value of `name`, or the contents of the file named by `name_FILE` (one trailing line break
- * and surrounding blanks removed). Setting both is refused rather than resolved by a rule the
- * operator would have to remember. File contents are never echoed: they are secrets.
- */
+/** envOrFile of the client package, for the variables of the table that take a file. */
 export function envOrFile(env: Env, name: FileVariable): string | undefined {
-  const direct = env[name] || undefined;
-  const fileVariable = `${name}_FILE`;
-  const file = env[fileVariable] || undefined;
-  if (!file) return direct;
-  if (direct) {
-    throw new ConfigError(
-      fileVariable,
-      `set either ${name} or ${fileVariable}, not both`,
-    );
-  }
-  let contents: string;
-  try {
-    contents = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(
-      fileVariable,
-      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  const value = contents.trim();
-  if (value === '') throw new ConfigError(fileVariable, `${file} is empty`);
-  return value;
+  return readEnvOrFile(env, name);
 }
 
 /** Which variable a value read by envOrFile came from, for error messages. */
 export function sourceOf(env: Env, name: FileVariable): string {
-  return env[`${name}_FILE`] ? `${name}_FILE` : name;
+  return sourceOfValue(env, name);
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadConfig } from './config';
-import { ConfigError } from './config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 import {
   APPLIES,
   VARIABLES,

@@ -1,3 +1,12 @@
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_HOST,
+  DEFAULT_NATS_INBOX_PREFIX,
+  DEFAULT_PORT,
+  SUBJECT_PREFIX_PATTERN,
+  SUBJECT_PREFIX_RULE,
+} from '@pai/client/config/defaults';
+
 /**
  * Every environment variable the service reads, described once: `loadConfig` parses the simple
  * kinds from this table (environment.ts), the composite rules cite it, `docs/configuration.md` is
@@ -60,10 +69,7 @@ const HOST = {
   rule: 'a host name or address',
 } as const;
 
-// Tokens of letters, digits, `_` and `-`, each followed by a dot: no NATS wildcard (`*`, `>`) and
-// no empty token, so `<prefix>>` is a valid subscription that matches only PAI's subjects.
-export const SUBJECT_PREFIX_PATTERN = /^(?:[A-Za-z0-9_-]+\.){1,16}$/;
-export const SUBJECT_PREFIX_RULE = 'dot-terminated tokens of [A-Za-z0-9_-]';
+export { SUBJECT_PREFIX_PATTERN, SUBJECT_PREFIX_RULE };
 
 export const LOG_LEVELS = [
   'fatal',
@@ -103,7 +109,7 @@ export const VARIABLES = {
   },
   PAI_DATA_DIR: {
     kind: { type: 'directory' },
-    default: 'data',
+    default: DEFAULT_DATA_DIR,
     applies: 'always',
     meaning:
       'where the SQLite file and the generated development secrets live; created 0700, the database file (and its `-wal`, `-shm`) 0600, a file found readable by others made 0600',
@@ -201,13 +207,13 @@ export const VARIABLES = {
 
   PAI_HOST: {
     kind: HOST,
-    default: '127.0.0.1',
+    default: DEFAULT_HOST,
     applies: 'tcp',
     meaning: 'the listen address',
   },
   PAI_PORT: {
     kind: integer(0, 65_535),
-    default: 8080,
+    default: DEFAULT_PORT,
     applies: 'tcp',
     meaning:
       'the listen port; `0` picks a free port (tests); the bound port is logged',
@@ -306,8 +312,7 @@ export const VARIABLES = {
       pattern: SUBJECT_PREFIX_PATTERN,
       rule: `${SUBJECT_PREFIX_RULE} such as "_INBOX." or "_INBOX.pai."`,
     },
-    // nats.js's own inbox root (`_INBOX.<unique id>`), written as PAI writes prefixes.
-    default: '_INBOX.',
+    default: DEFAULT_NATS_INBOX_PREFIX,
     applies: 'nats',
     meaning:
       "replies are published only to reply subjects under it (the requesters' inboxes); it must not overlap the subject prefix",

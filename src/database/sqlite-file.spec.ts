@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ConfigError } from '../config/config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 import { prepareSqliteFile } from './sqlite-file';
 
 jest.mock('node:fs', () => {

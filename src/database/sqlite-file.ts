@@ -8,7 +8,7 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError } from '../config/config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 
 const PRIVATE_FILE = 0o600;
 const PRIVATE_DIRECTORY = 0o700;

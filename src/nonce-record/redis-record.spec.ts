@@ -11,7 +11,7 @@ import {
 } from '../../test/support/redis';
 import { TcpProxy } from '../../test/support/tcp-proxy';
 import { waitFor } from '../../test/support/wait-for';
-import { ConfigError } from '../config/config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 import { EvictingRedisError, RedisRecord } from './redis-record';
 
 const WINDOW_MS = 300_000;

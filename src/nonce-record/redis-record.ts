@@ -3,7 +3,7 @@ import { UnavailableError } from '../common/unavailable';
 import { Logger } from '@nestjs/common';
 import Redis, { ReplyError } from 'ioredis';
 import { backoffMs, waitUntilUp } from '../common/wait-until-up';
-import { ConfigError } from '../config/config.error';
+import { ConfigError } from '@pai/client/config/config.error';
 
 /** What the record decided about one (kid, nonce, ts). */
 export type RedisVerdict = 'accepted' | 'replay' | 'stale';

@@ -4,9 +4,9 @@ import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-hos
 import { Test } from '@nestjs/testing';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { Clock } from '../common/clock';
-import { ErrorCode } from './error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { MacGuard } from './mac.guard';
-import { hmacHex, requestMacInput } from './mac';
+import { hmacHex, requestMacInput } from '@pai/client/protocol/mac';
 import { NonceRecord, type NonceVerdict } from '../nonce-record/nonce-record';
 import { pendingNonceOf, verifiedRequestOf } from './verified-request';
 import { WRITES_NONCE } from './writes-nonce';

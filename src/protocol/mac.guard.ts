@@ -7,10 +7,10 @@ import {
 import { Reflector } from '@nestjs/core';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Clock } from '../common/clock';
-import { Envelope, envelopeProblems } from './envelope';
-import { ErrorCode } from './error-code';
-import { NotCanonicalizableError } from './canonical-json';
-import { hmacHex, macMatches, requestMacInput } from './mac';
+import { Envelope, envelopeProblems } from '@pai/client/protocol/envelope';
+import { ErrorCode } from '@pai/client/protocol/error-code';
+import { NotCanonicalizableError } from '@pai/client/protocol/canonical-json';
+import { hmacHex, macMatches, requestMacInput } from '@pai/client/protocol/mac';
 import { NonceRecord } from '../nonce-record/nonce-record';
 import { ProtocolError } from './protocol-error';
 import { patternOf } from './rpc-pattern';

@@ -5,7 +5,7 @@ import { TokenDto } from '../sessions/token.dto';
 import { PingDto } from '../system/ping.dto';
 import { CreateTransactionDto } from '../transactions/dto/create-transaction.dto';
 import { ListTransactionsDto } from '../transactions/dto/list-transactions.dto';
-import { ErrorCode } from './error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from './protocol-error';
 import { PayloadPipe } from './payload.pipe';
 

@@ -6,8 +6,8 @@ import {
 } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { ValidationError, getMetadataStorage, validate } from 'class-validator';
-import { isJsonObject } from './envelope';
-import { FieldProblem } from './error-code';
+import { isJsonObject } from '@pai/client/protocol/envelope';
+import { FieldProblem } from '@pai/client/protocol/error-code';
 import { ProtocolError } from './protocol-error';
 
 function problemsOf(errors: ValidationError[], parent = ''): FieldProblem[] {

@@ -1,4 +1,4 @@
-import { ErrorCode, FieldProblem } from './error-code';
+import { ErrorCode, FieldProblem } from '@pai/client/protocol/error-code';
 
 /**
  * A domain error with a stable code. Thrown anywhere in the service; the exception filter alone

@@ -10,7 +10,7 @@ import { SampledWarning } from '../common/sampled-warning';
 import { UnavailableError } from '../common/unavailable';
 import { RequestObserver } from '../observability/request-observer';
 import { reportOutcome } from './request-report';
-import { ErrorCode } from './error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from './protocol-error';
 import { ErrorReply, ReplySigner } from './reply-signer';
 import { NonceRecord } from '../nonce-record/nonce-record';

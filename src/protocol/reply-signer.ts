@@ -1,8 +1,12 @@
 import { ArgumentsHost, Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
-import { ErrorCode, FieldProblem, wireMessage } from './error-code';
-import { canonicalJson } from './canonical-json';
-import { hmacHex, replyMacInputOfCanonical } from './mac';
+import {
+  ErrorCode,
+  FieldProblem,
+  wireMessage,
+} from '@pai/client/protocol/error-code';
+import { canonicalJson } from '@pai/client/protocol/canonical-json';
+import { hmacHex, replyMacInputOfCanonical } from '@pai/client/protocol/mac';
 import { verifiedRequestOf, type VerifiedRequest } from './verified-request';
 
 export interface SuccessReply {

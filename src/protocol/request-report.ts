@@ -1,7 +1,7 @@
 import type { ArgumentsHost, ExecutionContext } from '@nestjs/common';
 import type { RequestObserver } from '../observability/request-observer';
-import { KID_PATTERN } from '../config/secrets';
-import { ErrorCode } from './error-code';
+import { KID_PATTERN } from '@pai/client/config/mac-keys';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { patternOf } from './rpc-pattern';
 import { UnknownPatternController } from './unknown-pattern.controller';
 import { pendingNonceOf } from './verified-request';

@@ -1,5 +1,5 @@
 import type { ArgumentsHost } from '@nestjs/common';
-import type { RequestBinding } from './mac';
+import type { RequestBinding } from '@pai/client/protocol/mac';
 
 /** A request whose MAC verified (checks 1-3 passed): what its reply is bound to and signed with. */
 export interface VerifiedRequest extends RequestBinding {

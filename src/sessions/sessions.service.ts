@@ -11,7 +11,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { Database } from '../database/database.service';
 import { startPeriodicTask } from '../common/periodic-task';
 import { Clock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';
 import { Session } from './session.entity';
 

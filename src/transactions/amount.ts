@@ -1,8 +1,9 @@
-/**
+import { AMOUNT_PATTERN } from '@pai/client/protocol/limits';
+
+/*
  * Money as integer cents in a bigint: amounts never pass through binary floating point, on the
  * wire, in the code or in either database.
  */
-export const AMOUNT_PATTERN = /^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$/;
 const DATABASE_DECIMAL = /^(-?)([0-9]+)(?:\.([0-9]{1,2}))?$/;
 
 /** Cents of a wire amount; the caller has checked it against AMOUNT_PATTERN. */

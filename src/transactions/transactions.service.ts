@@ -1,8 +1,8 @@
-import type { TransactionReply } from '../protocol/patterns';
+import type { TransactionReply } from '@pai/client/protocol/patterns';
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database.service';
 import { Clock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';
 import {
   centsFromDatabaseTotal,

@@ -6,8 +6,8 @@ import type {
   ConnectionTracker,
   TrackedConnection,
 } from './connection-tracker';
-import { isJsonObject } from '../protocol/envelope';
-import { ErrorCode } from '../protocol/error-code';
+import { isJsonObject } from '@pai/client/protocol/envelope';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { unsignedFailure } from '../protocol/reply-signer';
 
 /** The peer broke Nest's `<length>#<json>` framing or sent a frame over the limit. */

@@ -9,15 +9,12 @@ import type {
   NatsConnection,
   Subscription,
 } from '@nats-io/transport-node';
-import {
-  isUnderPrefix,
-  natsConnectionOptions,
-  type NatsTransport,
-} from '../config/transport-config';
+import { isUnderPrefix, type NatsTransport } from '../config/transport-config';
+import { natsConnectionOptions } from '@pai/client/config/nats-servers';
 import { settlesWithin } from '../common/deadline';
 import { logDrain, type DrainResult } from './drain';
 import { waitUntilUp } from '../common/wait-until-up';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { unsignedFailure } from '../protocol/reply-signer';
 import { exactRoute } from '../protocol/routing';
 import { SampledWarning } from '../common/sampled-warning';

@@ -2,7 +2,7 @@ import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { TokenDto } from '../sessions/token.dto';
 import { SessionsService } from '../sessions/sessions.service';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';
 import { SignedPayload } from '../protocol/payload.pipe';
 import { TransactionsService } from '../transactions/transactions.service';

@@ -3,7 +3,7 @@ import { EntityManager } from 'typeorm';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
 import { Clock } from '../common/clock';
-import { ErrorCode } from '../protocol/error-code';
+import { ErrorCode } from '@pai/client/protocol/error-code';
 import { ProtocolError } from '../protocol/protocol-error';
 import { User, usernameKey } from './user.entity';
 

@@ -1,8 +1,8 @@
 import {
   ClientErrorCode,
   PaiClientError,
-} from '../../src/client/pai-client.error';
-import type { PaiClient } from '../../src/client/pai-client';
+} from '@pai/client/client/pai-client.error';
+import type { PaiClient } from '@pai/client/client/pai-client';
 import { SessionsService } from '../../src/sessions/sessions.service';
 import { codeOf } from '../support/failure';
 import { e2eTransport } from '../support/test-app';

@@ -12,9 +12,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EXIT_CODES } from '../../src/cli/exit-codes';
-import { ErrorCode } from '../../src/protocol/error-code';
-import type { StoredSession } from '../../src/cli/session-file';
+import { EXIT_CODES } from '@pai/client/cli/exit-codes';
+import { ErrorCode } from '@pai/client/protocol/error-code';
+import type { StoredSession } from '@pai/client/cli/session-file';
 import { makeCertificate } from '../support/certificate';
 import { codeOf, failure } from '../support/failure';
 import {
@@ -199,12 +199,12 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       error: { code: 'IDEMPOTENCY_CONFLICT', message: expect.any(String) },
     });
 
+    // Checked against the protocol's amount rule before anything is sent.
     const invalid = await pai(['--json', 'pay', '12.345']);
-    expect(invalid.code).toBe(EXIT_CODES.BAD_REQUEST);
+    expect(invalid.code).toBe(EXIT_CODES.USAGE);
     expect(JSON.parse(invalid.stdout).error).toEqual({
-      code: 'BAD_REQUEST',
+      code: 'USAGE',
       message: expect.stringContaining('amount must be'),
-      fields: [expect.objectContaining({ field: 'payload.amount' })],
     });
 
     const usage = await pai(['--json', 'pay']);
@@ -220,9 +220,9 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     }
     const me = await pai(['--json', 'me']);
     expect(JSON.parse(me.stdout).total).toBe('10000000000000.29');
-    // Refused by the service, not rounded by the client.
-    expect((await pai(['pay', '1.005'])).code).toBe(EXIT_CODES.BAD_REQUEST);
-    expect((await pai(['pay', '1e3'])).code).toBe(EXIT_CODES.BAD_REQUEST);
+    // Refused against the protocol's amount rule, never rounded.
+    expect((await pai(['pay', '1.005'])).code).toBe(EXIT_CODES.USAGE);
+    expect((await pai(['pay', '1e3'])).code).toBe(EXIT_CODES.USAGE);
   });
 
   it('should exit with the code of each refusal from the service', async () => {
@@ -348,7 +348,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     expect(wrongSecret.stderr).toContain('it claims MAC_INVALID');
   });
 
-  it('should refuse bad command lines with exit 2 and the usage text', async () => {
+  it('should refuse bad command lines with exit 2 and one line naming the help to read', async () => {
     for (const args of [
       [],
       ['pay'],
@@ -357,10 +357,13 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       ['me', '--ref', 'x'],
       ['login', 'a', 'b'],
       ['ping', '--port', '70000'],
+      ['pay', '-5'],
+      ['history', '--limit', '0'],
+      ['history', '--limit', '101'],
     ]) {
       const run = await pai(args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });
-      expect(run.stderr).toContain('usage: pai [options] <command>');
+      expect(run.stderr).toMatch(/^pai: [^\n]+ \(see: pai( \w+)? --help\)\n$/);
     }
   });
 
@@ -426,22 +429,23 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     }
   });
 
-  it("should be the package's `pai` bin, an executable launcher of the compiled main.ts", () => {
-    const root = join(__dirname, '..', '..');
+  it("should be the client package's `pai` bin, an executable launcher of the compiled main.ts", () => {
+    const root = join(__dirname, '..', '..', 'clients', 'node');
     const manifest = JSON.parse(
       readFileSync(join(root, 'package.json'), 'utf8'),
-    ) as { bin: Record<string, string>; scripts: Record<string, string> };
+    ) as { bin: Record<string, string> };
+    const service = JSON.parse(
+      readFileSync(join(root, '..', '..', 'package.json'), 'utf8'),
+    ) as { scripts: Record<string, string> };
     expect(manifest.bin).toEqual({ pai: 'bin/pai.cjs' });
-    expect(manifest.scripts.pai).toBe('node bin/pai.cjs');
+    expect(service.scripts.pai).toBe('node clients/node/bin/pai.cjs');
     const launcher = join(root, manifest.bin.pai);
     // npm exec runs the file itself: it needs its shebang and executable bit after any build.
     expect(statSync(launcher).mode & 0o111).toBe(0o111);
     const text = readFileSync(launcher, 'utf8');
     expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
-    // tsconfig compiles <root>/src/cli/main.ts to <root>/dist/src/cli/main.js.
-    expect(text).toContain(
-      "join(__dirname, '..', 'dist', 'src', 'cli', 'main.js')",
-    );
+    // The package's tsconfig.build.json compiles <root>/src/cli/main.ts to <root>/dist/cli/main.js.
+    expect(text).toContain("join(__dirname, '..', 'dist', 'cli', 'main.js')");
     expect(existsSync(join(root, 'src', 'cli', 'main.ts'))).toBe(true);
   });
 

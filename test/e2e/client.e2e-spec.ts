@@ -7,7 +7,7 @@ import {
   PaiClientModule,
   type PaiClientModuleOptions,
   type PaiClientOptions,
-} from '../../src';
+} from '@pai/client';
 import type { NatsTransport } from '../../src/config/transport-config';
 import { failure } from '../support/failure';
 import { nestLog } from '../support/nest-log';

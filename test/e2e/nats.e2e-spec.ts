@@ -18,12 +18,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import type { PaiClient } from '../../src/client/pai-client';
-import { PaiClientError } from '../../src/client/pai-client.error';
+import type { PaiClient } from '@pai/client/client/pai-client';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import {
   createPaiClient,
   type PaiNatsClientOptions,
-} from '../../src/client/pai-client.module';
+} from '@pai/client/client/pai-client.module';
 import { parseTransportConfig } from '../../src/config/transport-config';
 import { Database } from '../../src/database/database.service';
 import { SidePort } from '../../src/observability/side-port';

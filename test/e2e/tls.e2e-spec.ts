@@ -1,4 +1,4 @@
-import { PaiClientError } from '../../src/client/pai-client.error';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import { makeCertificate } from '../support/certificate';
 import { nestLog } from '../support/nest-log';
 import { RawClient, signEnvelope } from '../support/raw-client';

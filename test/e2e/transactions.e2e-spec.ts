@@ -1,8 +1,8 @@
-import { PaiClientError } from '../../src/client/pai-client.error';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import { failure } from '../support/failure';
 import { formatCents } from '../../src/transactions/amount';
 import { Transaction } from '../../src/transactions/transaction.entity';
-import type { PaiClient } from '../../src/client/pai-client';
+import type { PaiClient } from '@pai/client/client/pai-client';
 import { e2eTransport } from '../support/test-app';
 import { databaseKind } from '../support/test-database';
 import { useTestApp } from '../support/use-test-app';

@@ -10,10 +10,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DEV_SECRETS_FILE } from '../../src/config/secrets';
+import { DEV_SECRETS_FILE } from '@pai/client/config/mac-keys';
 import { SQLITE_FILE_NAME } from '../../src/config/database-config';
 import { runPai } from '../support/cli-runner';
 import {
+  FROM_SOURCES,
   killServiceProcess,
   startServiceProcess,
   type ServiceProcess,
@@ -53,7 +54,7 @@ function startExpectingFailure(
   return new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
-      ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')],
+      [...FROM_SOURCES, join(ROOT, 'src', 'main.ts')],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

@@ -1,6 +1,6 @@
 import { parseDatabaseConfig } from '../../src/config/database-config';
-import type { PaiClient } from '../../src/client/pai-client';
-import { PaiClientError } from '../../src/client/pai-client.error';
+import type { PaiClient } from '@pai/client/client/pai-client';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import { signUp } from '../support/accounts';
 import { TcpProxy, viaProxy } from '../support/tcp-proxy';
 import { describeIf } from '../support/skip';

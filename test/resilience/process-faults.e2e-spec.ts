@@ -3,9 +3,9 @@
  * load, and a start while the database is down. The service runs as a child process from the
  * TypeScript sources, exactly as `npm start` runs it.
  */
-import { createPaiClient } from '../../src/client/pai-client.module';
-import type { PaiClient } from '../../src/client/pai-client';
-import { PaiClientError } from '../../src/client/pai-client.error';
+import { createPaiClient } from '@pai/client/client/pai-client.module';
+import type { PaiClient } from '@pai/client/client/pai-client';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import {
   killServiceProcess,
   serviceEnv,

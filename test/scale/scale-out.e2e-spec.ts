@@ -11,9 +11,12 @@
 import { createConnection } from 'mysql2/promise';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { FREE_FAILURES } from '../../src/auth/login-throttle.service';
-import { createPaiClient } from '../../src/client/pai-client.module';
-import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
-import { PaiClientError } from '../../src/client/pai-client.error';
+import { createPaiClient } from '@pai/client/client/pai-client.module';
+import type {
+  PaiClient,
+  PaiClientOptions,
+} from '@pai/client/client/pai-client';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 import { signUp, TEST_PASSWORD } from '../support/accounts';
 import {
   HAPROXY_BIN,

@@ -1,4 +1,4 @@
-import type { PaiClient } from '../../src/client/pai-client';
+import type { PaiClient } from '@pai/client/client/pai-client';
 import type { TestDatabaseFixture } from './use-test-app';
 
 export const TEST_PASSWORD = 'correct horse';

@@ -8,13 +8,14 @@ const ROOT = resolve(__dirname, '..', '..');
 /**
  * The real `pai` program, run from its TypeScript source (ts-node, transpile only), so that the
  * suite tests the code as it is now and needs no build: a fresh `npm install && npm test`
- * passes, and a stale dist/ cannot make it pass. bin/pai.cjs only loads the compiled copy.
+ * passes, and a stale dist/ cannot make it pass. clients/node/bin/pai.cjs only loads the compiled copy.
  */
 export const PAI_COMMAND: readonly string[] = [
   process.execPath,
+  '--conditions=pai-source',
   '-r',
   'ts-node/register/transpile-only',
-  join(ROOT, 'src', 'cli', 'main.ts'),
+  join(ROOT, 'clients', 'node', 'src', 'cli', 'main.ts'),
 ];
 
 export interface CliRun {

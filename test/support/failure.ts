@@ -1,4 +1,4 @@
-import { PaiClientError } from '../../src/client/pai-client.error';
+import { PaiClientError } from '@pai/client/client/pai-client.error';
 
 /** The PaiClientError a call rejected with; a call that succeeds fails the test. */
 export async function failure(call: Promise<unknown>): Promise<PaiClientError> {

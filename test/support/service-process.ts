@@ -11,6 +11,17 @@ import type { TestDatabase } from './test-database';
 
 const ROOT = join(__dirname, '..', '..');
 
+/**
+ * Node's arguments that run the service from its TypeScript sources: ts-node, and the client
+ * package's `pai-source` export condition, so that `@pai/client/…` is its sources too, never a
+ * stale build of them.
+ */
+export const FROM_SOURCES: readonly string[] = [
+  '--conditions=pai-source',
+  '-r',
+  'ts-node/register',
+];
+
 /** The service as `npm run build` leaves it: what production runs (`script` below). */
 export const BUILT_SERVICE = join(ROOT, 'dist', 'src', 'main.js');
 
@@ -87,7 +98,7 @@ export async function startServiceProcess(
     process.execPath,
     ...nodeArgs,
     ...(script === undefined
-      ? ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')]
+      ? [...FROM_SOURCES, join(ROOT, 'src', 'main.ts')]
       : [script]),
   ];
   const [file, ...args] =

@@ -6,8 +6,11 @@ import { AppModule } from '../../src/app.module';
 import {
   createPaiClient,
   type PaiClientModuleOptions,
-} from '../../src/client/pai-client.module';
-import type { PaiClient, PaiClientOptions } from '../../src/client/pai-client';
+} from '@pai/client/client/pai-client.module';
+import type {
+  PaiClient,
+  PaiClientOptions,
+} from '@pai/client/client/pai-client';
 import type { AppConfig } from '../../src/config/config';
 import { SidePort } from '../../src/observability/side-port';
 import { Metrics } from '../../src/observability/metrics';

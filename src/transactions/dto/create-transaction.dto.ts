@@ -5,20 +5,21 @@ import {
   IsText,
   OptionalField,
 } from '../../protocol/validation';
-import { AMOUNT_PATTERN } from '../amount';
-
-export const REFERENCE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+import {
+  AMOUNT_RULE,
+  DESCRIPTION_MAX_LENGTH,
+  REFERENCE_PATTERN,
+  REFERENCE_RULE,
+  isPositiveAmount,
+} from '@pai/client/protocol/limits';
 
 const IsPositiveAmount = (): PropertyDecorator =>
   ValidateBy({
     name: 'isPositiveAmount',
     validator: {
       validate: (value: unknown) =>
-        typeof value === 'string' &&
-        AMOUNT_PATTERN.test(value) &&
-        /[1-9]/.test(value),
-      defaultMessage: () =>
-        'must be a decimal string greater than zero with at most 13 integer digits and 2 decimals, e.g. "12.50"',
+        typeof value === 'string' && isPositiveAmount(value),
+      defaultMessage: () => `must be ${AMOUNT_RULE}`,
     },
   });
 
@@ -30,13 +31,10 @@ export class CreateTransactionDto {
   amount: string;
 
   @OptionalField()
-  @IsStringMatching(
-    REFERENCE_PATTERN,
-    'must be 1-64 characters of [A-Za-z0-9._:-]',
-  )
+  @IsStringMatching(REFERENCE_PATTERN, `must be ${REFERENCE_RULE}`)
   reference?: string;
 
   @OptionalField()
-  @IsText(0, 140)
+  @IsText(0, DESCRIPTION_MAX_LENGTH)
   description?: string;
 }

@@ -1,6 +1,13 @@
 import { IsInt, Max, Min } from 'class-validator';
 import { IsSessionToken } from '../../sessions/token.dto';
 import { IsStringMatching, OptionalField } from '../../protocol/validation';
+import {
+  PAGE_LIMIT_MAX,
+  PAGE_LIMIT_MIN,
+  TRANSACTION_ID_PATTERN,
+} from '@pai/client/protocol/limits';
+
+const LIMIT_RULE = `must be an integer from ${PAGE_LIMIT_MIN} to ${PAGE_LIMIT_MAX}`;
 
 export const DEFAULT_PAGE_SIZE = 20;
 
@@ -9,14 +16,14 @@ export class ListTransactionsDto {
   token: string;
 
   @OptionalField()
-  @IsInt({ message: 'must be an integer from 1 to 100' })
-  @Min(1, { message: 'must be an integer from 1 to 100' })
-  @Max(100, { message: 'must be an integer from 1 to 100' })
+  @IsInt({ message: LIMIT_RULE })
+  @Min(PAGE_LIMIT_MIN, { message: LIMIT_RULE })
+  @Max(PAGE_LIMIT_MAX, { message: LIMIT_RULE })
   limit?: number;
 
   @OptionalField()
   @IsStringMatching(
-    /^[1-9][0-9]{0,17}$/,
+    TRANSACTION_ID_PATTERN,
     'must be a transaction id from an earlier page',
   )
   before?: string;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   rmSync,
   writeFileSync,
@@ -9,7 +10,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError, CliErrorCode } from './exit-codes';
-import { resolveMacKey } from './mac-key';
+import { findDataDir, resolveMacKey } from './mac-key';
 
 function configFailure(env: Record<string, string>): CliError {
   try {
@@ -99,5 +100,26 @@ describe(resolveMacKey.name, () => {
     expect(configFailure({ PAI_DATA_DIR: dataDir }).message).toContain(
       'readable by other users',
     );
+  });
+});
+
+describe(findDataDir.name, () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'pai-find-'));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('should find the data folder with the development secrets in a folder above', () => {
+    mkdirSync(join(root, 'data'));
+    writeFileSync(join(root, 'data', 'dev-secrets.json'), '{}');
+    const below = join(root, 'clients', 'python');
+    mkdirSync(below, { recursive: true });
+    expect(findDataDir(below)).toBe(join(root, 'data'));
+    expect(findDataDir(root)).toBe(join(root, 'data'));
+  });
+
+  it('should fall back to ./data when no folder above has the secrets', () => {
+    expect(findDataDir(root)).toBe(join(root, 'data'));
   });
 });

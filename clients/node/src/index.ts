@@ -1,8 +1,10 @@
-/** What another Nest service imports from this package. */
+/** What another Nest service imports from this package (subpaths give the wire pieces: `@pai/client/protocol/mac`, …). */
 export { PaiClient, type PaiClientOptions } from './client/pai-client';
 export {
   PaiClientModule,
   createPaiClient,
+  PAI_CLIENT_OPTIONS,
+  type PaiClientModuleAsyncOptions,
   type PaiClientModuleOptions,
   type PaiNatsClientOptions,
 } from './client/pai-client.module';
@@ -17,3 +19,4 @@ export type {
   TransactionReply,
 } from './protocol/patterns';
 export { ErrorCode } from './protocol/error-code';
+export { ConfigError } from './config/config.error';

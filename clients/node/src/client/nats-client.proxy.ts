@@ -7,7 +7,7 @@ import {
   parseNatsServerList,
   natsClientOptions,
   type NatsClientExtras,
-} from '../config/transport-config';
+} from '../config/nats-servers';
 
 /** NATS status code of the broker's reply to a request nobody subscribes to. */
 const NO_RESPONDERS = 503;

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { PaiClient } from '../client/pai-client';
-import { defaultOf } from '../config/variables';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults';
 import { PaiClientError } from '../client/pai-client.error';
-import { createPaiClient } from '../client/pai-client.module';
 import type { TransactionReply } from '../protocol/patterns';
 import { ErrorCode } from '../protocol/error-code';
 import {
+  commandUsage,
   parseCliArgs,
   USAGE,
   UsageError,
@@ -61,12 +62,12 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 
 function resolveTarget(options: CliOptions, env: Env): Target {
   // The service's variables, with the service's defaults: the CLI finds a local service as is.
-  let host = options.host ?? (env.PAI_HOST || defaultOf('PAI_HOST'));
+  let host = options.host ?? (env.PAI_HOST || DEFAULT_HOST);
   // The service's own PAI_HOST may be a wildcard listen address; connect to loopback then.
   if (host === '0.0.0.0' || host === '::') host = '127.0.0.1';
   let port = options.port;
   if (port === undefined) {
-    const raw = env.PAI_PORT || String(defaultOf('PAI_PORT'));
+    const raw = env.PAI_PORT || String(DEFAULT_PORT);
     if (!/^[0-9]{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
       throw new CliError(
         CliErrorCode.CONFIG,
@@ -314,13 +315,14 @@ function report(
   io: CliIo,
   json: boolean,
   context: FailureContext | undefined,
+  commandName: string | undefined,
 ): number {
   let code: CliFailureCode;
   let message: string;
   const extra: Record<string, unknown> = {};
   if (error instanceof UsageError) {
     code = CliErrorCode.USAGE;
-    message = error.message;
+    message = `${error.message} (see: pai${commandName === undefined ? '' : ` ${commandName}`} --help)`;
   } else if (error instanceof CliError) {
     code = error.code;
     message = error.message;
@@ -341,8 +343,42 @@ function report(
   } else {
     io.stderr.write(`pai: ${printable(message)}\n`);
   }
-  if (code === CliErrorCode.USAGE) io.stderr.write(`\n${USAGE}\n`);
   return EXIT_CODES[code];
+}
+
+/**
+ * The client module and Nest, loaded only for a command that talks to the service: --help,
+ * --version and a usage error never load Nest (a third of a second). require() rather than
+ * import(): synchronous, and the same in the compiled CommonJS and under the test runner.
+ */
+function loadClient(): {
+  createPaiClient: typeof import('../client/pai-client.module').createPaiClient;
+  Logger: typeof import('@nestjs/common').Logger;
+} {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { createPaiClient } =
+    require('../client/pai-client.module') as typeof import('../client/pai-client.module');
+  const { Logger } =
+    require('@nestjs/common') as typeof import('@nestjs/common');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return { createPaiClient, Logger };
+}
+
+/** The package's version, read from its package.json (two folders up from src/cli and dist/cli). */
+function version(): string {
+  const manifest = JSON.parse(
+    readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'),
+  ) as { version: string };
+  return `pai ${manifest.version}`;
+}
+
+/** The command a failed command line named, for the hint to its help. */
+function commandNameIn(argv: readonly string[]): string | undefined {
+  return argv.find((arg) =>
+    ['ping', 'register', 'login', 'logout', 'me', 'pay', 'history'].includes(
+      arg,
+    ),
+  );
 }
 
 /** Runs one `pai` command line; resolves to the process exit code, never rejects. */
@@ -353,7 +389,9 @@ export async function runCli(io: CliIo): Promise<number> {
   try {
     const parsed = parseCliArgs(io.argv);
     if (parsed.help) {
-      io.stdout.write(`${USAGE}\n`);
+      io.stdout.write(
+        `${parsed.version ? version() : parsed.command ? commandUsage(parsed.command) : USAGE}\n`,
+      );
       return 0;
     }
     json = parsed.options.json;
@@ -364,6 +402,12 @@ export async function runCli(io: CliIo): Promise<number> {
       kid: key.kid,
       timeoutMs: target.timeoutMs,
     };
+    const { createPaiClient, Logger } = loadClient();
+    // Nest's own log lines (a connection error with its stack) only when asked for: the CLI
+    // reports every failure itself, in one line.
+    Logger.overrideLogger(
+      parsed.options.verbose ? ['error', 'warn', 'log', 'debug'] : false,
+    );
     const client = createPaiClient({
       host: target.host,
       port: target.port,
@@ -385,6 +429,6 @@ export async function runCli(io: CliIo): Promise<number> {
       await client.close();
     }
   } catch (error) {
-    return report(error, io, json, context);
+    return report(error, io, json, context, commandNameIn(io.argv));
   }
 }

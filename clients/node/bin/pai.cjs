@@ -5,10 +5,10 @@
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
-const main = join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
+const main = join(__dirname, '..', 'dist', 'cli', 'main.js');
 if (!existsSync(main)) {
   console.error(
-    'pai: not built yet; run `npm run build` (or `npm start`) in the project first',
+    'pai: not built yet; run `npm run build` in the project first',
   );
   process.exit(4);
 }

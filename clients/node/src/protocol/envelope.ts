@@ -1,4 +1,4 @@
-import { KID_PATTERN } from '../config/secrets';
+import { KID_PATTERN } from '../config/mac-keys';
 import { FieldProblem } from './error-code';
 import { MAC_HEX_PATTERN } from './mac';
 

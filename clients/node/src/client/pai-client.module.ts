@@ -1,8 +1,10 @@
 import {
+  ConfigurableModuleBuilder,
+  type ConfigurableModuleAsyncOptions,
   DynamicModule,
+  Inject,
   Module,
   OnApplicationShutdown,
-  Inject,
 } from '@nestjs/common';
 import {
   ClientProxyFactory,
@@ -12,8 +14,7 @@ import {
 import type { Authenticator } from '@nats-io/transport-node';
 import { PaiClient, type PaiClientOptions } from './pai-client';
 import { NatsClientProxy } from './nats-client.proxy';
-
-export const PAI_CLIENT_OPTIONS = Symbol('PAI_CLIENT_OPTIONS');
+import { checkClientOptions } from './client-options';
 
 /** A client of the service behind a NATS broker (PAI_TRANSPORT=nats) instead of its TCP port. */
 export interface PaiNatsClientOptions extends Omit<
@@ -43,27 +44,58 @@ export interface PaiNatsClientOptions extends Omit<
 export type PaiClientModuleOptions =
   (PaiClientOptions & { transport?: 'tcp' }) | PaiNatsClientOptions;
 
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
+  new ConfigurableModuleBuilder<PaiClientModuleOptions>().build();
+
+/** The options PaiClientModule was given, as a provider token. */
+export const PAI_CLIENT_OPTIONS = MODULE_OPTIONS_TOKEN;
+
+/** What registerAsync takes: `useFactory` and `inject`, `useClass` or `useExisting`, `imports`. */
+export type PaiClientModuleAsyncOptions =
+  ConfigurableModuleAsyncOptions<PaiClientModuleOptions>;
+
+/** The module Nest's builder made, with the client provided and exported. */
+function withClient(module: DynamicModule): DynamicModule {
+  return {
+    ...module,
+    providers: [
+      ...(module.providers ?? []),
+      {
+        provide: PaiClient,
+        inject: [MODULE_OPTIONS_TOKEN],
+        // Checks the options again: registerAsync's come from a factory, at the start.
+        useFactory: (options: PaiClientModuleOptions) =>
+          createPaiClient(options),
+      },
+    ],
+    exports: [PaiClient],
+  };
+}
+
 /**
  * For other Nest services: `imports: [PaiClientModule.register({ host, port, kid, secret })]`
- * (or `{ transport: 'nats', servers, kid, secret }`), then inject PaiClient.
+ * (or `{ transport: 'nats', servers, kid, secret }`), or `PaiClientModule.registerAsync({
+ * imports: [ConfigModule], inject: [ConfigService], useFactory: (config) => ({ … }) })`, then
+ * inject PaiClient. A wrong option stops the start with an error that names it.
  */
 @Module({})
-export class PaiClientModule implements OnApplicationShutdown {
-  constructor(@Inject(PaiClient) private readonly client: PaiClient) {}
+export class PaiClientModule
+  extends ConfigurableModuleClass
+  implements OnApplicationShutdown
+{
+  constructor(@Inject(PaiClient) private readonly client: PaiClient) {
+    super();
+  }
 
-  static register(options: PaiClientModuleOptions): DynamicModule {
-    return {
-      module: PaiClientModule,
-      providers: [
-        { provide: PAI_CLIENT_OPTIONS, useValue: options },
-        {
-          provide: PaiClient,
-          inject: [PAI_CLIENT_OPTIONS],
-          useFactory: (opts: PaiClientModuleOptions) => createPaiClient(opts),
-        },
-      ],
-      exports: [PaiClient],
-    };
+  static override register(options: PaiClientModuleOptions): DynamicModule {
+    checkClientOptions(options);
+    return withClient(super.register(options));
+  }
+
+  static override registerAsync(
+    options: PaiClientModuleAsyncOptions,
+  ): DynamicModule {
+    return withClient(super.registerAsync(options));
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -73,6 +105,7 @@ export class PaiClientModule implements OnApplicationShutdown {
 
 /** A PaiClient without a Nest module around it (scripts, tests, the CLI). */
 export function createPaiClient(options: PaiClientModuleOptions): PaiClient {
+  checkClientOptions(options);
   if (options.transport === 'nats') {
     const proxy = new NatsClientProxy(
       options.subjectPrefix ?? 'pai.',

@@ -2,7 +2,7 @@ import type { Envelope } from './envelope';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { itIf } from '../../test/support/skip';
+import { itIf } from '../../../../test/support/skip';
 import { hmacHex, macMatches, replyMacInput, requestMacInput } from './mac';
 
 interface RequestVector {
@@ -30,11 +30,11 @@ interface ProtocolVectors {
 // only this project is checked out, and is compared byte for byte whenever the original is present.
 const SHARED_VECTORS = resolve(
   __dirname,
-  '../../../shared/protocol-vectors.json',
+  '../../../../../shared/protocol-vectors.json',
 );
 const VENDORED_VECTORS = resolve(
   __dirname,
-  '../../test/fixtures/protocol-vectors.json',
+  '../../../../test/fixtures/protocol-vectors.json',
 );
 const sharedPresent = existsSync(SHARED_VECTORS);
 const vectors = JSON.parse(

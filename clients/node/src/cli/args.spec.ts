@@ -15,7 +15,7 @@ describe(parseCliArgs.name, () => {
     expect(parseCliArgs(['ping'])).toEqual({
       help: false,
       command: { name: 'ping' },
-      options: { json: false },
+      options: { json: false, verbose: false },
     });
     expect(parseCliArgs(['register', 'alice']).help).toBe(false);
     expect(parseCliArgs(['login', 'alice'])).toMatchObject({
@@ -41,11 +41,23 @@ describe(parseCliArgs.name, () => {
   });
 
   it('should keep the amount exactly as typed', () => {
-    for (const amount of ['0.10', '007', '1.005', '1e3', '12,50']) {
+    for (const amount of ['0.10', '7', '12.5', '9999999999999.99']) {
       expect(parseCliArgs(['pay', amount])).toMatchObject({
         command: { amount },
       });
     }
+  });
+
+  it.each(['007', '1.005', '1e3', '12,50', '0', '0.00', '-5', ' 1', ''])(
+    'should refuse the amount %j against the protocol rule',
+    (amount) => {
+      expect(usageError(['pay', amount])).toContain('the amount must be');
+    },
+  );
+
+  it('should ask for the version with --version or -V', () => {
+    expect(parseCliArgs(['--version'])).toEqual({ help: true, version: true });
+    expect(parseCliArgs(['-V'])).toEqual({ help: true, version: true });
   });
 
   it('should leave out the options that were not given', () => {
@@ -53,7 +65,7 @@ describe(parseCliArgs.name, () => {
     expect(parsed).toEqual({
       help: false,
       command: { name: 'pay', amount: '1' },
-      options: { json: false },
+      options: { json: false, verbose: false },
     });
   });
 
@@ -78,6 +90,7 @@ describe(parseCliArgs.name, () => {
       command: { name: 'me' },
       options: {
         json: true,
+        verbose: false,
         host: 'pai.internal',
         port: 9090,
         tlsCa: 'ca.pem',
@@ -89,7 +102,14 @@ describe(parseCliArgs.name, () => {
 
   it('should ask for help with --help, -h or help', () => {
     expect(parseCliArgs(['--help'])).toEqual({ help: true });
-    expect(parseCliArgs(['pay', '-h'])).toEqual({ help: true });
+    expect(parseCliArgs(['pay', '-h'])).toEqual({
+      help: true,
+      command: 'pay',
+    });
+    expect(parseCliArgs(['help', 'history'])).toEqual({
+      help: true,
+      command: 'history',
+    });
     expect(parseCliArgs(['help'])).toEqual({ help: true });
   });
 
@@ -106,12 +126,24 @@ describe(parseCliArgs.name, () => {
     [['pay', '1', '--limit', '3'], 'pay does not take --limit'],
     [['history', '--limit', 'ten'], '--limit must be a whole number'],
     [['history', '--limit', '-1'], ''],
+    [
+      ['history', '--limit', '0'],
+      '--limit must be a whole number from 1 to 100',
+    ],
+    [
+      ['history', '--limit', '101'],
+      '--limit must be a whole number from 1 to 100',
+    ],
+    [['history', '--before', 'x'], '--before must be a transaction id'],
+    [['pay', '1', '--ref', 'a b'], '--ref must be 1-64 characters'],
+    [['pay', '1', '--desc', 'x'.repeat(141)], '--desc must be at most 140'],
     [['ping', '--port', '0'], '--port must be a whole number from 1 to 65535'],
     [['ping', '--port', '65536'], '--port must be'],
     [['ping', '--port', '80a'], '--port must be'],
     [['ping', '--timeout', '0'], '--timeout must be'],
     [['ping', '--host', ''], '--host must not be empty'],
-    [['ping', '--verbose'], "Unknown option '--verbose'"],
+    [['ping', '--verbose=x'], ''],
+    [['ping', '--loud'], "Unknown option '--loud'"],
     [['pay', '--ref'], "Option '--ref <value>' argument missing"],
     [['ping', '--json=yes'], ''],
   ])('should refuse %j as a usage error', (argv, message) => {

@@ -1,11 +1,12 @@
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../config/config.error';
-import { parseDataDir } from '../config/database-config';
+import { parseDataDir } from '../config/defaults';
 import {
   DEV_SECRETS_FILE,
   readDevSecrets,
   readMacKeys,
-} from '../config/secrets';
+} from '../config/mac-keys';
 import { CliError, CliErrorCode } from './exit-codes';
 
 type Env = Record<string, string | undefined>;
@@ -26,7 +27,7 @@ export function resolveMacKey(env: Env): MacKey {
   try {
     keys = readMacKeys(env);
     if (keys !== undefined) return firstOf(keys);
-    dataDir = parseDataDir(env);
+    dataDir = env.PAI_DATA_DIR ? parseDataDir(env) : findDataDir(process.cwd());
     keys = readDevSecrets(dataDir)?.macKeys;
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -41,6 +42,19 @@ export function resolveMacKey(env: Env): MacKey {
     );
   }
   return firstOf(keys);
+}
+
+/**
+ * Without PAI_DATA_DIR: the nearest `data` folder holding the development secrets in `start` or a
+ * folder above it (the service started by `npm start` at the project's root, the CLI run from
+ * a subfolder), else `./data`. The Python CLI looks the same way.
+ */
+export function findDataDir(start: string): string {
+  for (let here = resolve(start); ; here = dirname(here)) {
+    if (existsSync(join(here, 'data', DEV_SECRETS_FILE)))
+      return join(here, 'data');
+    if (dirname(here) === here) return resolve(start, 'data');
+  }
 }
 
 function firstOf(keys: ReadonlyMap<string, Buffer>): MacKey {
