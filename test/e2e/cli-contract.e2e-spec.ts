@@ -1,9 +1,14 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_CODES } from '@pai/client/cli/exit-codes';
-import { PAI_COMMAND, type CliRun, type Env } from '../support/cli-runner';
+import {
+  PAI_COMMAND,
+  runCommand,
+  type CliRun,
+  type Env,
+} from '../support/cli-runner';
 import { TEST_KEYS, describeTcpOnly } from '../support/test-app';
 import { databaseKind } from '../support/test-database';
 import { useTestApp } from '../support/use-test-app';
@@ -48,24 +53,7 @@ function run(
   input = '',
 ): Promise<CliRun> {
   const { command, cwd } = CLIS[cli];
-  return new Promise((done, fail) => {
-    const child = spawn(command[0], [...command.slice(1), ...args], {
-      cwd,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      stderr += text;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+  return runCommand(command, args, { cwd, env, input });
 }
 
 // Each Node CLI run compiles its TypeScript: a second or two each, on a busy machine.

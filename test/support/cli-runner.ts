@@ -24,15 +24,15 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `pai args…` with only `env` in its environment and `input` on a piped stdin. */
-export function runPai(
+/** Runs `command args…` in `cwd` with only `env` in its environment and `input` on a piped stdin. */
+export function runCommand(
+  command: readonly string[],
   args: readonly string[],
-  env: Env,
-  input = '',
+  { cwd, env, input = '' }: { cwd: string; env: Env; input?: string },
 ): Promise<CliRun> {
   return new Promise((done, fail) => {
-    const child = spawn(PAI_COMMAND[0], [...PAI_COMMAND.slice(1), ...args], {
-      cwd: ROOT,
+    const child = spawn(command[0], [...command.slice(1), ...args], {
+      cwd,
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -48,6 +48,15 @@ export function runPai(
     child.on('close', (code) => done({ code, stdout, stderr }));
     child.stdin.end(input);
   });
+}
+
+/** Runs `pai args…` with only `env` in its environment and `input` on a piped stdin. */
+export function runPai(
+  args: readonly string[],
+  env: Env,
+  input = '',
+): Promise<CliRun> {
+  return runCommand(PAI_COMMAND, args, { cwd: ROOT, env, input });
 }
 
 export interface TerminalRun {
