@@ -78,6 +78,8 @@ class ErrorCode:
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_SEALED = "NOT_SEALED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
     # Client side, as ClientErrorCode in src/client/pai-client.error.ts.

@@ -1132,7 +1132,8 @@ class KeysTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, directory)
         secret = random_secret()
         with open(os.path.join(directory, "dev-secrets.json"), "w") as handle:
-            json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret()}, handle)
+            json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret(),
+                       "PAI_LEDGER_KEY": random_secret()}, handle)
         keys = pai_client.load_keys({"PAI_DATA_DIR": directory})
         self.assertEqual(keys, [("default", base64.b64decode(secret))])
 
@@ -1317,7 +1318,8 @@ class EndToEndTest(unittest.TestCase):
         require_service(cls)
         cls.secret = random_secret()
         cls.service = Service({"PAI_MAC_KEYS": "default:%s,other:%s" % (cls.secret, random_secret()),
-                               "PAI_PASSWORD_PEPPER": random_secret()})
+                               "PAI_PASSWORD_PEPPER": random_secret(),
+                               "PAI_LEDGER_KEY": random_secret()})
 
     @classmethod
     def tearDownClass(cls):

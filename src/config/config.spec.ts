@@ -55,6 +55,7 @@ describe(loadConfig.name, () => {
       PAI_DATA_DIR: dataDir,
       PAI_MAC_KEYS: `default:${macKey.toString('base64')}`,
       PAI_PASSWORD_PEPPER: pepper.toString('base64'),
+      PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
     };
   });
 
@@ -481,9 +482,23 @@ describe(loadConfig.name, () => {
       );
     });
 
+    it('should refuse the MAC keys and the pepper without the ledger key', () => {
+      const error = configErrorOf({
+        ...devEnv(),
+        PAI_MAC_KEYS: env.PAI_MAC_KEYS,
+        PAI_PASSWORD_PEPPER: env.PAI_PASSWORD_PEPPER,
+      });
+
+      expect(error.message).toBe(
+        'PAI_LEDGER_KEY: is required when PAI_MAC_KEYS is set (or PAI_LEDGER_KEY_FILE)',
+      );
+      expect(readdirSync(dataDir)).toEqual([]);
+    });
+
     it.each([
       ['PAI_MAC_KEYS', 'PAI_PASSWORD_PEPPER'],
       ['PAI_PASSWORD_PEPPER', 'PAI_MAC_KEYS'],
+      ['PAI_LEDGER_KEY', 'PAI_MAC_KEYS'],
     ])(
       'should refuse %s without %s rather than pair it with a generated one',
       (given, missing) => {
@@ -1012,12 +1027,13 @@ describe(loadConfig.name, () => {
           'pepper',
           `${pepper.toString('base64')}\n`,
         ),
+        PAI_LEDGER_KEY_FILE: secretFile('ledger', `${env.PAI_LEDGER_KEY}\n`),
       });
 
       expect(config.macKeys.get('default')!.equals(macKey)).toBe(true);
       expect(config.passwordPepper.equals(pepper)).toBe(true);
       // Production accepted the files as the required secrets, and nothing was generated.
-      expect(readdirSync(dataDir).sort()).toEqual(['keys', 'pepper']);
+      expect(readdirSync(dataDir).sort()).toEqual(['keys', 'ledger', 'pepper']);
     });
 
     it('should read DATABASE_URL_FILE', () => {

@@ -4,6 +4,7 @@ import {
   linkSync,
   mkdirSync,
   readFileSync,
+  renameSync,
   statSync,
   unlinkSync,
   writeFileSync,
@@ -24,6 +25,8 @@ export const DEV_SECRETS_FILE = 'dev-secrets.json';
 export interface Secrets {
   readonly macKeys: ReadonlyMap<string, Buffer>;
   readonly passwordPepper: Buffer;
+  /** Seals the ledger's blocks (docs/ledger.md). */
+  readonly ledgerKey: Buffer;
 }
 
 function decodeSecret(name: string, value: string, what: string): Buffer {
@@ -79,6 +82,7 @@ export function readMacKeys(env: Env): Map<string, Buffer> | undefined {
 interface DevSecretsFile {
   PAI_MAC_KEYS: string;
   PAI_PASSWORD_PEPPER: string;
+  PAI_LEDGER_KEY: string;
 }
 
 /**
@@ -90,6 +94,7 @@ function createDevSecrets(file: string): void {
   const fresh: DevSecretsFile = {
     PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
     PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+    PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
   };
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(temporary, JSON.stringify(fresh, null, 2) + '\n', {
@@ -103,6 +108,31 @@ function createDevSecrets(file: string): void {
   } finally {
     unlinkSync(temporary);
   }
+}
+
+/**
+ * A development secrets file written before the ledger existed gets a ledger key of its own,
+ * added in place (a private temporary file renamed over it): the other secrets stay as they were.
+ */
+function addDevLedgerKey(file: string): void {
+  let parsed: Partial<DevSecretsFile>;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevSecretsFile>;
+  } catch {
+    return; // parseDevSecrets names the problem
+  }
+  if (parsed.PAI_LEDGER_KEY !== undefined) return;
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(
+    temporary,
+    JSON.stringify(
+      { ...parsed, PAI_LEDGER_KEY: randomBytes(32).toString('base64') },
+      null,
+      2,
+    ) + '\n',
+    { mode: 0o600, flag: 'wx' },
+  );
+  renameSync(temporary, file);
 }
 
 /**
@@ -130,7 +160,8 @@ function parseDevSecrets(file: string): Secrets {
   }
   if (
     typeof parsed.PAI_MAC_KEYS !== 'string' ||
-    typeof parsed.PAI_PASSWORD_PEPPER !== 'string'
+    typeof parsed.PAI_PASSWORD_PEPPER !== 'string' ||
+    typeof parsed.PAI_LEDGER_KEY !== 'string'
   ) {
     throw new ConfigError('PAI_DATA_DIR', `${file} is incomplete`);
   }
@@ -141,18 +172,23 @@ function parseDevSecrets(file: string): Secrets {
       parsed.PAI_PASSWORD_PEPPER,
       'the generated pepper',
     ),
+    ledgerKey: decodeSecret(
+      'PAI_DATA_DIR',
+      parsed.PAI_LEDGER_KEY,
+      'the generated ledger key',
+    ),
   };
 }
 
 /**
- * PAI_MAC_KEYS and PAI_PASSWORD_PEPPER, or the development secrets (generated once into
+ * PAI_MAC_KEYS, PAI_PASSWORD_PEPPER and PAI_LEDGER_KEY, or the development secrets (generated once into
  * PAI_DATA_DIR/dev-secrets.json, so that `npm start` works on a bare machine) in the
  * zero-configuration case only: outside production, on the embedded SQLite database, over TCP,
  * and with neither secret given. Anywhere else an instance may have siblings (a shared MySQL
  * database, a NATS queue group) or an operator who manages its secrets, and a pepper or key made
  * up on one machine would lock users out of the others, or pair silently with a configured one:
- * a missing secret stops the start, naming the variable and why it is required. One secret given
- * and not the other is half-configured, not zero-configured: the missing one is required too.
+ * a missing secret stops the start, naming the variable and why it is required. Some secrets given
+ * and not the others is half-configured, not zero-configured: the missing ones are required too.
  */
 export function readSecrets(
   env: Env,
@@ -163,31 +199,39 @@ export function readSecrets(
     dataDir: string;
   },
 ): Secrets {
-  const macKeysRaw = envOrFile(env, 'PAI_MAC_KEYS');
-  const pepperRaw = envOrFile(env, 'PAI_PASSWORD_PEPPER');
-  if (macKeysRaw && pepperRaw) {
+  const given = {
+    PAI_MAC_KEYS: envOrFile(env, 'PAI_MAC_KEYS'),
+    PAI_PASSWORD_PEPPER: envOrFile(env, 'PAI_PASSWORD_PEPPER'),
+    PAI_LEDGER_KEY: envOrFile(env, 'PAI_LEDGER_KEY'),
+  };
+  if (given.PAI_MAC_KEYS && given.PAI_PASSWORD_PEPPER && given.PAI_LEDGER_KEY) {
     return {
-      macKeys: parseMacKeys(sourceOf(env, 'PAI_MAC_KEYS'), macKeysRaw),
+      macKeys: parseMacKeys(sourceOf(env, 'PAI_MAC_KEYS'), given.PAI_MAC_KEYS),
       passwordPepper: decodeSecret(
         sourceOf(env, 'PAI_PASSWORD_PEPPER'),
-        pepperRaw,
+        given.PAI_PASSWORD_PEPPER,
         'the pepper',
+      ),
+      ledgerKey: decodeSecret(
+        sourceOf(env, 'PAI_LEDGER_KEY'),
+        given.PAI_LEDGER_KEY,
+        'the ledger key',
       ),
     };
   }
+  const names = Object.keys(given) as (keyof typeof given)[];
+  const set = names.find((name) => given[name]);
   const reason = context.production
     ? 'NODE_ENV=production'
     : context.database.type === 'mysql'
       ? `${sourceOf(env, 'DATABASE_URL')} is set`
       : context.transport.kind === 'nats'
         ? 'PAI_TRANSPORT=nats'
-        : macKeysRaw
-          ? `${sourceOf(env, 'PAI_MAC_KEYS')} is set`
-          : pepperRaw
-            ? `${sourceOf(env, 'PAI_PASSWORD_PEPPER')} is set`
-            : undefined;
+        : set
+          ? `${sourceOf(env, set)} is set`
+          : undefined;
   if (reason !== undefined) {
-    const missing = macKeysRaw ? 'PAI_PASSWORD_PEPPER' : 'PAI_MAC_KEYS';
+    const missing = names.find((name) => !given[name])!;
     throw new ConfigError(
       missing,
       `is required when ${reason} (or ${missing}_FILE)`,
@@ -196,5 +240,24 @@ export function readSecrets(
   mkdirSync(context.dataDir, { recursive: true, mode: 0o700 });
   const file = join(context.dataDir, DEV_SECRETS_FILE);
   if (!existsSync(file)) createDevSecrets(file);
+  else addDevLedgerKey(file);
   return parseDevSecrets(file);
+}
+
+/**
+ * The ledger key alone, for `pai-server ledger verify`, which needs nothing else of the service's
+ * secrets: PAI_LEDGER_KEY (or its _FILE), else the development secrets the service generated.
+ */
+export function readLedgerKey(env: Env, dataDir: string): Buffer {
+  const raw = envOrFile(env, 'PAI_LEDGER_KEY');
+  if (raw)
+    return decodeSecret(sourceOf(env, 'PAI_LEDGER_KEY'), raw, 'the ledger key');
+  const dev = readDevSecrets(dataDir);
+  if (!dev) {
+    throw new ConfigError(
+      'PAI_LEDGER_KEY',
+      'is required (or PAI_LEDGER_KEY_FILE): the key the service seals its blocks with',
+    );
+  }
+  return dev.ledgerKey;
 }

@@ -18,20 +18,10 @@ import {
   ListTransactionsDto,
 } from './dto/list-transactions.dto';
 import { Transaction } from './transaction.entity';
+import { toView } from './transaction-view';
 
 /** Where SQLite's totals split each amount's cents (see sqliteSummary). */
 const CENTS_SPLIT = 1_000_000_000;
-
-function toView(row: Transaction): TransactionReply {
-  return {
-    id: String(row.id),
-    userId: String(row.userId),
-    amount: row.amount,
-    reference: row.reference,
-    description: row.description,
-    createdAt: row.createdAt.toISOString(),
-  };
-}
 
 @Injectable()
 export class TransactionsService {

@@ -381,6 +381,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       JSON.stringify({
         PAI_MAC_KEYS: `default:${TEST_KEYS.default.toString('base64')}`,
         PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+        PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
       }),
       { mode: 0o600 },
     );
