@@ -323,6 +323,35 @@ class CanonicalAgainstServiceLibraryTest(unittest.TestCase):
 # --- framing ----------------------------------------------------------------------------------
 
 
+class ReceiptTest(unittest.TestCase):
+    """The shared receipt fixture (test/fixtures/ledger-receipt.json), which the Node client's
+    spec checks too: both clients hash the same bytes and accept the same proof."""
+
+    def setUp(self):
+        with open(os.path.join(ROOT, "test", "fixtures", "ledger-receipt.json"), encoding="utf-8") as handle:
+            self.fixture = json.load(handle)
+
+    def test_leaf_matches_the_node_client(self):
+        self.assertEqual(pai_client.leaf_hash(self.fixture["receipt"]["transaction"]), self.fixture["leaf"])
+
+    def test_receipt_holds_against_its_digest(self):
+        self.assertIsNone(pai_client.receipt_problem(self.fixture["receipt"], self.fixture["digest"]))
+
+    def test_receipt_fails_with_anything_changed(self):
+        def changed(edit):
+            receipt = json.loads(json.dumps(self.fixture["receipt"]))
+            edit(receipt)
+            return pai_client.receipt_problem(receipt, self.fixture["digest"])
+
+        self.assertIn("Merkle path", changed(lambda r: r["transaction"].update(amount="3.51")))
+        self.assertIn("Merkle path", changed(lambda r: r["transaction"].update(userId="8")))
+        self.assertIn("Merkle path", changed(lambda r: r.update(position=3)))
+        self.assertIn("does not match its hash", changed(lambda r: r["block"].update(sealedAt="2020-01-01T00:00:00.000Z")))
+        self.assertIn("reaches block 1", changed(lambda r: r.update(headers=[])))
+        digest = dict(self.fixture["digest"], hash=pai_client.GENESIS_HASH)
+        self.assertIn("digest's hash", pai_client.receipt_problem(self.fixture["receipt"], digest))
+
+
 class FramingTest(unittest.TestCase):
     def test_length_counts_utf16_code_units(self):
         self.assertEqual(utf16_length("abc"), 3)

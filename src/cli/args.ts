@@ -7,7 +7,8 @@ export type CliCommand =
   | { name: 'logout' }
   | { name: 'me' }
   | { name: 'pay'; amount: string; reference?: string; description?: string }
-  | { name: 'history'; limit?: number; before?: string };
+  | { name: 'history'; limit?: number; before?: string }
+  | { name: 'ledger'; action: 'digest' };
 
 /** Options given on the command line; what is absent falls back to the environment. */
 export interface CliOptions {
@@ -34,6 +35,8 @@ commands:
                                 record a transaction; amount as a decimal string, e.g. 12.50
   history [--limit N] [--before ID]
                                 list transactions, newest first
+  ledger digest                 print the ledger's latest block as one line of JSON, the file
+                                \`pai-server ledger verify --digest FILE\` reads back
 
 options:
   --host HOST        service host (env PAI_HOST, default 127.0.0.1)
@@ -82,6 +85,7 @@ const COMMAND_OPTIONS: Record<CliCommand['name'], readonly OptionName[]> = {
   me: [],
   pay: ['ref', 'desc'],
   history: ['limit', 'before'],
+  ledger: [],
 };
 const COMMAND_ONLY: ReadonlySet<OptionName> = new Set(
   Object.values(COMMAND_OPTIONS).flat(),
@@ -169,6 +173,12 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
         }),
         ...(values.before !== undefined && { before: values.before }),
       };
+      break;
+    case 'ledger':
+      if (argument('action (digest)') !== 'digest') {
+        throw new UsageError(`unknown ledger action "${rest[0]}"`);
+      }
+      command = { name, action: 'digest' };
       break;
     case 'ping':
     case 'logout':

@@ -169,19 +169,15 @@ export async function verifyLedger(
       ),
     BLOCKS_PER_PAGE,
   );
+  // By transaction id, the primary key: a sealed ledger's entries run in the same order as its
+  // blocks and positions, and a keyset on the key stays one index range per page on both
+  // databases (an OR over block and position made SQLite scan the table for every page).
   const entries = new Cursor<EntryRow>(
     (after) =>
       runner.query(
         `SELECT transaction_id, block_number, position, leaf_hash FROM ledger_entries
-         WHERE block_number > ? OR (block_number = ? AND position > ?)
-         ORDER BY block_number, position LIMIT ${ROWS_PER_PAGE}`,
-        after
-          ? [
-              String(after.block_number),
-              String(after.block_number),
-              Number(after.position),
-            ]
-          : ['0', '0', -1],
+         WHERE transaction_id > ? ORDER BY transaction_id LIMIT ${ROWS_PER_PAGE}`,
+        [after ? String(after.transaction_id) : '0'],
       ),
     ROWS_PER_PAGE,
   );
@@ -255,7 +251,14 @@ export async function verifyLedger(
         const entry = await entries.peek();
         if (!entry || Number(entry.block_number) > number) break;
         await entries.next();
-        if (Number(entry.block_number) < number) continue; // belongs to no block: leaf check below
+        if (Number(entry.block_number) < number) {
+          // An entry moved to an earlier block, or out of its block's id order.
+          throw new Tampered({
+            kind: 'entries-edited',
+            block: Number(entry.block_number),
+            message: `the entries of block ${Number(entry.block_number)} were edited: transaction ${String(entry.transaction_id)} is out of place`,
+          });
+        }
         sealed.push(entry);
       }
       const leaves = sealed.map((entry) => entry.leaf_hash);

@@ -138,3 +138,27 @@ describe(receiptProblem.name, () => {
     );
   });
 });
+
+describe('the shared receipt fixture', () => {
+  // The Python client checks the same file: both clients hash the same bytes.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fixture = require('../../test/fixtures/ledger-receipt.json') as {
+    leaf: string;
+    receipt: Receipt;
+    digest: { block: number; hash: string; sealedAt: string };
+  };
+
+  it('should hold, and fail with the amount changed', () => {
+    expect(leafHash(fixture.receipt.transaction)).toBe(fixture.leaf);
+    expect(receiptProblem(fixture.receipt, fixture.digest)).toBeUndefined();
+    expect(
+      receiptProblem(
+        {
+          ...fixture.receipt,
+          transaction: { ...fixture.receipt.transaction, amount: '3.51' },
+        },
+        fixture.digest,
+      ),
+    ).toBeDefined();
+  });
+});
