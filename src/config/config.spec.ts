@@ -3,6 +3,7 @@ import {
   chmodSync,
   existsSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -545,6 +546,34 @@ describe(loadConfig.name, () => {
 
       expect(existsSync(secretsFile())).toBe(true);
       expect(config.passwordPepper.length).toBeGreaterThanOrEqual(32);
+    });
+
+    it('should add a ledger key to a development secrets file that has none, keeping the rest', () => {
+      const macKeys = `default:${randomBytes(32).toString('base64')}`;
+      const pepperText = randomBytes(32).toString('base64');
+      writeFileSync(
+        secretsFile(),
+        JSON.stringify({
+          PAI_MAC_KEYS: macKeys,
+          PAI_PASSWORD_PEPPER: pepperText,
+        }),
+        { mode: 0o600 },
+      );
+
+      const config = loadConfig(devEnv());
+
+      const written = JSON.parse(readFileSync(secretsFile(), 'utf8')) as Record<
+        string,
+        string
+      >;
+      expect(written.PAI_MAC_KEYS).toBe(macKeys);
+      expect(written.PAI_PASSWORD_PEPPER).toBe(pepperText);
+      expect(Buffer.from(written.PAI_LEDGER_KEY, 'base64')).toEqual(
+        config.ledgerKey,
+      );
+      expect(statSync(secretsFile()).mode & 0o777).toBe(0o600);
+      // Read again, the key stays the one the blocks were sealed with.
+      expect(loadConfig(devEnv()).ledgerKey).toEqual(config.ledgerKey);
     });
 
     it('should not read an existing secrets file once MySQL is configured', () => {

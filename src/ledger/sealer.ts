@@ -7,6 +7,8 @@ import {
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
+import { settlesWithin } from '../common/deadline';
+import { SampledWarning } from '../common/sampled-warning';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { isUniqueViolation } from '../database/database-errors';
 import { Database } from '../database/database.service';
@@ -31,6 +33,8 @@ export const MAX_BLOCK_ROWS = 1_000;
 /** Entries in one multi-row INSERT (four parameters each, far below either database's limit). */
 const ENTRIES_PER_INSERT = 250;
 const LEASE_NAME = 'sealer';
+/** How long a stop waits for the block in progress, then for the lease's release. */
+const STOP_WAIT_MS = 1_000;
 
 /**
  * Seals committed transactions into blocks, on one instance at a time (docs/ledger.md).
@@ -54,6 +58,12 @@ export class Sealer implements OnApplicationBootstrap, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private lastFailure = '';
+  /** A database that is away fails every run: one line per window, not one per interval. */
+  private readonly failures = new SampledWarning(
+    this.logger,
+    (total) => `sealing failed ${total} times; last: ${this.lastFailure}`,
+  );
 
   constructor(
     private readonly database: Database,
@@ -72,14 +82,19 @@ export class Sealer implements OnApplicationBootstrap, OnApplicationShutdown {
     this.tick();
   }
 
+  /**
+   * Stops sealing and hands the lease back. Bounded: a block still running when the database
+   * closes is rolled back whole, which loses nothing (its rows are sealed by the next holder), so
+   * a stop never waits on a database that hangs.
+   */
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.running;
     if (this.config.ledger.sealIntervalMs === 0) return;
+    await settlesWithin(this.running ?? Promise.resolve(), STOP_WAIT_MS);
     // Handed back at once, so another instance need not wait for the lease to expire.
-    await this.database
-      .run((manager) =>
+    await settlesWithin(
+      this.database.run((manager) =>
         manager
           .createQueryBuilder()
           .update(LedgerLease)
@@ -89,17 +104,21 @@ export class Sealer implements OnApplicationBootstrap, OnApplicationShutdown {
             holder: this.holder,
           })
           .execute(),
-      )
-      .catch(() => undefined);
+      ),
+      STOP_WAIT_MS,
+    );
   }
 
   private tick(): void {
     if (this.running || this.stopped) return;
     this.running = this.sealPending()
       .then(() => undefined)
-      .catch((error: unknown) =>
-        this.logger.warn(`sealing failed: ${(error as Error).message}`),
-      )
+      .catch((error: unknown) => {
+        this.lastFailure = (error as Error).message;
+        this.failures.record(() =>
+          this.logger.warn(`sealing failed: ${this.lastFailure}`),
+        );
+      })
       .finally(() => (this.running = undefined));
   }
 
