@@ -1348,7 +1348,10 @@ class EndToEndTest(unittest.TestCase):
         cls.secret = random_secret()
         cls.service = Service({"PAI_MAC_KEYS": "default:%s,other:%s" % (cls.secret, random_secret()),
                                "PAI_PASSWORD_PEPPER": random_secret(),
-                               "PAI_LEDGER_KEY": random_secret()})
+                               "PAI_LEDGER_KEY": random_secret(),
+                               # Sealed within a moment, so the receipt test waits little.
+                               "PAI_LEDGER_SETTLE_MS": "100",
+                               "PAI_LEDGER_SEAL_INTERVAL_MS": "50"})
 
     @classmethod
     def tearDownClass(cls):
@@ -1366,6 +1369,27 @@ class EndToEndTest(unittest.TestCase):
         client.send("auth.register", {"username": username, "password": "correct horse 😀 battery"})
         login = client.send("auth.login", {"username": username, "password": "correct horse 😀 battery"})
         return username, login["token"]
+
+    def test_receipt_verifies_against_the_digest(self):
+        client = self.client()
+        _, token = self.new_user(client)
+        created = client.send("transactions.create", {"token": token, "amount": "7.25", "description": "café 😀"})
+        transaction_id = created["transaction"]["id"]
+        deadline = time.monotonic() + 30
+        while True:  # bounded: sealed once it is older than the settle window
+            try:
+                digest = client.send("ledger.digest", {})
+                receipt = client.send("transactions.receipt",
+                                      {"token": token, "id": transaction_id, "digestBlock": digest["block"]})
+                break
+            except PaiServiceError as error:
+                if error.code != ErrorCode.NOT_SEALED or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertEqual(receipt["transaction"], created["transaction"])
+        self.assertIsNone(pai_client.receipt_problem(receipt, digest))
+        receipt["transaction"]["amount"] = "7.26"
+        self.assertIsNotNone(pai_client.receipt_problem(receipt, digest))
 
     def test_ping(self):
         reply = self.client().send("system.ping", {})

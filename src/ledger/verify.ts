@@ -299,6 +299,15 @@ export async function verifyLedger(
       };
       onProgress?.(report);
     }
+    const orphan = await entries.peek();
+    if (orphan) {
+      const number = Number(orphan.block_number);
+      throw new Tampered({
+        kind: 'block-missing',
+        block: number,
+        message: `block ${number} is missing: entries sealed into it remain (transaction ${String(orphan.transaction_id)})`,
+      });
+    }
     for (const [number] of byBlock) {
       throw new Tampered({
         kind: 'digest-missing',

@@ -219,6 +219,14 @@ describe(`pai-server ledger verify (${databaseKind})`, () => {
       () => ({ kind: 'block-missing', block: 1 }),
     ],
     [
+      'the last block deleted, its entries left behind',
+      ({ dataSource, lastDigest }) =>
+        dataSource.query('DELETE FROM ledger_blocks WHERE block_number = ?', [
+          String(lastDigest.block),
+        ]),
+      ({ lastDigest }) => ({ kind: 'block-missing', block: lastDigest.block }),
+    ],
+    [
       'a history recomputed without the ledger key',
       async ({ dataSource, bob }) => {
         await dataSource.query(
