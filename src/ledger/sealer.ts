@@ -18,12 +18,10 @@ import {
   leafHash,
   merkleRoot,
 } from '../protocol/receipt';
-import { Transaction } from '../transactions/transaction.entity';
-import { toView } from '../transactions/transaction-view';
 import { LedgerBlock } from './ledger-block.entity';
-import { LedgerEntry } from './ledger-entry.entity';
 import { LedgerLease } from './ledger-lease.entity';
 import { databaseNow, sealOf } from './seal';
+import { SELECT_ROWS, viewOf, type TransactionRow } from './stored-row';
 
 /**
  * Rows in one block at most: a block is one database transaction, kept short because on SQLite
@@ -171,44 +169,59 @@ export class Sealer implements OnApplicationBootstrap, OnApplicationShutdown {
       order: { number: 'DESC' },
       take: 1,
     });
-    const rows = await manager
-      .createQueryBuilder(Transaction, 't')
-      .where('t.id > :after', { after: last?.lastId ?? '0' })
-      .orderBy('t.id', 'ASC')
-      .limit(MAX_BLOCK_ROWS)
-      .getMany();
+    const rows = await manager.query<TransactionRow[]>(
+      `${SELECT_ROWS} WHERE id > ? ORDER BY id LIMIT ${MAX_BLOCK_ROWS}`,
+      [last?.lastId ?? '0'],
+    );
     const cutoff = now - this.config.ledger.settleMs;
-    const young = rows.findIndex((row) => row.createdAt.getTime() > cutoff);
-    const settled = young === -1 ? rows : rows.slice(0, young);
+    const views = rows.map(viewOf);
+    const young = views.findIndex(
+      (view) => !(Date.parse(view.createdAt) <= cutoff),
+    );
+    const settled = young === -1 ? views : views.slice(0, young);
     if (settled.length === 0) return 0;
 
-    const leaves = settled.map((row) => leafHash(toView(row)));
+    const leaves = settled.map(leafHash);
     const header = {
       number: Number(last?.number ?? 0) + 1,
-      firstId: String(settled[0].id),
-      lastId: String(settled[settled.length - 1].id),
+      firstId: settled[0].id,
+      lastId: settled[settled.length - 1].id,
       rowCount: settled.length,
       merkleRoot: merkleRoot(leaves),
       previousHash: last?.hash ?? GENESIS_HASH,
       sealedAt: new Date(now).toISOString(),
     };
     const hash = blockHash(header);
-    await manager.insert(LedgerBlock, {
-      ...header,
-      number: String(header.number),
-      hash,
-      seal: sealOf(this.config.ledgerKey, hash),
-    });
+    await manager.query(
+      'INSERT INTO ledger_blocks (block_number, first_id, last_id, row_count, merkle_root, previous_hash, hash, seal, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [
+        String(header.number),
+        header.firstId,
+        header.lastId,
+        header.rowCount,
+        header.merkleRoot,
+        header.previousHash,
+        hash,
+        sealOf(this.config.ledgerKey, hash),
+        header.sealedAt,
+      ],
+    );
+    // Plain multi-row INSERTs, the same on both databases (the query builder's per-row work
+    // would cost more than the statements).
     for (let start = 0; start < settled.length; start += ENTRIES_PER_INSERT) {
       const chunk = settled.slice(start, start + ENTRIES_PER_INSERT);
-      await manager.insert(
-        LedgerEntry,
-        chunk.map((row, offset) => ({
-          transactionId: String(row.id),
-          blockNumber: String(header.number),
-          position: start + offset,
-          leafHash: leaves[start + offset],
-        })),
+      const parameters: (string | number)[] = [];
+      chunk.forEach((view, offset) =>
+        parameters.push(
+          view.id,
+          String(header.number),
+          start + offset,
+          leaves[start + offset],
+        ),
+      );
+      await manager.query(
+        `INSERT INTO ledger_entries (transaction_id, block_number, position, leaf_hash) VALUES ${',(?, ?, ?, ?)'.repeat(chunk.length).slice(1)}`,
+        parameters,
       );
     }
     return settled.length;

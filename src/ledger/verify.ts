@@ -7,8 +7,8 @@ import {
   merkleRoot,
   type LedgerDigest,
 } from '../protocol/receipt';
-import { fromDatabaseAmount } from '../transactions/amount';
 import { sealMatches } from './seal';
+import { SELECT_ROWS, viewOf, type TransactionRow } from './stored-row';
 
 /** What `pai-server ledger verify` can find wrong, first one named (docs/ledger.md). */
 export type ProblemKind =
@@ -61,42 +61,6 @@ interface EntryRow {
   block_number: string | number;
   position: number | string;
   leaf_hash: string;
-}
-
-interface TransactionRow {
-  id: string | number;
-  usuario_id: string | number;
-  cantidad: string;
-  referencia: string | null;
-  descripcion: string | null;
-  creado_en: string | Date;
-}
-
-/** A row as the service reads it (the entity's transformers), in the form the leaves hash. */
-function viewOf(row: TransactionRow): TransactionReply {
-  let createdAt: string;
-  const raw = row.creado_en;
-  if (raw instanceof Date) {
-    createdAt = raw.toISOString();
-  } else {
-    // SQLite's text, as TypeORM writes and reads it: UTC without a zone.
-    const date = new Date(`${raw.replace(' ', 'T')}Z`);
-    createdAt = Number.isNaN(date.getTime()) ? String(raw) : date.toISOString();
-  }
-  let amount: string;
-  try {
-    amount = fromDatabaseAmount(row.cantidad);
-  } catch {
-    amount = String(row.cantidad);
-  }
-  return {
-    id: String(row.id),
-    userId: String(row.usuario_id),
-    amount,
-    reference: row.referencia,
-    description: row.descripcion,
-    createdAt,
-  };
 }
 
 /** Pages through a keyset-ordered query, one row at a time. */
@@ -184,8 +148,7 @@ export async function verifyLedger(
   const rows = new Cursor<TransactionRow>(
     (after) =>
       runner.query(
-        `SELECT id, usuario_id, cantidad, referencia, descripcion, creado_en FROM transacciones
-         WHERE id > ? ORDER BY id LIMIT ${ROWS_PER_PAGE}`,
+        `${SELECT_ROWS} WHERE id > ? ORDER BY id LIMIT ${ROWS_PER_PAGE}`,
         [after ? String(after.id) : '0'],
       ),
     ROWS_PER_PAGE,
