@@ -1,5 +1,4 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import type { TransactionReply } from '../protocol/patterns';
 import {
   blockHash,
   GENESIS_HASH,
