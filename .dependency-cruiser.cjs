@@ -25,6 +25,15 @@ const rooms = {
     'transactions',
   ],
   auth: ['common', 'config', 'database', 'protocol', 'sessions', 'users'],
+  ledger: [
+    'common',
+    'config',
+    'observability',
+    'database',
+    'protocol',
+    'sessions',
+    'transactions',
+  ],
   system: ['common', 'protocol'],
 };
 

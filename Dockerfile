@@ -3,7 +3,7 @@
 #   holds the compiled service and the production dependencies only.
 # - Runs as the unprivileged `node` user (uid 1000).
 # - No secret in any layer: the MAC keys, the pepper and DATABASE_URL come at run time, from the
-#   environment or from files (PAI_MAC_KEYS_FILE, PAI_PASSWORD_PEPPER_FILE, DATABASE_URL_FILE).
+#   environment or from files (PAI_MAC_KEYS_FILE, PAI_PASSWORD_PEPPER_FILE, PAI_LEDGER_KEY_FILE, DATABASE_URL_FILE).
 # - Node is PID 1: Nest's shutdown hooks handle SIGTERM (close the listeners, finish, exit 0);
 #   the service starts no child processes, so there are no zombies for an init to reap.
 

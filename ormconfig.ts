@@ -3,6 +3,9 @@ import {
   DatabaseConfig,
   parseDatabaseConfig,
 } from './src/config/database-config';
+import { LedgerBlock } from './src/ledger/ledger-block.entity';
+import { LedgerEntry } from './src/ledger/ledger-entry.entity';
+import { LedgerLease } from './src/ledger/ledger-lease.entity';
 import { LoginThrottle } from './src/auth/login-throttle.entity';
 import { UsedNonce } from './src/nonce-record/used-nonce.entity';
 import { Session } from './src/sessions/session.entity';
@@ -16,6 +19,9 @@ const entities: DataSourceOptions['entities'] = [
   Session,
   LoginThrottle,
   UsedNonce,
+  LedgerBlock,
+  LedgerEntry,
+  LedgerLease,
 ];
 
 /**

@@ -194,6 +194,7 @@ const service = await startService(
     PAI_HTTP_HOST: '127.0.0.1',
     PAI_MAC_KEYS: `default:${KEY.toString('base64')}`,
     PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+    PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
     PAI_BCRYPT_COST: '10',
     PAI_DATA_DIR: dataDir,
     DATABASE_URL: database?.url ?? '',

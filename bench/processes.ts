@@ -86,6 +86,7 @@ export function startService(
     NODE_ENV: 'production',
     PAI_MAC_KEYS: `${KID}:${KEY.toString('base64')}`,
     PAI_PASSWORD_PEPPER: PEPPER.toString('base64'),
+    PAI_LEDGER_KEY: PEPPER.toString('base64'),
     PAI_BCRYPT_COST: String(BCRYPT_COST),
     PAI_DATA_DIR: dataDir,
     // As many connections as the raw mysql2 baseline's pool.

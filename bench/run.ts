@@ -10,6 +10,7 @@
 //   npm run bench -- --only=ping,tx,shared,login,nonce,trips   (probe: sequential latencies on MySQL)
 //   npm run bench -- --only=scale,noncecost   1 vs 2 instances behind HAProxy; the shared nonce
 //                                  records (database, Redis) against the in-memory one
+//   npm run bench -- --only=ledger   transactions.create with the ledger's sealer and without
 //   npm run bench -- --profile     the service runs with --cpu-prof (bench/profiles/)
 //   npm run bench -- --threads=2   another UV_THREADPOOL_SIZE (default: cores - 1)
 //   npm run bench -- --only=ping --shape=8x16   one connection shape only (tx: --shape=c32)
@@ -23,6 +24,7 @@ import { join } from 'node:path';
 import { HAPROXY_BIN, haproxyInstalled } from '../test/support/haproxy';
 import { mysqlServer } from './databases';
 import { Report } from './report';
+import { ledgerScenarios } from './scenarios/ledger';
 import { mysqlScenarios } from './scenarios/mysql';
 import { nonceCostScenarios } from './scenarios/nonce-cost';
 import { nonceMemory } from './scenarios/nonce-memory';
@@ -51,6 +53,9 @@ async function main(settings: Settings): Promise<boolean> {
   }
   if (wants('ping') || wants('tx')) {
     await report.part('sqlite', () => sqliteScenarios(settings, report));
+  }
+  if (wants('ledger')) {
+    await report.part('ledger', () => ledgerScenarios(settings, report));
   }
   const single = (['tx', 'shared', 'login', 'trips', 'probe'] as const).some(
     wants,

@@ -11,6 +11,7 @@ export const SCENARIOS = [
   'probe',
   'scale',
   'noncecost',
+  'ledger',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 

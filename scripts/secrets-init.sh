@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Writes the container's secrets into DIR (default ./secrets), one file each, as
 # docker-compose.yml and docs/operations.md name them: pai_mac_keys (`default:<base64 of 32
-# random bytes>`), pai_password_pepper, mysql_password and pai_database_url (for the compose
-# file's MySQL). Existing files are kept: a new pepper would lock every user out.
+# random bytes>`), pai_password_pepper, pai_ledger_key, mysql_password and pai_database_url (for
+# the compose file's MySQL). Existing files are kept: a new pepper would lock every user out, a
+# new ledger key would make every sealed block fail verification.
 #
 # Readable by the image's user (uid 1000) and nobody else: run as root, the files are given to
 # uid 1000 (mode 0400, folder 0700); run as uid 1000, they are that user's anyway; run as another
@@ -26,6 +27,7 @@ write() { # name, value: only when the file is absent
 
 write pai_mac_keys "default:$(random_base64)"
 write pai_password_pepper "$(random_base64)"
+write pai_ledger_key "$(random_base64)"
 write mysql_password "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 write pai_database_url "mysql://pai:$(cat "$dir/mysql_password")@mysql:3306/pai_1"
 

@@ -4,6 +4,7 @@ import { AuthModule } from './auth/auth.module';
 import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { LedgerModule } from './ledger/ledger.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { ProtocolModule } from './protocol/protocol.module';
 import { SystemController } from './system/system.controller';
@@ -23,6 +24,7 @@ export class AppModule {
         AuthModule,
         UsersModule,
         TransactionsModule,
+        LedgerModule,
       ],
       controllers: [SystemController],
     };

@@ -56,6 +56,11 @@ __all__ = [
     "reply_mac_matches",
     "parse_mac_keys",
     "load_keys",
+    "GENESIS_HASH",
+    "leaf_hash",
+    "block_hash",
+    "root_from_path",
+    "receipt_problem",
 ]
 
 PROTOCOL_VERSION = 2
@@ -80,6 +85,8 @@ class ErrorCode:
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_SEALED = "NOT_SEALED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
     # Client side, as ClientErrorCode in clients/node/src/client/pai-client.error.ts.
@@ -288,6 +295,78 @@ def _check_exact_numbers(value: Any) -> None:
 
 
 # --- Nest TCP framing -------------------------------------------------------------------------
+
+
+GENESIS_HASH = "0" * 64
+
+
+def leaf_hash(row: Dict[str, Any]) -> str:
+    """The ledger leaf of a transaction as the wire shows it (docs/ledger.md): SHA-256 of 0x00 and
+    the JCS form of its six fields, hex."""
+    fields = {name: row[name] for name in ("id", "userId", "amount", "reference", "description", "createdAt")}
+    return hashlib.sha256(b"\x00" + canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_path(leaf: str, index: int, size: int, path: List[str]) -> Optional[str]:
+    """The Merkle root an RFC 6962 audit path leads to (RFC 9162 2.1.3.2), or None when the path
+    does not fit a tree of ``size`` leaves."""
+    if index < 0 or index >= size:
+        return None
+    fn, sn = index, size - 1
+    r = bytes.fromhex(leaf)
+    for sibling in path:
+        if sn == 0:
+            return None
+        p = bytes.fromhex(sibling)
+        if fn % 2 == 1 or fn == sn:
+            r = _node(p, r)
+            while fn % 2 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r.hex() if sn == 0 else None
+
+
+def block_hash(header: Dict[str, Any]) -> str:
+    """A ledger block's hash: SHA-256 of the JCS form of every header field but ``hash``, hex."""
+    fields = {
+        name: header[name]
+        for name in ("number", "firstId", "lastId", "rowCount", "merkleRoot", "previousHash", "sealedAt")
+    }
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def receipt_problem(receipt: Dict[str, Any], digest: Dict[str, Any]) -> Optional[str]:
+    """Why a ``transactions.receipt`` reply does not prove its transaction against ``digest`` (what
+    ``pai ledger digest`` printed and someone kept), or None when it does: the row is in its
+    block, each header matches its hash and follows the one before, the last is the digest's."""
+    transaction, block = receipt["transaction"], receipt["block"]
+    root = root_from_path(leaf_hash(transaction), receipt["position"], block["rowCount"], receipt["path"])
+    if root != block["merkleRoot"]:
+        return "the transaction is not in its block (Merkle path)"
+    if not int(block["firstId"]) <= int(transaction["id"]) <= int(block["lastId"]):
+        return "the transaction id is outside its block"
+    previous = block
+    for header in [block] + list(receipt["headers"]):
+        if block_hash(header) != header["hash"]:
+            return "block %s does not match its hash" % header["number"]
+        if header is not block and (
+            header["number"] != previous["number"] + 1 or header["previousHash"] != previous["hash"]
+        ):
+            return "block %s does not follow block %s" % (header["number"], previous["number"])
+        previous = header
+    if previous["number"] != digest["block"]:
+        return "the receipt reaches block %s, the digest is of block %s" % (previous["number"], digest["block"])
+    if previous["hash"] != digest["hash"]:
+        return "block %s does not have the digest's hash" % digest["block"]
+    return None
 
 
 class FrameError(Exception):
@@ -947,6 +1026,8 @@ EXIT_CODES = {
     ErrorCode.UNAUTHENTICATED: 22,
     ErrorCode.RATE_LIMITED: 23,
     ErrorCode.IDEMPOTENCY_CONFLICT: 24,
+    ErrorCode.NOT_FOUND: 25,
+    ErrorCode.NOT_SEALED: 26,
     ErrorCode.UNAVAILABLE: 30,
     ErrorCode.INTERNAL: 31,
     ErrorCode.TIMEOUT: 40,
@@ -1224,10 +1305,13 @@ def _parser(env: Dict[str, str]) -> Any:
                          type=_matching(TRANSACTION_ID_PATTERN,
                                         "--before must be a transaction id (the one a previous page named)"),
                          help="the id the previous page named")
+    ledger = command("ledger", "the ledger: `ledger digest` prints its latest block as one line of JSON, "
+                               "the file `pai-server ledger verify --digest FILE` reads back")
+    ledger.add_argument("action", choices=["digest"], help="digest")
     return parser
 
 
-_COMMANDS = ("ping", "register", "login", "logout", "me", "pay", "history")
+_COMMANDS = ("ping", "register", "login", "logout", "me", "pay", "history", "ledger")
 
 
 def _fail(json_mode: bool, code: str, message: str, extra: Optional[Dict[str, Any]] = None) -> int:
@@ -1295,6 +1379,8 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = N
             token = _token(args, env, server, session_file)
         if args.command == "ping":
             pattern, payload = "system.ping", {}
+        elif args.command == "ledger":
+            pattern, payload = "ledger.digest", {}
         elif args.command in ("register", "login"):
             pattern, payload = "auth." + args.command, {"username": args.username, "password": _password(args)}
         elif args.command == "logout":

@@ -323,6 +323,35 @@ class CanonicalAgainstServiceLibraryTest(unittest.TestCase):
 # --- framing ----------------------------------------------------------------------------------
 
 
+class ReceiptTest(unittest.TestCase):
+    """The shared receipt fixture (test/fixtures/ledger-receipt.json), which the Node client's
+    spec checks too: both clients hash the same bytes and accept the same proof."""
+
+    def setUp(self):
+        with open(os.path.join(ROOT, "test", "fixtures", "ledger-receipt.json"), encoding="utf-8") as handle:
+            self.fixture = json.load(handle)
+
+    def test_leaf_matches_the_node_client(self):
+        self.assertEqual(pai_client.leaf_hash(self.fixture["receipt"]["transaction"]), self.fixture["leaf"])
+
+    def test_receipt_holds_against_its_digest(self):
+        self.assertIsNone(pai_client.receipt_problem(self.fixture["receipt"], self.fixture["digest"]))
+
+    def test_receipt_fails_with_anything_changed(self):
+        def changed(edit):
+            receipt = json.loads(json.dumps(self.fixture["receipt"]))
+            edit(receipt)
+            return pai_client.receipt_problem(receipt, self.fixture["digest"])
+
+        self.assertIn("Merkle path", changed(lambda r: r["transaction"].update(amount="3.51")))
+        self.assertIn("Merkle path", changed(lambda r: r["transaction"].update(userId="8")))
+        self.assertIn("Merkle path", changed(lambda r: r.update(position=3)))
+        self.assertIn("does not match its hash", changed(lambda r: r["block"].update(sealedAt="2020-01-01T00:00:00.000Z")))
+        self.assertIn("reaches block 1", changed(lambda r: r.update(headers=[])))
+        digest = dict(self.fixture["digest"], hash=pai_client.GENESIS_HASH)
+        self.assertIn("digest's hash", pai_client.receipt_problem(self.fixture["receipt"], digest))
+
+
 class FramingTest(unittest.TestCase):
     def test_length_counts_utf16_code_units(self):
         self.assertEqual(utf16_length("abc"), 3)
@@ -1132,7 +1161,8 @@ class KeysTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, directory)
         secret = random_secret()
         with open(os.path.join(directory, "dev-secrets.json"), "w") as handle:
-            json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret()}, handle)
+            json.dump({"PAI_MAC_KEYS": "default:" + secret, "PAI_PASSWORD_PEPPER": random_secret(),
+                       "PAI_LEDGER_KEY": random_secret()}, handle)
         keys = pai_client.load_keys({"PAI_DATA_DIR": directory})
         self.assertEqual(keys, [("default", base64.b64decode(secret))])
 
@@ -1341,7 +1371,11 @@ class EndToEndTest(unittest.TestCase):
         require_service(cls)
         cls.secret = random_secret()
         cls.service = Service({"PAI_MAC_KEYS": "default:%s,other:%s" % (cls.secret, random_secret()),
-                               "PAI_PASSWORD_PEPPER": random_secret()})
+                               "PAI_PASSWORD_PEPPER": random_secret(),
+                               "PAI_LEDGER_KEY": random_secret(),
+                               # Sealed within a moment, so the receipt test waits little.
+                               "PAI_LEDGER_SETTLE_MS": "100",
+                               "PAI_LEDGER_SEAL_INTERVAL_MS": "50"})
 
     @classmethod
     def tearDownClass(cls):
@@ -1359,6 +1393,27 @@ class EndToEndTest(unittest.TestCase):
         client.send("auth.register", {"username": username, "password": "correct horse 😀 battery"})
         login = client.send("auth.login", {"username": username, "password": "correct horse 😀 battery"})
         return username, login["token"]
+
+    def test_receipt_verifies_against_the_digest(self):
+        client = self.client()
+        _, token = self.new_user(client)
+        created = client.send("transactions.create", {"token": token, "amount": "7.25", "description": "café 😀"})
+        transaction_id = created["transaction"]["id"]
+        deadline = time.monotonic() + 30
+        while True:  # bounded: sealed once it is older than the settle window
+            try:
+                digest = client.send("ledger.digest", {})
+                receipt = client.send("transactions.receipt",
+                                      {"token": token, "id": transaction_id, "digestBlock": digest["block"]})
+                break
+            except PaiServiceError as error:
+                if error.code != ErrorCode.NOT_SEALED or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertEqual(receipt["transaction"], created["transaction"])
+        self.assertIsNone(pai_client.receipt_problem(receipt, digest))
+        receipt["transaction"]["amount"] = "7.26"
+        self.assertIsNotNone(pai_client.receipt_problem(receipt, digest))
 
     def test_ping(self):
         reply = self.client().send("system.ping", {})

@@ -3,6 +3,7 @@ import {
   chmodSync,
   existsSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -56,6 +57,7 @@ describe(loadConfig.name, () => {
       PAI_DATA_DIR: dataDir,
       PAI_MAC_KEYS: `default:${macKey.toString('base64')}`,
       PAI_PASSWORD_PEPPER: pepper.toString('base64'),
+      PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
     };
   });
 
@@ -482,9 +484,23 @@ describe(loadConfig.name, () => {
       );
     });
 
+    it('should refuse the MAC keys and the pepper without the ledger key', () => {
+      const error = configErrorOf({
+        ...devEnv(),
+        PAI_MAC_KEYS: env.PAI_MAC_KEYS,
+        PAI_PASSWORD_PEPPER: env.PAI_PASSWORD_PEPPER,
+      });
+
+      expect(error.message).toBe(
+        'PAI_LEDGER_KEY: is required when PAI_MAC_KEYS is set (or PAI_LEDGER_KEY_FILE)',
+      );
+      expect(readdirSync(dataDir)).toEqual([]);
+    });
+
     it.each([
       ['PAI_MAC_KEYS', 'PAI_PASSWORD_PEPPER'],
       ['PAI_PASSWORD_PEPPER', 'PAI_MAC_KEYS'],
+      ['PAI_LEDGER_KEY', 'PAI_MAC_KEYS'],
     ])(
       'should refuse %s without %s rather than pair it with a generated one',
       (given, missing) => {
@@ -531,6 +547,34 @@ describe(loadConfig.name, () => {
 
       expect(existsSync(secretsFile())).toBe(true);
       expect(config.passwordPepper.length).toBeGreaterThanOrEqual(32);
+    });
+
+    it('should add a ledger key to a development secrets file that has none, keeping the rest', () => {
+      const macKeys = `default:${randomBytes(32).toString('base64')}`;
+      const pepperText = randomBytes(32).toString('base64');
+      writeFileSync(
+        secretsFile(),
+        JSON.stringify({
+          PAI_MAC_KEYS: macKeys,
+          PAI_PASSWORD_PEPPER: pepperText,
+        }),
+        { mode: 0o600 },
+      );
+
+      const config = loadConfig(devEnv());
+
+      const written = JSON.parse(readFileSync(secretsFile(), 'utf8')) as Record<
+        string,
+        string
+      >;
+      expect(written.PAI_MAC_KEYS).toBe(macKeys);
+      expect(written.PAI_PASSWORD_PEPPER).toBe(pepperText);
+      expect(Buffer.from(written.PAI_LEDGER_KEY, 'base64')).toEqual(
+        config.ledgerKey,
+      );
+      expect(statSync(secretsFile()).mode & 0o777).toBe(0o600);
+      // Read again, the key stays the one the blocks were sealed with.
+      expect(loadConfig(devEnv()).ledgerKey).toEqual(config.ledgerKey);
     });
 
     it('should not read an existing secrets file once MySQL is configured', () => {
@@ -1013,12 +1057,13 @@ describe(loadConfig.name, () => {
           'pepper',
           `${pepper.toString('base64')}\n`,
         ),
+        PAI_LEDGER_KEY_FILE: secretFile('ledger', `${env.PAI_LEDGER_KEY}\n`),
       });
 
       expect(config.macKeys.get('default')!.equals(macKey)).toBe(true);
       expect(config.passwordPepper.equals(pepper)).toBe(true);
       // Production accepted the files as the required secrets, and nothing was generated.
-      expect(readdirSync(dataDir).sort()).toEqual(['keys', 'pepper']);
+      expect(readdirSync(dataDir).sort()).toEqual(['keys', 'ledger', 'pepper']);
     });
 
     it('should read DATABASE_URL_FILE', () => {

@@ -11,7 +11,7 @@ import {
   sourceOf,
   text,
 } from './environment';
-import { readSecrets } from './secrets';
+import { readLedgerKey, readSecrets } from './secrets';
 import {
   parseTransportConfig,
   type NatsTransport,
@@ -46,6 +46,14 @@ export type SharedNonceRecord =
  */
 export type NonceRecordConfig = { readonly kind: 'memory' } | SharedNonceRecord;
 
+/** How this instance takes part in sealing the ledger (docs/ledger.md). */
+export interface LedgerConfig {
+  /** PAI_LEDGER_SETTLE_MS */
+  readonly settleMs: number;
+  /** PAI_LEDGER_SEAL_INTERVAL_MS; 0: this instance never seals. */
+  readonly sealIntervalMs: number;
+}
+
 /** What every deployment has, whatever its transport and nonce record. */
 export interface CommonConfig {
   /** NODE_ENV=production */
@@ -54,6 +62,7 @@ export interface CommonConfig {
   readonly dataDir: string;
   readonly macKeys: ReadonlyMap<string, Buffer>;
   readonly passwordPepper: Buffer;
+  readonly ledgerKey: Buffer;
   /** PAI_MAC_WINDOW_MS */
   readonly macWindowMs: number;
   /** PAI_SESSION_TTL_MS */
@@ -69,6 +78,7 @@ export interface CommonConfig {
   /** The HTTP side port (health and metrics); absent when PAI_HTTP_PORT is unset. */
   readonly http?: { readonly host: string; readonly port: number };
   readonly log: LogConfig;
+  readonly ledger: LedgerConfig;
 }
 
 /**
@@ -108,6 +118,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseTimeoutMs: integer(env, 'PAI_DATABASE_TIMEOUT_MS'),
     http: readHttp(env, transport),
     log: readLog(env),
+    ledger: {
+      settleMs: integer(env, 'PAI_LEDGER_SETTLE_MS'),
+      sealIntervalMs: integer(env, 'PAI_LEDGER_SEAL_INTERVAL_MS'),
+    },
   };
   const deployment =
     transport.kind === 'nats'
@@ -219,4 +233,18 @@ export function isInstalled(module: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What `pai-server ledger verify` reads, and nothing more: the database and the ledger key (an
+ * operator checking the ledger need not hold the MAC keys or the pepper).
+ */
+export function loadVerifyConfig(env: Env = process.env): {
+  database: DatabaseConfig;
+  ledgerKey: Buffer;
+} {
+  return {
+    database: parseDatabaseConfig(env),
+    ledgerKey: readLedgerKey(env, parseDataDir(env)),
+  };
 }

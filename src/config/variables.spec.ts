@@ -15,6 +15,7 @@ import {
 const BASE: Env = {
   PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
   PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+  PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
   PAI_DATA_DIR: '/nonexistent',
 };
 

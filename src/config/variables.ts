@@ -87,7 +87,7 @@ export const VARIABLES = {
     unset: 'development',
     applies: 'always',
     meaning:
-      '`production` refuses to start without `PAI_MAC_KEYS` and `PAI_PASSWORD_PEPPER`, whatever else is configured',
+      '`production` refuses to start without `PAI_MAC_KEYS`, `PAI_PASSWORD_PEPPER` and `PAI_LEDGER_KEY`, whatever else is configured',
   },
   PAI_TRANSPORT: {
     kind: { type: 'choice', values: ['tcp', 'nats'] },
@@ -120,7 +120,7 @@ export const VARIABLES = {
       form: '`kid:secret[,kid:secret…]`: key ids of 1-64 `[A-Za-z0-9._-]`, secrets base64 of at least 32 bytes',
     },
     unset:
-      'with nothing configured (no `DATABASE_URL`, TCP, neither this nor `PAI_PASSWORD_PEPPER`, outside production): generated once into `PAI_DATA_DIR/dev-secrets.json`; otherwise required',
+      'with nothing configured (no `DATABASE_URL`, TCP, none of this, `PAI_PASSWORD_PEPPER` and `PAI_LEDGER_KEY`, outside production): generated once into `PAI_DATA_DIR/dev-secrets.json`; otherwise required',
     secret: true,
     file: true,
     applies: 'always',
@@ -130,11 +130,35 @@ export const VARIABLES = {
   PAI_PASSWORD_PEPPER: {
     kind: { type: 'secret', form: 'base64 of at least 32 bytes' },
     unset:
-      'as `PAI_MAC_KEYS`: one of the two alone is refused, naming the other',
+      'as `PAI_MAC_KEYS`: one of the three secrets given without the others is refused, naming a missing one',
     secret: true,
     file: true,
     applies: 'always',
     meaning: 'mixed into every password hash, kept outside the database',
+  },
+  PAI_LEDGER_KEY: {
+    kind: { type: 'secret', form: 'base64 of at least 32 bytes' },
+    unset:
+      'as `PAI_MAC_KEYS`: required whenever either of the other two secrets is given',
+    secret: true,
+    file: true,
+    applies: 'always',
+    meaning:
+      'seals every ledger block (an HMAC over its hash), kept outside the database: without it, write access to the database cannot forge a history that `pai-server ledger verify` accepts (see [ledger.md](ledger.md))',
+  },
+  PAI_LEDGER_SETTLE_MS: {
+    kind: integer(0, 3_600_000),
+    default: 10_000,
+    applies: 'always',
+    meaning:
+      'a transaction is sealed once it is this old by the database clock, and never past a younger one: longer than any insert takes to commit (at least `PAI_DATABASE_TIMEOUT_MS`) plus the clock skew between instances and database',
+  },
+  PAI_LEDGER_SEAL_INTERVAL_MS: {
+    kind: integer(0, 3_600_000),
+    default: 1_000,
+    applies: 'always',
+    meaning:
+      'how often this instance tries to take the sealer lease and seal what has settled; `0`: this instance never seals (another instance on the database must)',
   },
   PAI_MAC_WINDOW_MS: {
     kind: integer(1_000, 86_400_000),

@@ -19,20 +19,10 @@ import { Transaction } from './transaction.entity';
 import { CreateRequest, TransactionWriter } from './transaction-writer';
 import { tokenHash } from '../sessions/sessions.service';
 import type { PendingNonce } from '../protocol/verified-request';
+import { toView } from './transaction-view';
 
 /** Where SQLite's totals split each amount's cents (see sqliteSummary). */
 const CENTS_SPLIT = 1_000_000_000;
-
-function toView(row: Transaction): TransactionReply {
-  return {
-    id: String(row.id),
-    userId: String(row.userId),
-    amount: row.amount,
-    reference: row.reference,
-    description: row.description,
-    createdAt: row.createdAt.toISOString(),
-  };
-}
 
 @Injectable()
 export class TransactionsService {

@@ -27,6 +27,8 @@ import { TEST_KEYS, startTestApp, describeTcpOnly } from '../support/test-app';
 import { createTestDatabase, databaseKind } from '../support/test-database';
 import { useTestApp } from '../support/use-test-app';
 import { freePort } from '../support/ports';
+import { waitFor } from '../support/wait-for';
+import { readDigest } from '../../src/ledger/pai-server';
 
 const PASSWORD = 'correct horse battery';
 
@@ -384,6 +386,7 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
       JSON.stringify({
         PAI_MAC_KEYS: `default:${TEST_KEYS.default.toString('base64')}`,
         PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+        PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
       }),
       { mode: 0o600 },
     );
@@ -429,6 +432,37 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     }
   });
 
+  it('should print the ledger digest as the JSON `pai-server ledger verify --digest` reads back', async () => {
+    const client = service().client();
+    const username = newName();
+    await client.send('auth.register', { username, password: PASSWORD });
+    const { token } = await client.send('auth.login', {
+      username,
+      password: PASSWORD,
+    });
+    await client.send('transactions.create', { token, amount: '1.00' });
+    // Every test app seals (the test configuration's short settle window).
+    await waitFor('a first ledger block', () =>
+      client.send('ledger.digest', {}).then(
+        () => true,
+        () => false,
+      ),
+    );
+
+    const run = await pai(['ledger', 'digest']);
+    expect(run.code).toBe(0);
+    const file = join(dir, 'digest.json');
+    writeFileSync(file, run.stdout);
+    const digest = readDigest(file);
+    expect(run.stdout).toBe(`${JSON.stringify(digest)}\n`);
+    const json = await pai(['ledger', 'digest', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      block: expect.any(Number),
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect((await pai(['ledger', 'check'])).code).toBe(EXIT_CODES.USAGE);
+  });
+
   it("should be the client package's `pai` bin, an executable launcher of the compiled main.ts", () => {
     const root = join(__dirname, '..', '..', 'clients', 'node');
     const manifest = JSON.parse(
@@ -436,8 +470,10 @@ describeSuite(`the pai command-line client (${databaseKind})`, () => {
     ) as { bin: Record<string, string> };
     const service = JSON.parse(
       readFileSync(join(root, '..', '..', 'package.json'), 'utf8'),
-    ) as { scripts: Record<string, string> };
+    ) as { bin: Record<string, string>; scripts: Record<string, string> };
     expect(manifest.bin).toEqual({ pai: 'bin/pai.cjs' });
+    // The operator's commands need the database drivers: the service package's own bin.
+    expect(service.bin).toEqual({ 'pai-server': 'bin/pai-server.cjs' });
     expect(service.scripts.pai).toBe('node clients/node/bin/pai.cjs');
     const launcher = join(root, manifest.bin.pai);
     // npm exec runs the file itself: it needs its shebang and executable bit after any build.

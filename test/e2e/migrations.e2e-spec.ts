@@ -3,6 +3,7 @@ import { dataSourceOptions } from '../../ormconfig';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { runMigrationsExclusively } from '../../src/database/migrate';
+import { migrations } from '../../src/database/migrations';
 import { itIf } from '../support/skip';
 import { databaseKind, type TestDatabase } from '../support/test-database';
 import { useTestDatabase } from '../support/use-test-app';
@@ -13,7 +14,11 @@ const TABLES = [
   'sesiones',
   'intentos_login',
   'nonces_usados',
+  'ledger_blocks',
+  'ledger_entries',
+  'ledger_lease',
 ];
+const LEDGER_TABLES = ['ledger_blocks', 'ledger_entries', 'ledger_lease'];
 
 /** A DataSource on the database, from the options object the service and the TypeORM CLI use. */
 function dataSourceOn(database: TestDatabase): DataSource {
@@ -54,6 +59,10 @@ describe(`migrations (${databaseKind})`, () => {
     expect(await tables()).toEqual(TABLES);
     expect(await dataSource.showMigrations()).toBe(false);
 
+    await dataSource.undoLastMigration({ transaction: 'each' });
+    expect(await tables()).toEqual(
+      TABLES.filter((name) => !LEDGER_TABLES.includes(name)),
+    );
     await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await tables()).toEqual([]);
 
@@ -105,7 +114,7 @@ describe(`${runMigrationsExclusively.name} (${databaseKind})`, () => {
         const applied: unknown[] = await instances[0].query(
           'SELECT * FROM migrations',
         );
-        expect(applied).toHaveLength(1);
+        expect(applied).toHaveLength(migrations.length);
       } finally {
         await Promise.all(instances.map((instance) => instance.destroy()));
       }

@@ -127,6 +127,7 @@ describe('the data directory of a service started with nothing configured (sqlit
     const secrets = {
       PAI_MAC_KEYS: `default:${randomBytes(32).toString('base64')}`,
       PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+      PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
     };
 
     service = await startServiceProcess(bareEnv(dataDir, secrets), {

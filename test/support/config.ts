@@ -9,7 +9,7 @@ import type {
   TcpTransport,
   TransportConfig,
 } from '../../src/config/transport-config';
-import { TEST_KEYS, TEST_PEPPER } from './test-keys';
+import { TEST_KEYS, TEST_LEDGER_KEY, TEST_PEPPER } from './test-keys';
 
 /**
  * Where a test configuration departs from the service's defaults, on purpose. Everything else
@@ -21,6 +21,10 @@ const TEST_ENV = {
     .map(([kid, secret]) => `${kid}:${secret.toString('base64')}`)
     .join(','),
   PAI_PASSWORD_PEPPER: TEST_PEPPER.toString('base64'),
+  PAI_LEDGER_KEY: TEST_LEDGER_KEY.toString('base64'),
+  // Rows are sealed a moment after they commit, so the suites see blocks without waiting long.
+  PAI_LEDGER_SETTLE_MS: '200',
+  PAI_LEDGER_SEAL_INTERVAL_MS: '50',
   // The minimum the service accepts: keeps the suites fast without special-casing tests.
   PAI_BCRYPT_COST: '10',
   // Every test client connects from 127.0.0.1: a cap per address would count them all as one

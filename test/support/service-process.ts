@@ -6,7 +6,7 @@ import {
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { TEST_KEYS, TEST_PEPPER } from './test-keys';
+import { TEST_KEYS, TEST_LEDGER_KEY, TEST_PEPPER } from './test-keys';
 import type { TestDatabase } from './test-database';
 
 const ROOT = join(__dirname, '..', '..');
@@ -49,6 +49,9 @@ export function serviceEnv(
       .map(([kid, key]) => `${kid}:${key.toString('base64')}`)
       .join(','),
     PAI_PASSWORD_PEPPER: TEST_PEPPER.toString('base64'),
+    PAI_LEDGER_KEY: TEST_LEDGER_KEY.toString('base64'),
+    PAI_LEDGER_SETTLE_MS: '200',
+    PAI_LEDGER_SEAL_INTERVAL_MS: '50',
     PAI_BCRYPT_COST: '10',
     DATABASE_URL: database.config.type === 'mysql' ? database.config.url : '',
     // Transpile only: the suites type-check elsewhere (lint, build), and a spawn stays ~1 s.

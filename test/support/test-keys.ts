@@ -9,3 +9,4 @@ export const TEST_KEYS: Record<string, Buffer> = {
   '2026-11': randomBytes(32),
 };
 export const TEST_PEPPER = randomBytes(32);
+export const TEST_LEDGER_KEY = randomBytes(32);

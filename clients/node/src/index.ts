@@ -13,7 +13,16 @@ export {
   ClientErrorCode,
   type PaiErrorCode,
 } from './client/pai-client.error';
+export {
+  receiptProblem,
+  leafHash,
+  blockHash,
+  GENESIS_HASH,
+} from './protocol/receipt';
 export type {
+  BlockHeader,
+  LedgerDigest,
+  Receipt,
   PaiPatterns,
   PaiPattern,
   TransactionReply,

@@ -17,7 +17,8 @@ export type CliCommand =
   | { name: 'logout' }
   | { name: 'me' }
   | { name: 'pay'; amount: string; reference?: string; description?: string }
-  | { name: 'history'; limit?: number; before?: string };
+  | { name: 'history'; limit?: number; before?: string }
+  | { name: 'ledger'; action: 'digest' };
 
 /** Options given on the command line; what is absent falls back to the environment. */
 export interface CliOptions {
@@ -84,6 +85,10 @@ const COMMAND_HELP: Record<
     usage: 'history [--limit N] [--before ID]',
     text: `list transactions, newest first; --limit ${PAGE_LIMIT_MIN} to ${PAGE_LIMIT_MAX} per page; --before the id the previous page named`,
   },
+  ledger: {
+    usage: 'ledger digest',
+    text: "print the ledger's latest block as one line of JSON; keep it outside the service: `pai-server ledger verify --digest FILE` reads it back",
+  },
 };
 
 export const USAGE = `usage: pai [options] <command>
@@ -148,6 +153,7 @@ const COMMAND_OPTIONS: Record<CliCommand['name'], readonly OptionName[]> = {
   me: [],
   pay: ['ref', 'desc'],
   history: ['limit', 'before'],
+  ledger: [],
 };
 const COMMAND_ONLY: ReadonlySet<OptionName> = new Set(
   Object.values(COMMAND_OPTIONS).flat(),
@@ -280,6 +286,12 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
           ),
         }),
       };
+      break;
+    case 'ledger':
+      if (argument('action (digest)') !== 'digest') {
+        throw new UsageError(`unknown ledger action "${rest[0]}"`);
+      }
+      command = { name, action: 'digest' };
       break;
     case 'ping':
     case 'logout':

@@ -139,7 +139,15 @@ class Commands {
         return this.withSession((session) => this.pay(session, command));
       case 'history':
         return this.withSession((session) => this.history(session, command));
+      case 'ledger':
+        return this.digest();
     }
+  }
+
+  /** One line of JSON either way: what an operator redirects into a file for `--digest`. */
+  private async digest(): Promise<Outcome> {
+    const reply = await this.client.send('ledger.digest', {});
+    return { json: reply, text: JSON.stringify(reply) };
   }
 
   private async ping(): Promise<Outcome> {

@@ -44,6 +44,8 @@ export const EXIT_CODES: Readonly<Record<CliFailureCode, number>> = {
   [ErrorCode.UNAUTHENTICATED]: 22,
   [ErrorCode.RATE_LIMITED]: 23,
   [ErrorCode.IDEMPOTENCY_CONFLICT]: 24,
+  [ErrorCode.NOT_FOUND]: 25,
+  [ErrorCode.NOT_SEALED]: 26,
   [ErrorCode.UNAVAILABLE]: 30,
   [ErrorCode.INTERNAL]: 31,
   [ClientErrorCode.TIMEOUT]: 40,
@@ -119,6 +121,10 @@ export function describeFailure(
       return `too many failed logins for this username; try again in ${seconds(details.retryAfterMs)}`;
     case ErrorCode.IDEMPOTENCY_CONFLICT:
       return 'that reference was already used for a transaction with another amount or description; nothing was recorded';
+    case ErrorCode.NOT_FOUND:
+      return 'you have no transaction with that id';
+    case ErrorCode.NOT_SEALED:
+      return 'not sealed into the ledger yet (a transaction is sealed seconds after it is recorded); try again shortly';
     case ErrorCode.UNAVAILABLE:
       return 'the service cannot reach its database right now; it is safe to try again';
     case ErrorCode.INTERNAL:

@@ -44,6 +44,7 @@ describe(resolveMacKey.name, () => {
       JSON.stringify({
         PAI_MAC_KEYS: keys,
         PAI_PASSWORD_PEPPER: randomBytes(32).toString('base64'),
+        PAI_LEDGER_KEY: randomBytes(32).toString('base64'),
       }),
     );
     chmodSync(file, mode);

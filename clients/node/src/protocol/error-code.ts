@@ -10,6 +10,8 @@ export enum ErrorCode {
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   RATE_LIMITED = 'RATE_LIMITED',
   IDEMPOTENCY_CONFLICT = 'IDEMPOTENCY_CONFLICT',
+  NOT_FOUND = 'NOT_FOUND',
+  NOT_SEALED = 'NOT_SEALED',
   UNAVAILABLE = 'UNAVAILABLE',
   INTERNAL = 'INTERNAL',
 }
@@ -42,6 +44,10 @@ export function wireMessage(code: ErrorCode): string {
       return 'too many failed logins, retry later';
     case ErrorCode.IDEMPOTENCY_CONFLICT:
       return 'reference already used with a different amount or description';
+    case ErrorCode.NOT_FOUND:
+      return 'no such transaction of this user';
+    case ErrorCode.NOT_SEALED:
+      return 'not sealed into the ledger yet, retry later';
     case ErrorCode.UNAVAILABLE:
       return 'service temporarily unavailable, safe to retry';
     case ErrorCode.INTERNAL:

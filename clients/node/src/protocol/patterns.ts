@@ -8,6 +8,37 @@ export interface TransactionReply {
   createdAt: string;
 }
 
+/** A ledger block as stored and as a receipt or digest names it; `hash` covers every other field (clients/node/src/protocol/receipt.ts). */
+export interface BlockHeader {
+  number: number;
+  /** The lowest and highest transaction id in the block: it covers every id after the previous block's lastId up to lastId. */
+  firstId: string;
+  lastId: string;
+  rowCount: number;
+  merkleRoot: string;
+  previousHash: string;
+  sealedAt: string;
+  hash: string;
+}
+
+/** What an operator keeps outside the database (`pai ledger digest`, `--digest FILE`). */
+export interface LedgerDigest {
+  block: number;
+  hash: string;
+  sealedAt: string;
+}
+
+export interface Receipt {
+  transaction: TransactionReply;
+  block: BlockHeader;
+  /** The row's index among the block's rows, in id order, from 0. */
+  position: number;
+  /** Sibling hashes from the leaf up to the root (RFC 6962 2.1.1 audit path). */
+  path: string[];
+  /** The blocks after `block` up to the digest the request named, in order. */
+  headers: BlockHeader[];
+}
+
 export interface PaiPatterns {
   'system.ping': {
     request: Record<string, never>;
@@ -44,6 +75,14 @@ export interface PaiPatterns {
   'transactions.list': {
     request: { token: string; limit?: number; before?: string };
     reply: { items: TransactionReply[]; nextBefore: string | null };
+  };
+  'transactions.receipt': {
+    request: { token: string; id: string; digestBlock?: number };
+    reply: Receipt;
+  };
+  'ledger.digest': {
+    request: Record<string, never>;
+    reply: LedgerDigest;
   };
 }
 

@@ -1,0 +1,2 @@
+/** ledger.digest takes an empty payload: any field is unknown. */
+export class DigestDto {}
