@@ -7,7 +7,7 @@ import { mysqlServer, sqliteDatabase } from '../databases';
 import { tcpLoad } from '../load';
 import { startService, type Server } from '../processes';
 import type { Report } from '../report';
-import { okReply, registerAndLogin, txRequest } from '../requests';
+import { okReply, PRESIGN, registerAndLogin, txRequest } from '../requests';
 import type { Settings } from '../settings';
 
 /**
@@ -63,6 +63,7 @@ async function withAndWithout(
             4,
             () => txRequest(sealingUser.token),
             okReply,
+            PRESIGN.create,
           ),
       },
       {
@@ -75,6 +76,7 @@ async function withAndWithout(
             4,
             () => txRequest(plainUser.token),
             okReply,
+            PRESIGN.create,
           ),
       },
     );
