@@ -2,7 +2,7 @@
 //
 // Every scenario runs a subject (A) and its baseline (B) in alternation, several rounds, with the
 // same load client; it reports medians with their spread (min–max over the rounds) and the ratio of
-// each round, and writes bench/results.json. The service and the echo baseline run in child
+// each round, and writes bench/results.json (a --quick run: results.quick.json). The service and the echo baseline run in child
 // processes (node dist/src/main.js, bench/echo-server.mts), never in the load client's process.
 //
 //   npm run bench                  full run (5 rounds of 3 s per measurement)
@@ -97,7 +97,10 @@ async function main(settings: Settings): Promise<boolean> {
       results.skipped.mysql = server.reason;
     }
   }
-  return report.finish(join(__dirname, 'results.json'));
+  // The committed record is a run of full rounds; a quick one must not replace it.
+  return report.finish(
+    join(__dirname, settings.quick ? 'results.quick.json' : 'results.json'),
+  );
 }
 
 let settings: Settings;
