@@ -4,7 +4,7 @@
  * the database with plain SQL as someone with write access would, and expects verify to name the
  * first row or block that no longer matches.
  */
-import { spawn } from 'node:child_process';
+import { runCommand, type CliRun } from '../support/cli-runner';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DataSource } from 'typeorm';
@@ -288,29 +288,17 @@ describe(`pai-server ledger verify (${databaseKind})`, () => {
     function runVerify(
       args: string[],
       env: Record<string, string>,
-    ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-      return new Promise((done, fail) => {
-        const child = spawn(
+    ): Promise<CliRun> {
+      return runCommand(
+        [
           process.execPath,
-          [
-            '-r',
-            'ts-node/register/transpile-only',
-            join(ROOT, 'src', 'ledger', 'pai-server.ts'),
-            ...args,
-          ],
-          { cwd: ROOT, env: { PATH: process.env.PATH, ...env } },
-        );
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (text: string) => {
-          stdout += text;
-        });
-        child.stderr.setEncoding('utf8').on('data', (text: string) => {
-          stderr += text;
-        });
-        child.on('error', fail);
-        child.on('close', (code) => done({ code, stdout, stderr }));
-      });
+          '-r',
+          'ts-node/register/transpile-only',
+          join(ROOT, 'src', 'ledger', 'pai-server.ts'),
+        ],
+        args,
+        { cwd: ROOT, env: { PATH: process.env.PATH, ...env } },
+      );
     }
 
     function envFor(key = TEST_LEDGER_KEY): Record<string, string> {
