@@ -149,8 +149,10 @@ step "4. the service, built, on a free port"
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 secret=$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')
 pepper=$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')
+ledger_key=$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')
 PAI_PORT=$port PAI_HTTP_PORT=0 PAI_DATA_DIR="$work/data" PAI_MAC_KEYS="consumer:$secret" \
-  PAI_PASSWORD_PEPPER="$pepper" node "$root/scripts/start.cjs" >"$work/service.log" 2>&1 &
+  PAI_PASSWORD_PEPPER="$pepper" PAI_LEDGER_KEY="$ledger_key" \
+  node "$root/scripts/start.cjs" >"$work/service.log" 2>&1 &
 service_pid=$!
 for _ in $(seq 1 100); do
   grep -q 'listening on' "$work/service.log" && break
