@@ -1,5 +1,6 @@
 import type { TransactionReply } from '@pai/client/protocol/patterns';
 import { fromDatabaseAmount } from '../transactions/amount';
+import { fromSqliteDatetime } from '../database/sqlite-datetime';
 
 /**
  * Transaction rows read with plain SQL, for the sealer and the verifier alike: one conversion to
@@ -25,8 +26,7 @@ export function viewOf(row: TransactionRow): TransactionReply {
   if (raw instanceof Date) {
     createdAt = raw.toISOString();
   } else {
-    // SQLite's text, as TypeORM writes and reads it: UTC without a zone.
-    const date = new Date(`${raw.replace(' ', 'T')}Z`);
+    const date = fromSqliteDatetime(raw);
     createdAt = Number.isNaN(date.getTime()) ? String(raw) : date.toISOString();
   }
   let amount: string;

@@ -5,6 +5,10 @@ import { UnavailableError } from '../common/unavailable';
 import { Database } from '../database/database.service';
 import { Clock } from '../common/clock';
 import { fromDatabaseAmount } from './amount';
+import {
+  fromSqliteDatetime,
+  toSqliteDatetime,
+} from '../database/sqlite-datetime';
 import { Transaction } from './transaction.entity';
 
 /** One transactions.create, checked and ready to write. */
@@ -34,12 +38,6 @@ const MAX_BATCH = 128;
  * keep InnoDB's group commit busy without taking the whole pool from the other requests.
  */
 const MAX_BATCHES_IN_FLIGHT = 4;
-
-/** The `creado_en` form TypeORM's SQLite driver writes and compares (UTC, milliseconds). */
-const sqliteDatetime = (date: Date) =>
-  date.toISOString().slice(0, 23).replace('T', ' ');
-const fromSqliteDatetime = (text: string) =>
-  new Date(`${text.replace(' ', 'T')}Z`);
 
 interface StoredRow {
   id: number | string;
@@ -233,7 +231,7 @@ export class TransactionWriter {
     now: Date,
   ): CreateOutcome[] {
     const statements = this.prepare(db);
-    const nowText = sqliteDatetime(now);
+    const nowText = toSqliteDatetime(now);
     const writeAll = db.transaction(() =>
       requests.map((request): CreateOutcome => {
         if (request.nonce) {
@@ -250,7 +248,7 @@ export class TransactionWriter {
           request.amount,
           request.reference,
           request.description,
-          sqliteDatetime(request.createdAt),
+          toSqliteDatetime(request.createdAt),
         ) as { id: number | string } | undefined;
         if (inserted) {
           return {
